@@ -1,0 +1,20 @@
+"""Core models: the environments the console manages."""
+
+from django.db import models
+
+
+class Environment(models.Model):
+    """A host the console manages. The local embedded engine exists from the first start."""
+
+    class Kind(models.TextChoices):
+        LOCAL = "local", "Local embedded engine"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LOCAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,28 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from console.core import views
+from console.core.forms import SignInForm
+from console.core.navigation import MENU
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="core/login.html", authentication_form=SignInForm,
+            redirect_authenticated_user=True,
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("environment/", views.switch_environment, name="switch_environment"),
+    path("healthz", views.healthz, name="healthz"),
+]
+
+# Menu pages that are not built yet say so plainly; their issues replace these routes.
+urlpatterns += [
+    path(f"{item.url_name}/", views.not_built, {"url_name": item.url_name}, name=item.url_name)
+    for item in MENU
+    if not item.built
+]
