@@ -81,7 +81,8 @@ _held = threading.local()
 
 
 @contextlib.contextmanager
-def _flock(path: Path, exclusive: bool):
+def file_lock(path: Path, exclusive: bool):
+    """flock ``path`` (created if missing); nests within a thread (an exclusive lock covers shared)."""
     table = _held.__dict__.setdefault("locks", {})
     key = str(path)
     entry = table.get(key)
@@ -290,11 +291,11 @@ class ContentStore:
 
     def lease(self):
         """Shared lock: blobs cannot be garbage-collected while it is held."""
-        return _flock(self._lock_path, exclusive=False)
+        return file_lock(self._lock_path, exclusive=False)
 
     def gc_lock(self):
         """Exclusive lock for removal: waits for every writer and lease to finish."""
-        return _flock(self._lock_path, exclusive=True)
+        return file_lock(self._lock_path, exclusive=True)
 
     def delete(self, digest: str) -> None:
         with self.gc_lock():
