@@ -126,6 +126,7 @@ class BlobWriter:
         self.expected_digest = expected_digest
         self.expected_size = expected_size
         self.bytes_written = 0
+        self.existed = False  # set by commit(): the blob was already in the store
         self._hash = hashlib.sha256()
         self._done = False
         self._stack = contextlib.ExitStack()
@@ -163,6 +164,7 @@ class BlobWriter:
         try:
             expected = self.expected_digest
             if self.bytes_written == 0 and expected and self.store.has(expected):
+                self.existed = True
                 return expected  # already present: the caller had nothing to send
             digest = self.digest_so_far
             if self.expected_size is not None and self.bytes_written != self.expected_size:
@@ -177,6 +179,7 @@ class BlobWriter:
                 )
             target = self.store.path(digest)
             if target.exists():
+                self.existed = True
                 return digest
             self._file.flush()
             os.fsync(self._file.fileno())

@@ -509,17 +509,25 @@ class ImageStore:
 
     def _delete_unused_blobs(self, deleted: list[Image], orphans: bool = False) -> int:
         """Delete blobs of ``deleted`` (or every unreferenced blob) that no image keeps alive."""
+        candidates = set().union(*(image.blobs() for image in deleted)) if deleted else set()
+        if orphans:
+            candidates |= set(self.content.digests())
+        return self.discard_blobs(candidates)
+
+    def discard_blobs(self, candidates) -> int:
+        """Delete those of ``candidates`` that no registered image uses; returns bytes freed.
+
+        For writers that gave up half-way (a failed load or import): they call it after
+        leaving their lease.
+        """
         with self.content.gc_lock():
             keep: set[str | None] = set()
             for m, record in self._load()["images"].items():
                 keep |= {m, record["id"], record.get("index_digest")}
                 with contextlib.suppress(EngineError, KeyError, TypeError):
                     keep |= {layer["digest"] for layer in self._blob_json(m)["layers"]}
-            candidates = set().union(*(image.blobs() for image in deleted)) if deleted else set()
-            if orphans:
-                candidates |= set(self.content.digests())
             reclaimed = 0
-            for digest in candidates - keep:
+            for digest in set(candidates) - keep:
                 with contextlib.suppress(NotFound):
                     reclaimed += self.content.size(digest)
                     self.content.delete(digest)
