@@ -167,9 +167,11 @@ class RegistryClient:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self._lock = threading.Lock()
+        self._ping_lock = threading.Lock()
         self._challenge: Challenge | None = None
         self._pinged = False
         self._tokens: dict[tuple, _Token] = {}
+        self._token_locks: dict[tuple, threading.Lock] = {}
         self.token_requests = 0  # for tests and diagnostics
 
     def __repr__(self) -> str:
@@ -179,9 +181,11 @@ class RegistryClient:
 
     def ping(self) -> None:
         """GET /v2/ to learn the auth challenge. 200 means no auth is needed."""
-        with self._lock:
-            if self._pinged:
-                return
+        with self._ping_lock:
+            if not self._pinged:
+                self._ping()
+
+    def _ping(self) -> None:
         response = self._send("GET", "/v2/", None, auth=False)
         if response.status_code == 401:
             challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
@@ -190,12 +194,10 @@ class RegistryClient:
             if not (bearer or basic):
                 raise RegistryError(f"registry {self.host} asks for an authentication scheme Berth "
                                     "does not support")
-            with self._lock:
-                self._challenge = (bearer or basic)[0]
+            self._challenge = (bearer or basic)[0]
         elif response.status_code != 200:
             raise self._error(response, what="registry API")
-        with self._lock:
-            self._pinged = True
+        self._pinged = True
 
     def login(self) -> None:
         """Check the credentials, the way ``docker login`` does (a token with no scope, or Basic on /v2/)."""
@@ -225,13 +227,15 @@ class RegistryClient:
         service = challenge.params.get("service", "")
         key = (realm, service, tuple(sorted(scopes)))
         with self._lock:
+            key_lock = self._token_locks.setdefault(key, threading.Lock())
+        # One fetch per key: parallel layer transfers wait for it instead of each asking.
+        with key_lock:
             cached = self._tokens.get(key)
             if cached and cached.expires > time.monotonic() and not force:
                 return cached.value
-        token = self._fetch_token(realm, service, scopes)
-        with self._lock:
+            token = self._fetch_token(realm, service, scopes)
             self._tokens[key] = token
-        return token.value
+            return token.value
 
     def _fetch_token(self, realm: str, service: str, scopes: list[str]) -> _Token:
         creds = self.credentials
