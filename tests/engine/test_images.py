@@ -219,3 +219,73 @@ def test_chain_ids():
     a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     assert chain_ids([a]) == [a]
     assert chain_ids([a, b])[1] == "sha256:" + hashlib.sha256(f"{a} {b}".encode()).hexdigest()
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def run_cli(tmp_path, capsys, *argv):
+    from engine.cli import main
+
+    code = main(["--root", str(tmp_path / "root"), "--run-root", str(tmp_path / "run"), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_images_tag_inspect_history_rmi_prune(store, tmp_path, capsys):
+    busybox = ib.busybox_image(store)
+    layers = ib.multilayer_image(store)
+    assert run_cli(tmp_path, capsys, "tag", "test/busybox", "localhost:5000/bb:1")[0] == 0
+    code, out, _ = run_cli(tmp_path, capsys, "images", "--digests")
+    lines = out.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "DIGEST", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert any(line.split()[:2] == ["localhost:5000/bb", "1"] and busybox.short_id in line for line in lines)
+    assert any(line.split()[:3] == ["test/busybox", "latest", busybox.manifest_digest] for line in lines)
+    code, out, _ = run_cli(tmp_path, capsys, "images", "-q")
+    assert sorted(out.split()) == sorted([busybox.short_id, layers.short_id])
+    code, out, _ = run_cli(tmp_path, capsys, "image", "ls", "--format", "json", "test/layers")
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert row["Repository"] == "test/layers" and row["Tag"] == "latest" and row["ID"] == layers.short_id
+
+    code, out, _ = run_cli(tmp_path, capsys, "image", "inspect", "test/layers")
+    [info] = json.loads(out)
+    assert info["Id"] == layers.id and info["RepoTags"] == ["test/layers:latest"]
+    assert info["Config"]["Labels"] == {"berth.test": "multilayer"} and info["Config"]["WorkingDir"] == "/data"
+    assert info["RootFS"]["Layers"] == layers.diff_ids
+    assert [layer["Size"] for layer in info["Layers"]] == [layer.size for layer in layers.layers]
+    assert info["Size"] == layers.size and len(info["History"]) == 4
+
+    code, out, _ = run_cli(tmp_path, capsys, "history", "test/layers")
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["IMAGE", "CREATED"] and len(lines) == 5
+    assert lines[1].startswith(layers.short_id) and "RUN delete" in lines[1] and "<missing>" in lines[4]
+
+    code, out, err = run_cli(tmp_path, capsys, "rmi", "test/busybox", "nope")
+    assert code == 1 and "No such image: nope:latest" in err
+    assert out.splitlines() == ["Untagged: test/busybox:latest",
+                                f"Untagged: test/busybox@{busybox.manifest_digest}"]
+    code, out, _ = run_cli(tmp_path, capsys, "image", "rm", "-f", busybox.short_id)
+    assert out.splitlines()[-1] == f"Deleted: {busybox.id}"
+    code, out, _ = run_cli(tmp_path, capsys, "image", "prune", "-a", "-f")
+    assert f"deleted: {layers.id}" in out and "Total reclaimed space: 1.05MB" in out
+    code, out, _ = run_cli(tmp_path, capsys, "images")
+    assert out.splitlines()[1:] == []
+
+
+def test_cli_save_load_import_and_errors(store, tmp_path, capsys):
+    image = ib.busybox_image(store)
+    out_tar = tmp_path / "bb.tar"
+    assert run_cli(tmp_path, capsys, "save", "-o", str(out_tar), "test/busybox")[0] == 0
+    run_cli(tmp_path, capsys, "rmi", "test/busybox")
+    code, out, _ = run_cli(tmp_path, capsys, "load", "-i", str(out_tar))
+    assert code == 0 and out.strip() == "Loaded image: test/busybox:latest"
+    assert store.get("test/busybox").manifest_digest == image.manifest_digest
+    rootfs = tmp_path / "rootfs.tar"
+    rootfs.write_bytes(ib.layer_tar([ib.file("/hello", "hi")]))
+    code, out, _ = run_cli(tmp_path, capsys, "import", "--change", "CMD [\"/hello\"]", str(rootfs), "test/imp:1")
+    assert code == 0 and store.get("test/imp:1").id == out.strip()
+    assert store.get("test/imp:1").config["config"]["Cmd"] == ["/hello"]
+    code, _, err = run_cli(tmp_path, capsys, "tag", "test/imp:1", "Bad/Name")
+    assert code == 1 and err.startswith("Error: invalid reference format: repository name must be lowercase")
+    code, _, err = run_cli(tmp_path, capsys, "load", "-i", str(rootfs))
+    assert code == 1 and "Error: not an image archive" in err
