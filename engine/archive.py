@@ -618,10 +618,11 @@ def apply_changes(config: dict, changes: Iterable[str]) -> dict:
     return config
 
 
-def _check_rootfs_tar(path: Path) -> None:
+def _check_rootfs_tar(fileobj: BinaryIO) -> None:
     """Refuse what is not a tar, or a tar with entries escaping its root."""
+    fileobj.seek(0)
     try:
-        with tarfile.open(path, mode="r:") as tar:
+        with tarfile.open(fileobj=fileobj, mode="r:") as tar:
             count = 0
             for member in tar:
                 count += 1
@@ -658,7 +659,7 @@ def import_rootfs(store: ImageStore, tar_file: str | Path | BinaryIO, ref: str |
             else:
                 raw = tar_file
             # 1. the plain tar, spooled and hashed (its digest is the diff_id)
-            spool = stack.enter_context(tempfile.NamedTemporaryFile(dir=content.ingest_dir, suffix=".import"))
+            spool = stack.enter_context(tempfile.TemporaryFile(dir=content.ingest_dir))
             try:
                 plain, _ = open_decompressed(raw)
                 hashing = _HashingReader(plain)
@@ -668,7 +669,7 @@ def import_rootfs(store: ImageStore, tar_file: str | Path | BinaryIO, ref: str |
                 raise InvalidArgument(f"cannot decompress {source_name}: {exc}") from None
             spool.flush()
             diff_id = hashing.digest
-            _check_rootfs_tar(Path(spool.name))
+            _check_rootfs_tar(spool)
             # 2. the layer blob, gzip-compressed as a registry expects
             stack.enter_context(content.lease())
             spool.seek(0)

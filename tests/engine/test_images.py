@@ -1,7 +1,9 @@
 """Local images: register, list, inspect, tag, untag, rmi and prune as a Docker user expects."""
 
+import contextlib
 import hashlib
 import json
+import multiprocessing
 
 import pytest
 
@@ -213,6 +215,37 @@ def test_metadata_is_shared_between_store_instances(store, tmp_path):
     assert other.get("test/busybox").repo_tags == ["test/busybox:latest"]
     other.tag("test/busybox", "copy")
     assert store.get("copy").repo_tags == ["copy:latest", "test/busybox:latest"]
+
+
+def _register_loop(root, run_root, rounds):
+    store = ImageStore(EngineConfig(root, run_root))
+    for i in range(rounds):
+        ib.busybox_built(env=[f"ROUND={i % 3}"]).register(store, f"test/race:{i % 2}")
+
+
+def _remove_loop(root, run_root, rounds):
+    store = ImageStore(EngineConfig(root, run_root))
+    for i in range(rounds):
+        with contextlib.suppress(NotFound, Conflict):
+            store.remove(f"test/race:{i % 2}", force=True)
+        store.prune()
+
+
+def test_registering_and_removing_from_several_processes_keeps_images_whole(store, tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    args = (tmp_path / "root", tmp_path / "run", 25)
+    procs = [ctx.Process(target=_register_loop, args=args), ctx.Process(target=_register_loop, args=args),
+             ctx.Process(target=_remove_loop, args=args)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    images = store.list()
+    for image in images:  # every image still listed is complete
+        assert all(store.content.verify(d) for d in image.blobs())
+    store.prune(all=True)
+    assert store.list() == [] and list(store.content.digests()) == []
 
 
 def test_chain_ids():

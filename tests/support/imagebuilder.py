@@ -303,9 +303,13 @@ class BuiltImage:
             content.put(data, digest)
 
     def register(self, store, ref: str | None = None):
-        """Write the blobs and register the image in an ImageStore under ``ref``."""
-        self.write(store.content)
-        return store.register(self.manifest_digest, parse(ref) if ref else None)
+        """Write the blobs and register the image in an ImageStore under ``ref``.
+
+        Holds a content lease throughout, as a pull does, so a concurrent prune cannot
+        remove a blob between its write and the registration."""
+        with store.content.lease():
+            self.write(store.content)
+            return store.register(self.manifest_digest, parse(ref) if ref else None)
 
 
 def build_image(layers: list[list[Entry] | Layer], compression: str | None = "gzip", oci: bool = True,
