@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -271,3 +272,31 @@ def test_skopeo_reads_the_saved_archive(store, tmp_path):
     result = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{out}"], capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert "sha256:" + hashlib.sha256(result.stdout).hexdigest() == image.manifest_digest
+
+
+@pytest.mark.skipif(not shutil.which("dockerd") and not os.path.exists("/usr/sbin/dockerd"),
+                    reason="Debian's docker.io is not installed")
+def test_docker_loads_our_tars_and_we_load_docker_save(store, tmp_path):
+    """Round trip with a private dockerd 20.10: same image IDs both ways, and the image runs.
+
+    (zstd layers are left out: dockerd 20.10 cannot unpack them.)"""
+    from tests.support.dockerd import run_dockerd
+
+    busybox = ib.busybox_image(store)
+    layers = ib.multilayer_image(store, oci=False)
+    ours = tmp_path / "ours.tar"
+    archive.save(store, ["test/busybox", "test/layers"], ours)
+    theirs = tmp_path / "theirs.tar"
+    with run_dockerd() as docker:
+        out = docker.docker("load", "-i", str(ours)).stdout.decode()
+        assert "Loaded image: test/busybox:latest" in out and "Loaded image: test/layers:latest" in out
+        ids = docker.docker("images", "--no-trunc", "--format", "{{.Repository}} {{.ID}}").stdout.decode()
+        assert f"test/busybox {busybox.id}" in ids and f"test/layers {layers.id}" in ids
+        run = docker.docker("run", "--rm", "--network=none", "test/layers", "sh", "-c",
+                            "id -un app; echo $(cat /data/changed.txt); ls /opt/app; test ! -e /data/gone.txt")
+        assert run.stdout.decode().split() == ["app", "new", "new.txt"]
+        docker.docker("save", "-o", str(theirs), "test/busybox", "test/layers")
+    other = make_store(tmp_path, "other")
+    loaded = {image.id: image for image in archive.load(other, theirs)}
+    assert set(loaded) == {busybox.id, layers.id}
+    assert other.get("test/layers").diff_ids == layers.diff_ids
