@@ -300,3 +300,17 @@ def test_docker_loads_our_tars_and_we_load_docker_save(store, tmp_path):
     loaded = {image.id: image for image in archive.load(other, theirs)}
     assert set(loaded) == {busybox.id, layers.id}
     assert other.get("test/layers").diff_ids == layers.diff_ids
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
+def test_skopeo_reads_the_content_store_and_we_load_its_oci_layout(store, tmp_path):
+    image = ib.multilayer_image(store)
+    layout = tmp_path / "skopeo-layout"
+    src = f"oci:{store.content.root}:docker.io/test/layers:latest"
+    result = subprocess.run(["skopeo", "copy", src, f"oci:{layout}:v1"], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    other = make_store(tmp_path, "other")
+    [copy] = archive.load(other, layout)
+    # skopeo rewrites the manifest JSON, but config and layers are the same blobs
+    assert copy.id == image.id and [x.digest for x in copy.layers] == [x.digest for x in image.layers]
+    assert copy.repo_tags == []  # a bare "v1" ref.name names no repository
