@@ -311,6 +311,6 @@ def test_skopeo_reads_the_content_store_and_we_load_its_oci_layout(store, tmp_pa
     assert result.returncode == 0, result.stderr.decode()
     other = make_store(tmp_path, "other")
     [copy] = archive.load(other, layout)
-    # skopeo rewrites the manifest JSON, but config and layers are the same blobs
-    assert copy.id == image.id and [x.digest for x in copy.layers] == [x.digest for x in image.layers]
+    # skopeo rewrites the manifest and compresses the plain layer, but the image is the same
+    assert copy.id == image.id and copy.diff_ids == image.diff_ids
     assert copy.repo_tags == []  # a bare "v1" ref.name names no repository
