@@ -79,15 +79,14 @@ class ProgressPrinter:
 
     def __call__(self, event: dict) -> None:
         layer, status = event["id"], self.NAMES.get(event["status"], event["status"])
-        if status in ("Downloading", "Pushing"):
-            text = f"{layer}: {status} {_bar(event['current'], event['total'])}"
-        else:
-            text = f"{layer}: {status}"
+        text = f"{layer}: {status}"
         if not self.tty:
-            if self.last.get(layer) != status:  # one line per change, not per chunk
+            if self.last.get(layer) != status:  # one line per change, no bars
                 self.last[layer] = status
                 print(text, file=self.stream, flush=True)
             return
+        if status in ("Downloading", "Pushing"):
+            text += " " + _bar(event["current"], event["total"])
         if layer not in self.order:
             self.order.append(layer)
             print(text, file=self.stream, flush=True)
