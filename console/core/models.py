@@ -12,9 +12,18 @@ class Environment(models.Model):
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LOCAL)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The last facts a worker reported (see tasks.refresh_engine_facts), shown at once on the dashboard.
+    facts = models.JSONField(default=dict, blank=True)
+    facts_reported_at = models.DateTimeField(null=True, blank=True)
+    facts_reported_by = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def facts_group(self) -> str:
+        """The channel-layer group that hears about this environment's facts."""
+        return f"engine-facts.{self.pk}"

@@ -1,0 +1,56 @@
+"""In Debian's chromium: sign in and see the engine facts a real worker reports.
+
+Behind the page: the launcher's daphne, Celery worker and beat, and real Redis.
+"""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support.browser import screenshot
+
+pytestmark = pytest.mark.browser
+
+
+def sign_in(page, console, password=None):
+    page.goto(console.url)
+    page.get_by_label("Username").fill(console.admin_username)
+    page.get_by_label("Password").fill(password or console.admin_password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_signed_in_dashboard_shows_engine_facts_from_the_worker(page, live_console):
+    sign_in(page, live_console)
+    expect(page.get_by_test_id("signed-in-user")).to_contain_text("admin")
+    facts = page.locator("#engine-facts")
+    expect(facts).to_have_attribute("data-state", "fresh", timeout=60_000)
+    expect(facts.locator('[data-fact="runtime"]')).to_contain_text("runc")
+    expect(facts.locator('[data-fact="overlayfs"]')).to_contain_text("usable")
+    expect(facts.locator('[data-fact="storage_root"]')).to_contain_text(str(live_console.data_dir / "engine"))
+    expect(facts.locator('[data-fact="cgroup_mode"]')).to_have_text(re.compile("v1|v2|hybrid"))
+    expect(facts).to_contain_text("Reported by worker")
+    screenshot(page, "dashboard")
+
+    # Refresh asks the worker again over the same websocket.
+    page.get_by_test_id("refresh-facts").click()
+    expect(facts).to_have_attribute("data-state", "fresh", timeout=60_000)
+
+
+def test_menu_and_pages_not_built_yet(page, live_console):
+    sign_in(page, live_console)
+    page.get_by_role("link", name="Volumes").click()
+    expect(page.get_by_role("heading", name="Volumes")).to_be_visible()
+    expect(page.get_by_text("This page is not built yet.")).to_be_visible()
+    expect(page.get_by_role("link", name="Volumes")).to_have_attribute("aria-current", "page")
+
+
+def test_wrong_password_then_sign_out(page, live_console):
+    sign_in(page, live_console, password="not-the-password")
+    expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+    screenshot(page, "sign-in-error")
+    sign_in(page, live_console)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.goto(live_console.url)
+    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))

@@ -1,0 +1,90 @@
+"""The dashboard's engine-facts websocket: who may connect and what they get.
+
+The Celery task runs eagerly in-process here (a real worker runs in the browser
+test); the channel layer is the real Redis one.
+"""
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from console import celery_app
+from console.asgi import application
+from console.core import consumers
+
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.asyncio(loop_scope="module")]
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+@pytest.fixture
+def eager_tasks():
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def session_cookie(admin_client):
+    return (b"cookie", f"sessionid={admin_client.cookies['sessionid'].value}".encode())
+
+
+def communicator(*headers):
+    return WebsocketCommunicator(application, "/ws/engine-facts/", headers=list(headers))
+
+
+async def test_signed_out_is_closed_with_4401():
+    ws = communicator(ORIGIN)
+    connected, code = await ws.connect(timeout=10)
+    assert (connected, code) == (False, consumers.CLOSE_UNAUTHENTICATED)
+
+
+async def test_foreign_origin_is_refused(session_cookie):
+    ws = communicator((b"origin", b"http://evil.example"), session_cookie)
+    connected, _ = await ws.connect(timeout=10)
+    assert connected is False
+
+
+async def test_signed_in_user_gets_the_facts_a_worker_reports(session_cookie, eager_tasks):
+    ws = communicator(ORIGIN, session_cookie)
+    connected, code = await ws.connect(timeout=10)
+    assert connected, code
+    html = await ws.receive_from(timeout=30)
+    assert 'id="engine-facts"' in html and 'hx-swap-oob="true"' in html
+    assert 'data-state="fresh"' in html
+    assert 'data-fact="runtime">runc' in html
+    assert "Cgroups" in html
+    # asking again refreshes again
+    await ws.send_json_to({"action": "refresh", "HEADERS": {}})
+    assert 'data-state="fresh"' in await ws.receive_from(timeout=30)
+    await ws.disconnect()
+
+
+async def test_last_known_facts_show_at_once_then_refresh(session_cookie, eager_tasks):
+    ws = communicator(ORIGIN, session_cookie)
+    await ws.connect(timeout=10)
+    await ws.receive_from(timeout=30)
+    await ws.disconnect()
+    ws = communicator(ORIGIN, session_cookie)
+    await ws.connect(timeout=10)
+    assert 'data-state="refreshing"' in await ws.receive_from(timeout=30)
+    assert 'data-state="fresh"' in await ws.receive_from(timeout=30)
+    await ws.disconnect()
+
+
+async def test_message_not_in_the_protocol_closes_with_4400(session_cookie, eager_tasks):
+    ws = communicator(ORIGIN, session_cookie)
+    await ws.connect(timeout=10)
+    await ws.receive_from(timeout=30)
+    await ws.send_json_to({"action": "rm -rf /"})
+    output = await ws.receive_output(timeout=5)
+    assert output == {"type": "websocket.close", "code": consumers.CLOSE_BAD_MESSAGE}
+
+
+async def test_page_says_so_when_no_worker_answers(session_cookie, monkeypatch):
+    monkeypatch.setattr(consumers.EngineFactsConsumer, "worker_timeout", 0.5)
+    ws = communicator(ORIGIN, session_cookie)
+    await ws.connect(timeout=10)
+    html = await ws.receive_from(timeout=10)
+    assert 'data-state="no-worker"' in html
+    assert "Is the Celery worker running?" in html
+    await ws.disconnect()

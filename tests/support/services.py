@@ -1,0 +1,77 @@
+"""A pytest plugin (loaded with ``-p tests.support.services``) that gives the
+test session its own Redis and scratch directories before Django loads settings.
+
+A Redis already named in BERTH_REDIS_URL is used as is; otherwise a private
+``redis-server`` is started on a free loopback port and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+_started: list[subprocess.Popen] = []
+_scratch = tempfile.mkdtemp(prefix="berth-tests-")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_redis(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("redis-server exited at start")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not answer")
+
+
+def start_redis() -> str:
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(server):
+        pytest.exit("redis-server is not installed: run scripts/test.sh, which installs it", returncode=2)
+    port = free_port()
+    proc = subprocess.Popen(
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", _scratch],
+        stdout=subprocess.DEVNULL,
+    )
+    _started.append(proc)
+    _wait_for_redis(port, proc)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _cleanup() -> None:
+    for proc in _started:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    shutil.rmtree(_scratch, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    os.environ.setdefault("BERTH_DATA_DIR", os.path.join(_scratch, "data"))
+    os.environ.setdefault("BERTH_ENGINE_ROOT", os.path.join(_scratch, "engine"))
+    os.environ.setdefault("BERTH_ENGINE_RUN", os.path.join(_scratch, "run"))
+    if "BERTH_REDIS_URL" not in os.environ:
+        os.environ["BERTH_REDIS_URL"] = start_redis()
+    atexit.register(_cleanup)
