@@ -36,7 +36,7 @@ from typing import BinaryIO
 import zstandard
 
 from engine import images as im
-from engine.content import ContentStore
+from engine.content import ContentStore, atomic_write
 from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.images import Image, ImageStore
 from engine.reference import Reference, check_digest, parse
@@ -248,41 +248,106 @@ def save(store: ImageStore, names: Iterable[str], out_file: str | Path | BinaryI
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
             with open(tmp, "wb") as f:
-                _write_save(store, selected, f)
+                _write_save(store, selected, _TarSink(f))
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
     else:
-        _write_save(store, selected, out_file)
+        _write_save(store, selected, _TarSink(out_file))
 
 
-def _write_save(store: ImageStore, selected: list[tuple[Image, list[Reference]]], out: BinaryIO) -> None:
-    content = store.content
-    mtime = int(time.time())
+class _TarSink:
+    """Where ``save`` writes: a streamed tar."""
 
-    def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    def __init__(self, out: BinaryIO):
+        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+        self.mtime = int(time.time())
+        for name in ("blobs", "blobs/sha256"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, self.mtime
+            self.tar.addfile(info)
+
+    def blob(self, name: str, size: int, stream: BinaryIO) -> None:
         info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), mtime, 0o644
-        tar.addfile(info, io.BytesIO(data))
+        info.size, info.mtime, info.mode = size, self.mtime, 0o644
+        self.tar.addfile(info, stream)
 
-    with content.lease(), tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        dir_info = tarfile.TarInfo("blobs")
-        dir_info.type, dir_info.mode, dir_info.mtime = tarfile.DIRTYPE, 0o755, mtime
-        tar.addfile(dir_info)
-        dir_info.name = "blobs/sha256"
-        tar.addfile(dir_info)
+    def file(self, name: str, data: bytes) -> None:
+        self.blob(name, len(data), io.BytesIO(data))
+
+    def index(self, manifests: list[dict]) -> None:
+        self.file("index.json", json.dumps({"schemaVersion": 2, "mediaType": im.OCI_INDEX,
+                                            "manifests": manifests}).encode())
+
+    def close(self) -> None:
+        self.tar.close()
+
+
+class _DirSink:
+    """Where ``export_layout`` writes: an OCI layout directory (merged with what is there)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+
+    def blob(self, name: str, size: int, stream: BinaryIO) -> None:
+        path = self.root / name
+        if path.exists() and path.stat().st_size == size:
+            return
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                while chunk := stream.read(_CHUNK):
+                    f.write(chunk)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def file(self, name: str, data: bytes) -> None:
+        atomic_write(self.root / name, data)
+
+    def index(self, manifests: list[dict]) -> None:
+        existing = []
+        with contextlib.suppress(FileNotFoundError, ValueError, AttributeError):
+            existing = json.loads((self.root / "index.json").read_text()).get("manifests") or []
+        ours = {(m["digest"], json.dumps(m.get("annotations"), sort_keys=True)) for m in manifests}
+        kept = [m for m in existing if isinstance(m, dict)
+                and (m.get("digest"), json.dumps(m.get("annotations"), sort_keys=True)) not in ours]
+        names = {(m.get("annotations") or {}).get(im.REF_NAME_ANNOTATION) for m in manifests} - {None}
+        kept = [m for m in kept if (m.get("annotations") or {}).get(im.REF_NAME_ANNOTATION) not in names]
+        self.file("index.json", json.dumps({"schemaVersion": 2, "mediaType": im.OCI_INDEX,
+                                            "manifests": kept + manifests}, indent=1).encode())
+
+    def close(self) -> None:
+        pass
+
+
+def export_layout(store: ImageStore, names: Iterable[str], directory: str | Path) -> None:
+    """Write the named images into an OCI image layout directory (created or merged into).
+
+    Each tag's ``org.opencontainers.image.ref.name`` is the full reference, so
+    ``skopeo copy oci:DIR:docker.io/library/busybox:latest ...`` finds it.
+    """
+    sink = _DirSink(Path(directory))
+    _write_save(store, _select(store, names), sink, full_ref_names=True)
+
+
+def _write_save(store: ImageStore, selected: list[tuple[Image, list[Reference]]], sink,
+                full_ref_names: bool = False) -> None:
+    content = store.content
+    with content.lease():
         written: set[str] = set()
         index, manifest_json, repositories = [], [], {}
         for image, tags in selected:
             for digest in [image.manifest_digest, image.id, *(layer.digest for layer in image.layers)]:
                 if digest in written:
                     continue
-                info = tarfile.TarInfo(_blob_name(digest))
-                info.size, info.mtime, info.mode = content.size(digest), mtime, 0o644
                 with content.open(digest) as f:
-                    tar.addfile(info, f)
+                    sink.blob(_blob_name(digest), content.size(digest), f)
                 written.add(digest)
             media_type = image.manifest.get("mediaType", im.OCI_MANIFEST)
             descriptor = {"mediaType": media_type, "digest": image.manifest_digest,
@@ -291,7 +356,7 @@ def _write_save(store: ImageStore, selected: list[tuple[Image, list[Reference]]]
                 desc = dict(descriptor)
                 if ref is not None:
                     desc["annotations"] = {im.CONTAINERD_NAME_ANNOTATION: str(ref),
-                                           im.REF_NAME_ANNOTATION: ref.tag}
+                                           im.REF_NAME_ANNOTATION: str(ref) if full_ref_names else ref.tag}
                 index.append(desc)
             manifest_json.append({
                 "Config": _blob_name(image.id),
@@ -301,12 +366,13 @@ def _write_save(store: ImageStore, selected: list[tuple[Image, list[Reference]]]
             top = image.chain_ids[-1].removeprefix("sha256:") if image.layers else ""
             for ref in tags:
                 repositories.setdefault(ref.familiar_name, {})[ref.tag] = top
-        add_bytes(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
-        add_bytes(tar, "index.json", json.dumps({"schemaVersion": 2, "mediaType": im.OCI_INDEX,
-                                                 "manifests": index}).encode())
-        add_bytes(tar, "manifest.json", json.dumps(manifest_json).encode())
-        if repositories:
-            add_bytes(tar, "repositories", json.dumps(repositories).encode())
+        sink.file("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+        sink.index(index)
+        if isinstance(sink, _TarSink):
+            sink.file("manifest.json", json.dumps(manifest_json).encode())
+            if repositories:
+                sink.file("repositories", json.dumps(repositories).encode())
+        sink.close()
 
 
 # --- load --------------------------------------------------------------------------------------

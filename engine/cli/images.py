@@ -299,6 +299,9 @@ def cmd_prune(args, config) -> int:
 
 def cmd_save(args, config) -> int:
     store = _store(config)
+    if args.oci_dir:
+        archive.export_layout(store, args.images, args.oci_dir)
+        return 0
     if args.output and args.output != "-":
         archive.save(store, args.images, args.output)
         return 0
@@ -353,6 +356,7 @@ def _add_rm(parser) -> None:
 
 def _add_save(parser) -> None:
     parser.add_argument("-o", "--output", help="write to a file instead of stdout")
+    parser.add_argument("--oci-dir", metavar="DIR", help="write an OCI image layout directory instead of a tar")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.set_defaults(handler=cmd_save)
 

@@ -314,3 +314,22 @@ def test_skopeo_reads_the_content_store_and_we_load_its_oci_layout(store, tmp_pa
     # skopeo rewrites the manifest and compresses the plain layer, but the image is the same
     assert copy.id == image.id and copy.diff_ids == image.diff_ids
     assert copy.repo_tags == []  # a bare "v1" ref.name names no repository
+
+
+def test_export_layout_directory_merges_and_loads(store, tmp_path):
+    busybox = ib.busybox_image(store)
+    layers = ib.multilayer_image(store)
+    layout = tmp_path / "layout"
+    archive.export_layout(store, ["test/busybox"], layout)
+    archive.export_layout(store, ["test/layers:latest"], layout)
+    index = json.loads((layout / "index.json").read_text())
+    assert {m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]} == {
+        "docker.io/test/busybox:latest", "docker.io/test/layers:latest"}
+    other = make_store(tmp_path, "other")
+    loaded = archive.load(other, layout)
+    assert {i.manifest_digest for i in loaded} == {busybox.manifest_digest, layers.manifest_digest}
+    assert other.get("test/layers").repo_tags == ["test/layers:latest"]
+    if shutil.which("skopeo"):
+        result = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{layout}:docker.io/test/busybox:latest"],
+                                capture_output=True, timeout=60)
+        assert result.returncode == 0 and hashlib.sha256(result.stdout).hexdigest() == busybox.manifest_digest[7:]
