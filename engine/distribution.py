@@ -47,6 +47,7 @@ PROGRESS_STEP = 256 << 10  # report byte progress at most every 256 KiB per laye
 DOWNLOAD_WORKERS = 3  # docker's default max-concurrent-downloads
 UPLOAD_WORKERS = 5  # docker's default max-concurrent-uploads
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+CONFIG_LIMIT = 16 << 20  # configs are JSON read into memory; real ones are KiBs
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
          "armv6l": "arm", "i386": "386", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x",
@@ -247,6 +248,9 @@ def pull(store: ImageStore, ref: str | Reference, credentials: Credentials | Non
     with content.lease():
         config_desc = manifest["config"]
         config_digest = config_desc["digest"]
+        if int(config_desc.get("size") or 0) > CONFIG_LIMIT:
+            raise RegistryError(f"{ref}: the image config is {config_desc['size']} bytes, more than the "
+                                f"{CONFIG_LIMIT >> 20} MiB Berth accepts")
         if content.has(config_digest):
             config_bytes = content.read(config_digest)
         else:

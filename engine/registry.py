@@ -51,6 +51,8 @@ READ_CHUNK = 1 << 20
 # Blobs up to this size go up in one PUT; bigger ones are PATCHed in chunks.
 MONOLITHIC_LIMIT = 32 << 20
 CHUNK_SIZE = 64 << 20
+# A manifest is a few KiB; a registry serving more is broken or hostile (docker uses 4 MiB too).
+MANIFEST_LIMIT = 4 << 20
 TOKEN_DEFAULT_TTL = 60
 TOKEN_MARGIN = 10
 
@@ -361,8 +363,13 @@ class RegistryClient:
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str, str]:
         """Return (exact bytes, media type, digest of those bytes). Checks a digest reference."""
         response = self.request("GET", f"/v2/{repository}/manifests/{reference}", [repo_scope(repository)],
-                                repository, what=f"manifest {reference}", headers={"Accept": ACCEPT})
-        data = response.content
+                                repository, what=f"manifest {reference}", headers={"Accept": ACCEPT},
+                                stream=True)
+        data = response.raw.read(MANIFEST_LIMIT + 1, decode_content=True)
+        response.close()
+        if len(data) > MANIFEST_LIMIT:
+            raise RegistryError(f"{self.host}/{repository} served a manifest for {reference} larger than "
+                                f"{MANIFEST_LIMIT >> 20} MiB; refusing it")
         digest = sha256_digest(data)
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         claimed = response.headers.get("Docker-Content-Digest")

@@ -102,29 +102,31 @@ def test_push_to_second_repository_mounts_layers(tmp_path, open_registry):  # no
     assert events.statuses("Layer already exists") == {short(layer.digest) for layer in built.layers}
 
 
-@pytest.fixture(scope="module")
-def multiarch(open_registry):  # noqa: F811
+@pytest.fixture(scope="module", params=[True, False], ids=["oci-index", "docker-list"])
+def multiarch(request, open_registry):  # noqa: F811
     """An index with the host's platform, linux/arm64 (or amd64 on arm hosts) and an attestation entry."""
+    oci = request.param
+    repo = f"multi/{'oci' if oci else 'docker'}"
     host_arch = ib.host_architecture()
     other_arch = "amd64" if host_arch == "arm64" else "arm64"
     client = RegistryClient(open_registry.host)
     images = {}
     for arch in (host_arch, other_arch):
-        built = ib.build_image([[ib.file("/arch", arch)]], architecture=arch)
-        upload(client, "multi/app", built, f"only-{arch}")
+        built = ib.build_image([[ib.file("/arch", arch)]], architecture=arch, oci=oci)
+        upload(client, repo, built, f"only-{arch}")
         images[arch] = built
-    attestation = ib.build_image([[ib.file("/sbom", "{}")]], architecture="unknown", os_name="unknown")
-    upload(client, "multi/app", attestation, "attestation")
+    attestation = ib.build_image([[ib.file("/sbom", "{}")]], architecture="unknown", os_name="unknown", oci=oci)
+    upload(client, repo, attestation, "attestation")
     index = json.loads(ib.make_index([(images[host_arch].manifest, "linux", host_arch),
-                                      (images[other_arch].manifest, "linux", other_arch)]))
+                                      (images[other_arch].manifest, "linux", other_arch)], oci=oci))
     # Attestations come first here, so picking the first entry blindly would be wrong.
     index["manifests"].insert(0, {"mediaType": attestation.media_type, "digest": attestation.manifest_digest,
                                   "size": len(attestation.manifest),
                                   "platform": {"os": "unknown", "architecture": "unknown"}})
     data = json.dumps(index).encode()
-    client.put_manifest("multi/app", "v1", data, dist.OCI_INDEX)
+    client.put_manifest(repo, "v1", data, index["mediaType"])
     return {"host": images[host_arch], "other": images[other_arch], "other_arch": other_arch,
-            "index_digest": sha256_digest(data), "name": f"{open_registry.host}/multi/app:v1"}
+            "index_digest": sha256_digest(data), "name": f"{open_registry.host}/{repo}:v1"}
 
 
 def test_pull_index_picks_host_platform_or_requested_one(tmp_path, multiarch):

@@ -203,6 +203,17 @@ def test_bearer_wrong_password_is_unauthorized_without_leaking_it(open_registry)
         assert auth.token_requests[-1]["scope"] == []  # login asks for a token without scope
 
 
+def test_identity_token_uses_the_refresh_grant(open_registry, small_image):  # noqa: F811
+    """An ``identitytoken`` from config.json is exchanged by POST (grant_type=refresh_token), as docker does."""
+    auth = TokenAuth(users={"bob": "builder"}, refresh_tokens={"refresh-123": "bob"})
+    with run_front(open_registry.host, auth) as front:
+        client = RegistryClient(front.host, Credentials("bob", identity_token="refresh-123"))
+        upload(client, "bearer/identity", small_image, "v1")
+        assert auth.token_requests[-1]["grant"] == "refresh_token" and auth.token_requests[-1]["user"] == "bob"
+        with pytest.raises(RegistryUnauthorized, match="incorrect username or password"):
+            RegistryClient(front.host, Credentials("bob", identity_token="stale")).login()
+
+
 # -- credentials in config.json ---------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ class TokenAuth:
     realm_path: str = "/token"
     users: dict[str, str] = field(default_factory=dict)
     public: set[str] = field(default_factory=set)  # repositories anyone may pull
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # identity token -> user
     expires_in: int = 300
     # filled in while serving
     token_requests: list[dict] = field(default_factory=list)
@@ -156,7 +157,10 @@ def _handler(front: RegistryFront):
 
         def _token(self) -> None:
             auth = front.auth
-            query = parse_qs(urlsplit(self.path).query)
+            if self.command == "POST":  # the OAuth2 form: a refresh token instead of a password
+                query = parse_qs(self._body().decode())
+            else:
+                query = parse_qs(urlsplit(self.path).query)
             record = {"service": query.get("service", [""])[0], "scope": query.get("scope", []),
                       "account": query.get("account", [None])[0], "user": None}
             auth.token_requests.append(record)
@@ -164,7 +168,13 @@ def _handler(front: RegistryFront):
                 return self._json(400, {"details": "invalid service"})
             user = None
             header = self.headers.get("Authorization", "")
-            if header.startswith("Basic "):
+            if self.command == "POST":
+                record["grant"] = query.get("grant_type", [""])[0]
+                user = auth.refresh_tokens.get(query.get("refresh_token", [""])[0])
+                if record["grant"] != "refresh_token" or user is None:
+                    return self._json(401, {"details": "invalid refresh token"})
+                record["user"] = user
+            elif header.startswith("Basic "):
                 name, _, password = base64.b64decode(header[6:]).decode().partition(":")
                 if auth.users.get(name) != password:
                     return self._json(401, {"details": "incorrect username or password"})
