@@ -40,12 +40,15 @@ from engine.registry import (
     OCI_MANIFEST,
     SCHEMA1_TYPES,
     RegistryClient,
+    TransferError,
 )
 
 ProgressFn = Callable[[dict], None]
 PROGRESS_STEP = 256 << 10  # report byte progress at most every 256 KiB per layer
 DOWNLOAD_WORKERS = 3  # docker's default max-concurrent-downloads
 UPLOAD_WORKERS = 5  # docker's default max-concurrent-uploads
+DOWNLOAD_ATTEMPTS = 3  # a broken connection is retried (from the start of the layer)
+RETRY_DELAY = 0.5  # seconds, times the attempt number
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 CONFIG_LIMIT = 16 << 20  # configs are JSON read into memory; real ones are KiBs
 
@@ -317,6 +320,19 @@ def _fetch_layers(client: RegistryClient, repo: str, layers: list[dict], diff_id
 
 def _fetch_layer(client: RegistryClient, repo: str, desc: dict, diff_id: str, content, report: _Progress,
                  cancel: threading.Event) -> None:
+    """Download one layer, starting again (like docker) when the connection breaks off."""
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            return _fetch_layer_once(client, repo, desc, diff_id, content, report, cancel)
+        except TransferError:
+            if attempt == DOWNLOAD_ATTEMPTS or cancel.is_set():
+                raise
+            report(desc["digest"], "Retrying", 0, int(desc["size"]))
+            cancel.wait(RETRY_DELAY * attempt)
+
+
+def _fetch_layer_once(client: RegistryClient, repo: str, desc: dict, diff_id: str, content,
+                      report: _Progress, cancel: threading.Event) -> None:
     digest, size = desc["digest"], int(desc["size"])
     if cancel.is_set():
         raise _Cancelled

@@ -68,6 +68,10 @@ class RegistryNotFound(RegistryError, NotFound):
     """The registry says a repository, manifest or blob does not exist."""
 
 
+class TransferError(RegistryError):
+    """The connection failed or broke off: worth a retry, unlike a refusal or a digest mismatch."""
+
+
 class RegistryUnauthorized(RegistryError):
     """Missing or wrong credentials (401), or access denied (403)."""
 
@@ -292,7 +296,7 @@ class RegistryClient:
         try:
             return self.session.request(method, self._url(path), headers=headers, **kwargs)
         except requests.RequestException as exc:
-            raise RegistryError(f"cannot reach registry {self.host}: {_reason(exc)}") from None
+            raise TransferError(f"cannot reach registry {self.host}: {_reason(exc)}") from None
 
     def request(self, method: str, path: str, scopes: list[str], repository: str | None = None,
                 ok: Iterable[int] = (200,), what: str = "", retry_body: bool = True,
@@ -432,7 +436,7 @@ class RegistryClient:
                     hasher.update(chunk)
                     yield chunk
             except requests.RequestException as exc:
-                raise RegistryError(f"download of {digest[:19]} from {self.host}/{repository} was "
+                raise TransferError(f"download of {digest[:19]} from {self.host}/{repository} was "
                                     f"interrupted: {_reason(exc)}") from None
         actual = "sha256:" + hasher.hexdigest()
         if actual != digest:

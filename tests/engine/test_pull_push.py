@@ -220,7 +220,9 @@ def test_layer_that_does_not_match_its_diff_id_is_refused(tmp_path, open_registr
     assert ingest_files(store) == []
 
 
-def test_interrupted_pull_leaves_no_partial_blob_and_next_pull_completes(tmp_path, open_registry, served):  # noqa: F811
+def test_interrupted_pull_leaves_no_partial_blob_and_next_pull_completes(tmp_path, open_registry, served,  # noqa: F811
+                                                                         monkeypatch):
+    monkeypatch.setattr(dist, "RETRY_DELAY", 0.01)
     store = new_store(tmp_path)
     big = max(served.layers, key=lambda layer: layer.size)
     with run_front(open_registry.host) as front:
@@ -234,6 +236,20 @@ def test_interrupted_pull_leaves_no_partial_blob_and_next_pull_completes(tmp_pat
         image = dist.pull(store, f"{front.host}/hostile/app:v1")
     assert image.manifest_digest == served.manifest_digest
     assert all(store.content.verify(d) for d in image.blobs())
+
+
+def test_broken_connection_is_retried_within_the_pull(tmp_path, open_registry, served, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(dist, "RETRY_DELAY", 0.01)
+    store = new_store(tmp_path)
+    big = max(served.layers, key=lambda layer: layer.size)
+    events = Events()
+    with run_front(open_registry.host) as front:
+        front.cut[big.digest], front.cut_times[big.digest] = big.size // 3, 1
+        image = dist.pull(store, f"{front.host}/hostile/app:v1", progress=events.append)
+        assert len(front.requests("GET", big.digest)) == 2
+    assert image.manifest_digest == served.manifest_digest
+    assert events.statuses("Retrying") == {short(big.digest)}
+    assert store.content.verify(big.digest)
 
 
 # -- auth -------------------------------------------------------------------------------------

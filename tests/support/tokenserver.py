@@ -9,7 +9,8 @@ token endpoint checks ``service``, the requested scopes, Basic credentials and
 ``account``. It counts its token requests so that tests can check caching.
 
 The front can also lie: ``tamper[digest] = bytes`` serves other bytes for a blob
-or manifest, and ``cut[digest] = n`` drops the connection after ``n`` bytes.
+or manifest, and ``cut[digest] = n`` drops the connection after ``n`` bytes
+(every time, or ``cut_times[digest]`` times).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class RegistryFront:
         self.auth = auth
         self.tamper: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
+        self.cut_times: dict[str, int] = {}  # if set for a digest, cut only this many times
         self.redirect_blobs_to: str | None = None  # "host:port" of another front acting as storage
         # distribution 2.8 ignores ?n= on tags/list; newer registries (and the Hub) page it.
         self.paginate_tags = False
@@ -267,7 +269,11 @@ def _handler(front: RegistryFront):
                     data = front.tamper[digest]
                 out = {k: v for k, v in response.getheaders() if k.lower() not in HOP_HEADERS}
                 if self.command == "GET" and digest in front.cut and response.status == 200:
-                    return self._cut(response.status, out, data, front.cut[digest])
+                    left = front.cut_times.get(digest)
+                    if left is None or left > 0:
+                        if left is not None:
+                            front.cut_times[digest] = left - 1
+                        return self._cut(response.status, out, data, front.cut[digest])
                 if self.command == "HEAD":
                     self._log(response.status)
                     self.send_response(response.status)
