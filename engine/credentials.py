@@ -3,7 +3,9 @@
 The file is ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``, shaped
 ``{"auths": {"<host>": {"auth": base64("user:pass")}}}``; Podman's ``auth.json``
 is the same. Docker Hub is stored under ``https://index.docker.io/v1/``, and
-keys may carry a scheme or a path, so lookups normalise them. The console keeps
+keys may carry a scheme or a path, so lookups normalise them. Credential helpers
+(``credHelpers``/``credsStore``) are read through ``docker-credential-<name> get``;
+``store`` always writes the file itself. The console keeps
 its own credentials and passes them explicitly; this file is for the CLI.
 """
 
@@ -13,6 +15,8 @@ import base64
 import binascii
 import json
 import os
+import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,9 +72,15 @@ def _read(path: Path) -> dict:
 
 
 def lookup(host: str, path: Path | None = None) -> Credentials | None:
-    """The credentials stored for ``host``, or None."""
+    """The credentials stored for ``host``, or None: a credential helper if one is configured, else ``auths``."""
     wanted = normalize_host(host)
-    auths = _read(path or config_path()).get("auths") or {}
+    data = _read(path or config_path())
+    helper = (data.get("credHelpers") or {}).get(wanted) or data.get("credsStore")
+    if helper:
+        found = _from_helper(helper, _store_key(wanted))
+        if found:
+            return found
+    auths = data.get("auths") or {}
     for key, entry in auths.items():
         if normalize_host(key) != wanted or not isinstance(entry, dict):
             continue
@@ -85,6 +95,24 @@ def lookup(host: str, path: Path | None = None) -> Credentials | None:
         if creds:
             return creds
     return None
+
+
+def _from_helper(helper: str, server: str) -> Credentials | None:
+    """Ask ``docker-credential-<helper> get`` (the docker credential helper protocol)."""
+    program = shutil.which(f"docker-credential-{helper}")
+    if program is None:
+        return None
+    try:
+        out = subprocess.run([program, "get"], input=server.encode(), capture_output=True, timeout=30)
+        if out.returncode != 0:
+            return None  # "credentials not found in native keychain" and the like
+        reply = json.loads(out.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    username, secret = reply.get("Username") or "", reply.get("Secret") or ""
+    if username == "<token>":  # how helpers hand back an identity token
+        return Credentials(identity_token=secret)
+    return Credentials(username, secret) if username else None
 
 
 def store(host: str, credentials: Credentials, path: Path | None = None) -> Path:

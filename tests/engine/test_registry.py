@@ -235,6 +235,20 @@ def test_credentials_file_roundtrip(tmp_path):
     assert "p:w" not in repr(Credentials("alice", "p:w"))
 
 
+def test_credential_helper_is_asked_first(tmp_path, monkeypatch):
+    helper = tmp_path / "bin" / "docker-credential-fake"
+    helper.parent.mkdir()
+    helper.write_text('#!/bin/sh\nread server\n[ "$server" = "helped.example:5000" ] || exit 1\n'
+                      'echo \'{"ServerURL":"helped.example:5000","Username":"hal","Secret":"s3"}\'\n')
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helper.parent}:/usr/bin:/bin")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"credHelpers": {"helped.example:5000": "fake"},
+                                "auths": {"other.example": {"auth": "dXNlcjpwYXNz"}}}))
+    assert cred.lookup("helped.example:5000", path) == Credentials("hal", "s3")
+    assert cred.lookup("other.example", path) == Credentials("user", "pass")
+
+
 def test_config_path_follows_docker_config(tmp_path):
     assert cred.config_path({"DOCKER_CONFIG": str(tmp_path)}) == tmp_path / "config.json"
     assert cred.config_path({"HOME": "/home/u"}).as_posix() == "/home/u/.docker/config.json"
