@@ -24,6 +24,7 @@ longer points at them (so a crash leaves orphan blobs, never broken images).
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import time
@@ -177,14 +178,15 @@ def _now() -> str:
 
 class ImageStore:
     def __init__(self, config: EngineConfig, content: ContentStore | None = None):
-        self.config_ = config
+        self.engine_config = config
         self.content = content or ContentStore(config)
         self.dir = config.subdir("images")
         self.db_path = self.dir / "repositories.json"
         self._lock_path = self.dir / "lock"
         self._in_use_checks: list[Callable[[str], list[str]]] = []
         self._delete_hooks: list[Callable[[Image], None]] = []
-        self._json_cache: dict[str, dict] = {}
+        self._json_cache: dict[str, dict] = {}  # blobs never change, so parsed ones are kept
+        self._sizes: dict[str, int] = {}
 
     # --- metadata file -------------------------------------------------------
 
@@ -205,7 +207,7 @@ class ImageStore:
         with file_lock(self._lock_path, exclusive=True):
             data = self._load()
             yield data
-            atomic_write(self.db_path, json.dumps(data, indent=1, sort_keys=True).encode())
+            atomic_write(self.db_path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
             self._write_oci_index(data)
 
     def _write_oci_index(self, data: dict) -> None:
@@ -222,44 +224,58 @@ class ImageStore:
             if desc:
                 manifests.append(desc)
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
-        atomic_write(self.content.root / "index.json", json.dumps(index, indent=1).encode(), durable=False)
+        atomic_write(self.content.root / "index.json", json.dumps(index, separators=(",", ":")).encode(),
+                     durable=False)
 
     def _descriptor(self, manifest_digest: str) -> dict | None:
         try:
             manifest = self._blob_json(manifest_digest)
-            size = self.content.size(manifest_digest)
         except EngineError:
             return None
+        size = self._sizes[manifest_digest]
         return {"mediaType": manifest.get("mediaType", OCI_MANIFEST), "digest": manifest_digest, "size": size}
 
     def _blob_json(self, digest: str) -> dict:
         cached = self._json_cache.get(digest)
         if cached is None:
+            raw = self.content.read(digest)
             try:
-                cached = json.loads(self.content.read(digest))
+                cached = json.loads(raw)
             except ValueError:
                 raise EngineError(f"blob {digest} is not valid JSON") from None
             self._json_cache[digest] = cached
+            self._sizes[digest] = len(raw)
         return cached
 
     # --- building Image objects ----------------------------------------------
 
-    def _image(self, data: dict, manifest_digest: str) -> Image:
+    @staticmethod
+    def _names_by_manifest(data: dict, only: str | None = None):
+        """(tags, repo digests) as References, by manifest digest (or just for ``only``)."""
+        tags: dict[str, list[Reference]] = {}
+        digests: dict[str, list[Reference]] = {}
+        for table, out in (("tags", tags), ("digests", digests)):
+            for name, target in data[table].items():
+                if only is None or target == only:
+                    out.setdefault(target, []).append(parse(name))
+        return tags, digests
+
+    def _image(self, data: dict, manifest_digest: str, names=None) -> Image:
         record = data["images"][manifest_digest]
         try:
-            manifest = self._blob_json(manifest_digest)
-            config = self._blob_json(manifest["config"]["digest"])
+            manifest = copy.deepcopy(self._blob_json(manifest_digest))
+            config = copy.deepcopy(self._blob_json(manifest["config"]["digest"]))
         except NotFound as exc:
             raise EngineError(f"image {manifest_digest} is damaged: {exc}") from None
+        tags_by, digests_by = names or self._names_by_manifest(data, only=manifest_digest)
         diff_ids = config.get("rootfs", {}).get("diff_ids", [])
         layers = [
             LayerInfo(layer["digest"], layer.get("mediaType", ""), int(layer["size"]),
                       diff_ids[i] if i < len(diff_ids) else "")
             for i, layer in enumerate(manifest["layers"])
         ]
-        tags = [parse(name) for name, target in data["tags"].items() if target == manifest_digest]
-        tags.sort(key=str)
-        digests = sorted((parse(n) for n, t in data["digests"].items() if t == manifest_digest), key=str)
+        tags = sorted(tags_by.get(manifest_digest, []), key=str)
+        digests = sorted(digests_by.get(manifest_digest, []), key=str)
         return Image(
             id=record["id"],
             manifest_digest=manifest_digest,
@@ -371,10 +387,11 @@ class ImageStore:
         """Every image, newest first. ``all`` is accepted for Docker's ``-a``; there are
         no intermediate images to hide yet."""
         data = self._load()
+        names = self._names_by_manifest(data)
         images = []
         for manifest_digest in data["images"]:
             try:
-                images.append(self._image(data, manifest_digest))
+                images.append(self._image(data, manifest_digest, names))
             except EngineError:
                 continue  # damaged: blobs lost; `image prune` will clean it
         images.sort(key=lambda img: (img.created, img.id), reverse=True)
@@ -486,9 +503,10 @@ class ImageStore:
         with self.content.gc_lock():
             deleted: list[Image] = []
             with self._editing() as data:
+                names = self._names_by_manifest(data)
                 for manifest_digest in list(data["images"]):
                     try:
-                        image = self._image(data, manifest_digest)
+                        image = self._image(data, manifest_digest, names)
                     except EngineError:
                         image = None  # damaged: its blobs are gone
                     if image is not None:

@@ -33,6 +33,7 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
 _SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
 _HEX64 = re.compile(r"^[a-f0-9]{64}$")
+_SPACE = re.compile(r"\s")
 NAME_MAX = 255
 
 
@@ -133,7 +134,7 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidArgument("invalid reference format: the image reference is empty")
-    if text != text.strip() or any(c.isspace() for c in text):
+    if _SPACE.search(text):
         raise InvalidArgument(f"invalid reference format: {text!r} contains whitespace")
     remainder, digest = text, None
     if "@" in remainder:
