@@ -56,14 +56,6 @@ MANIFEST_LIMIT = 4 << 20
 TOKEN_DEFAULT_TTL = 60
 TOKEN_MARGIN = 10
 
-_ERROR_TEXT = {
-    "UNAUTHORIZED": "unauthorized: authentication required",
-    "DENIED": "denied: requested access to the resource is denied",
-    "TOOMANYREQUESTS": "too many requests: the registry's rate limit was reached, retry later",
-    "UNSUPPORTED": "the operation is unsupported by this registry",
-}
-
-
 class RegistryNotFound(RegistryError, NotFound):
     """The registry says a repository, manifest or blob does not exist."""
 
@@ -304,10 +296,12 @@ class RegistryClient:
         """Send an authenticated request; on 401 with a new challenge, get a fresh token and retry once."""
         self.ping()
         response = self._send(method, path, scopes, **kwargs)
-        if response.status_code == 401 and self._challenge is not None and retry_body:
+        if response.status_code == 401 and retry_body:
             extra = [c for c in parse_challenges(response.headers.get("WWW-Authenticate", ""))
-                     if c.scheme == "bearer"]
-            if extra and self._challenge.scheme == "bearer":
+                     if c.scheme == "bearer" and c.params.get("realm")]
+            if extra and self._challenge is None:
+                self._challenge = extra[0]  # /v2/ was open but this repository is not
+            if extra and self._challenge is not None and self._challenge.scheme == "bearer":
                 wanted = extra[0].params.get("scope", "")
                 scopes = sorted(set(scopes) | {s for s in wanted.split(" ") if s})
                 self._token(scopes, force=True)
@@ -332,7 +326,7 @@ class RegistryClient:
             pass
         where = f"{self.host}/{repository}" if repository else self.host
         subject = f"{what} on {where}" if what else where
-        detail = f" ({message})" if message and code not in _ERROR_TEXT else ""
+        detail = f" ({message})" if message else ""
         if status == 401 or code == "UNAUTHORIZED":
             if self.credentials and (self.credentials.username or self.credentials.identity_token):
                 text = f"unauthorized: {subject}: incorrect username or password, or no access"
@@ -355,7 +349,7 @@ class RegistryClient:
             err = RegistryError(f"unsupported: {self.host} does not allow {what or 'this operation'}"
                                 f"{' (deletes are disabled on this registry)' if 'delete' in what else ''}")
         elif code:
-            err = RegistryError(f"{code.lower()}: {subject}{detail or (': ' + message if message else '')}")
+            err = RegistryError(f"{code.lower()}: {subject}{detail}")
         else:
             err = RegistryError(f"{subject}: registry answered HTTP {status}")
         err.status = status  # type: ignore[attr-defined]
