@@ -29,6 +29,7 @@ import shlex
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -143,20 +144,23 @@ class _TeeReader:
 # --- sources: a tar or an OCI layout directory ---------------------------------------------
 
 
+def _norm(name: str) -> str:
+    """Archive member names compare without a leading "/" or "./"."""
+    return str(PurePosixPath(name.lstrip("/")))
+
+
 class _TarSource:
     def __init__(self, tar: tarfile.TarFile):
         self.tar = tar
         self.members: dict[str, tarfile.TarInfo] = {}
         for member in tar.getmembers():
-            name = str(PurePosixPath(member.name.lstrip("/")))
-            name = name[2:] if name.startswith("./") else name
-            self.members[name] = member
+            self.members[_norm(member.name)] = member
 
     def exists(self, name: str) -> bool:
-        return name in self.members
+        return _norm(name) in self.members
 
     def open(self, name: str) -> BinaryIO:
-        member = self.members.get(name)
+        member = self.members.get(_norm(name))
         if member is None:
             raise InvalidArgument(f"the archive has no {name}")
         try:
@@ -468,7 +472,7 @@ class _Loader:
     def _pick_platform(self, index_digest: str) -> str:
         index = _json(self.content.read(index_digest), f"index {index_digest}")
         arch = _host_arch()
-        candidates = [m for m in index.get("manifests", []) if isinstance(m, dict)]
+        candidates = [m for m in index.get("manifests", []) if isinstance(m, dict) and isinstance(m.get("digest"), str)]
         for want_arch in (arch, None):
             for m in candidates:
                 plat = m.get("platform") or {}
@@ -544,38 +548,31 @@ def _host_arch() -> str:
 
 @contextlib.contextmanager
 def _open_source(store: ImageStore, tar_file):
+    """A tar file, a file object (spooled to disk if it cannot seek) or an OCI layout directory."""
     if isinstance(tar_file, str | Path) and Path(tar_file).is_dir():
         yield _DirSource(Path(tar_file))
         return
-    spool = None
-    try:
+    with contextlib.ExitStack() as stack:
         if isinstance(tar_file, str | Path):
             try:
-                fileobj = open(tar_file, "rb")
+                fileobj = stack.enter_context(open(tar_file, "rb"))
             except OSError as exc:
                 raise NotFound(f"cannot open {tar_file}: {exc.strerror}") from None
-        else:
+        elif hasattr(tar_file, "seekable") and tar_file.seekable():
             fileobj = tar_file
-            if not (hasattr(fileobj, "seekable") and fileobj.seekable()):
-                spool = tempfile.TemporaryFile(dir=store.content.ingest_dir)
-                while chunk := fileobj.read(_CHUNK):
-                    spool.write(chunk)
-                spool.seek(0)
-                fileobj = spool
+        else:
+            fileobj = stack.enter_context(tempfile.TemporaryFile(dir=store.content.ingest_dir))
+            while chunk := tar_file.read(_CHUNK):
+                fileobj.write(chunk)
+            fileobj.seek(0)
         try:
-            tar = tarfile.open(fileobj=fileobj, mode="r:*")
+            tar = stack.enter_context(tarfile.open(fileobj=fileobj, mode="r:*"))
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise InvalidArgument(f"not a valid image archive (tar): {exc}") from None
-        with tar:
-            try:
-                yield _TarSource(tar)
-            except (tarfile.TarError, EOFError) as exc:
-                raise InvalidArgument(f"the image archive is damaged: {exc}") from None
-    finally:
-        if isinstance(tar_file, str | Path) and "fileobj" in locals() and fileobj is not spool:
-            fileobj.close()
-        if spool is not None:
-            spool.close()
+        try:
+            yield _TarSource(tar)
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise InvalidArgument(f"the image archive is damaged: {exc}") from None
 
 
 def load(store: ImageStore, tar_file: str | Path | BinaryIO) -> list[Image]:

@@ -333,3 +333,30 @@ def test_export_layout_directory_merges_and_loads(store, tmp_path):
         result = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{layout}:docker.io/test/busybox:latest"],
                                 capture_output=True, timeout=60)
         assert result.returncode == 0 and hashlib.sha256(result.stdout).hexdigest() == busybox.manifest_digest[7:]
+
+
+def test_archive_paths_are_names_inside_the_archive_only(store, tmp_path):
+    built = ib.busybox_built()
+    good = ib.docker_save_tar(tmp_path / "good.tar", [(built, ["test/paths:1"])])
+    with tarfile.open(good) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    entry = json.loads(files["manifest.json"])[0]
+    # "./" prefixes are the same member
+    dotted = dict(files, **{"manifest.json": json.dumps([{**entry, "Config": "./" + entry["Config"],
+                                                          "Layers": ["./" + p for p in entry["Layers"]]}]).encode()})
+    [image] = archive.load(store, _tar_with(tmp_path / "dotted.tar", dotted))
+    assert image.id == built.id
+    store.remove("test/paths:1")
+    # a path that climbs out names nothing, in a tar or in a directory
+    (tmp_path / "secret").write_bytes(files[entry["Layers"][0]])
+    evil = dict(files, **{"manifest.json": json.dumps([{**entry, "Layers": ["../secret"]}]).encode()})
+    with pytest.raises(InvalidArgument, match="has no"):
+        archive.load(store, _tar_with(tmp_path / "evil.tar", evil))
+    layout = tmp_path / "dir"
+    layout.mkdir()
+    for name, data in evil.items():
+        (layout / name).parent.mkdir(parents=True, exist_ok=True)
+        (layout / name).write_bytes(data)
+    with pytest.raises(InvalidArgument, match="outside"):
+        archive.load(store, layout)
+    assert_empty(store)
