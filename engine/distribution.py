@@ -246,6 +246,9 @@ def pull(store: ImageStore, ref: str | Reference, credentials: Credentials | Non
         manifest = parse_manifest(data, f"manifest {digest} of {ref}")
     except InvalidArgument as exc:
         raise RegistryError(str(exc)) from None
+    for desc in [manifest["config"], *manifest["layers"]]:
+        if not isinstance(desc["size"], int) or isinstance(desc["size"], bool) or desc["size"] < 0:
+            raise RegistryError(f"manifest {digest} of {ref} has a descriptor with an invalid size: {desc!r}")
 
     content = store.content
     with content.lease():
