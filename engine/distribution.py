@@ -13,6 +13,11 @@ config, then the manifest with its media type.
 
 Credentials are only those passed in: the console passes its own, the CLI reads
 ``config.json`` (``engine.credentials``).
+
+Progress: ``progress({"id": <12 hex of the layer digest>, "status": ..., "current": bytes,
+"total": bytes})``, called from one thread at a time, with byte counts at most every
+256 KiB per layer. Pull statuses: Downloading, Verifying, Download complete, Already
+exists, Retrying. Push statuses: Pushing, Pushed, Layer already exists, Mounted from <repo>.
 """
 
 from __future__ import annotations
