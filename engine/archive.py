@@ -605,7 +605,8 @@ def load(store: ImageStore, tar_file: str | Path | BinaryIO) -> list[Image]:
             return loader.register_all()
     except BaseException:
         if loader is not None and loader.added:
-            store.discard_blobs(loader.added)
+            with contextlib.suppress(EngineError):  # e.g. the caller holds a lease: prune cleans later
+                store.discard_blobs(loader.added)
         raise
 
 
@@ -768,7 +769,8 @@ def import_rootfs(store: ImageStore, tar_file: str | Path | BinaryIO, ref: str |
             return store.register(manifest_digest, target)
     except BaseException:
         if added and not _registered(store, added):
-            store.discard_blobs(added)
+            with contextlib.suppress(EngineError):
+                store.discard_blobs(added)
         raise
 
 

@@ -160,6 +160,49 @@ class Image:
     def chain_ids(self) -> list[str]:
         return chain_ids(self.diff_ids)
 
+    def inspect(self) -> dict:
+        """What ``docker image inspect`` shows, plus the layers with their sizes and media types."""
+        cfg = self.config
+        return {
+            "Id": self.id,
+            "RepoTags": self.repo_tags,
+            "RepoDigests": self.repo_digests,
+            "Parent": "",
+            "Comment": (cfg.get("history") or [{}])[-1].get("comment", ""),
+            "Created": self.created,
+            "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""),
+            "Config": cfg.get("config") or {},
+            "Architecture": cfg.get("architecture", ""),
+            "Variant": cfg.get("variant", ""),
+            "Os": cfg.get("os", ""),
+            "Size": self.size,
+            "RootFS": {"Type": (cfg.get("rootfs") or {}).get("type", "layers"), "Layers": self.diff_ids},
+            "Layers": [{"Digest": layer.digest, "MediaType": layer.media_type, "Size": layer.size,
+                        "DiffID": layer.diff_id} for layer in self.layers],
+            "History": cfg.get("history") or [],
+            "ManifestDigest": self.manifest_digest,
+            "ManifestMediaType": self.manifest.get("mediaType", ""),
+            "IndexDigest": self.index_digest,
+            "Metadata": {"LastTagTime": ""},
+        }
+
+    def history(self) -> list[dict]:
+        """The config's history, newest first, with each non-empty step's layer size."""
+        layers = list(self.layers)
+        rows = []
+        history = self.config.get("history") or [{} for _ in layers]
+        for step in history:
+            size = 0
+            if not step.get("empty_layer") and layers:
+                size = layers.pop(0).size
+            rows.append({"CreatedAt": step.get("created", ""), "CreatedBy": step.get("created_by", ""),
+                         "Size": size, "Comment": step.get("comment", "")})
+        rows.reverse()
+        for i, row in enumerate(rows):
+            row["ID"] = self.id if i == 0 else "<missing>"
+        return rows
+
     def blobs(self) -> set[str]:
         """Every blob this image keeps alive."""
         out = {self.manifest_digest, self.id, *(layer.digest for layer in self.layers)}

@@ -161,31 +161,13 @@ def _add_ls_args(parser) -> None:
 
 
 def inspect_dict(image: Image) -> dict:
-    """What ``docker image inspect`` shows, plus the layers with their sizes and media types."""
-    cfg = image.config
-    return {
-        "Id": image.id,
-        "RepoTags": image.repo_tags,
-        "RepoDigests": image.repo_digests,
-        "Parent": "",
-        "Comment": (cfg.get("history") or [{}])[-1].get("comment", ""),
-        "Created": image.created,
-        "DockerVersion": cfg.get("docker_version", ""),
-        "Author": cfg.get("author", ""),
-        "Config": cfg.get("config") or {},
-        "Architecture": cfg.get("architecture", ""),
-        "Variant": cfg.get("variant", ""),
-        "Os": cfg.get("os", ""),
-        "Size": image.size,
-        "RootFS": {"Type": (cfg.get("rootfs") or {}).get("type", "layers"), "Layers": image.diff_ids},
-        "Layers": [{"Digest": layer.digest, "MediaType": layer.media_type, "Size": layer.size,
-                    "DiffID": layer.diff_id} for layer in image.layers],
-        "History": cfg.get("history") or [],
-        "ManifestDigest": image.manifest_digest,
-        "ManifestMediaType": image.manifest.get("mediaType", ""),
-        "IndexDigest": image.index_digest,
-        "Metadata": {"LastTagTime": ""},
-    }
+    """Kept for callers of the first version; use ``Image.inspect()``."""
+    return image.inspect()
+
+
+def history_rows(image: Image) -> list[dict]:
+    """Kept for callers of the first version; use ``Image.history()``."""
+    return image.history()
 
 
 def cmd_inspect(args, config) -> int:
@@ -193,7 +175,7 @@ def cmd_inspect(args, config) -> int:
     out, errors = [], []
     for name in args.images:
         try:
-            out.append(inspect_dict(store.get(name)))
+            out.append(store.get(name).inspect())
         except EngineError as exc:
             errors.append(str(exc))
     print(json.dumps(out, indent=4))
@@ -202,26 +184,9 @@ def cmd_inspect(args, config) -> int:
     return 1 if errors else 0
 
 
-def history_rows(image: Image) -> list[dict]:
-    """The config's history, newest first, with each non-empty step's layer size."""
-    layers = list(image.layers)
-    rows = []
-    history = image.config.get("history") or [{} for _ in layers]
-    for step in history:
-        size = 0
-        if not step.get("empty_layer") and layers:
-            size = layers.pop(0).size
-        rows.append({"CreatedAt": step.get("created", ""), "CreatedBy": step.get("created_by", ""),
-                     "Size": size, "Comment": step.get("comment", "")})
-    rows.reverse()
-    for i, row in enumerate(rows):
-        row["ID"] = image.id if i == 0 else "<missing>"
-    return rows
-
-
 def cmd_history(args, config) -> int:
     image = _store(config).get(args.image)
-    rows = history_rows(image)
+    rows = image.history()
     if args.quiet:
         print(_id(image.id, args.no_trunc))
         return 0
