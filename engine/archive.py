@@ -3,7 +3,8 @@
 ``save`` writes what Docker 25 writes: an OCI image layout (``oci-layout``,
 ``index.json``, ``blobs/sha256``) that also carries ``manifest.json`` and
 ``repositories``, so both ``docker load`` (old and new) and OCI tools read it.
-Blobs are written as stored, so a save/load round trip keeps every digest.
+Blobs are written as stored, so a save/load round trip keeps every digest
+(and so a zstd layer stays zstd: Docker 20.10 cannot load those, 23+ can).
 
 ``load`` reads that layout (OCI path, keeps manifest digests) or the legacy
 ``docker save`` layout (``<id>/layer.tar``, ``<config hex>.json``,

@@ -296,6 +296,8 @@ def cmd_load(args, config) -> int:
 
 
 def cmd_import(args, config) -> int:
+    if args.file.startswith(("http://", "https://")):
+        raise InvalidArgument("importing from a URL is not supported; download the tar first")
     store = _store(config)
     source = sys.stdin.buffer if args.file == "-" else args.file
     image = archive.import_rootfs(store, source, args.reference, changes=args.change or [],
