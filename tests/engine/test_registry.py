@@ -106,6 +106,17 @@ def test_registry_errors_are_clear(open_registry):  # noqa: F811
         client.get_blob("reg/none", sha256_digest(b"x"))
 
 
+def test_denied_and_rate_limited_are_explained(open_registry, small_image):  # noqa: F811
+    with run_front(open_registry.host) as front:
+        front.fail["/v2/reg/denied/"] = (403, "DENIED")
+        front.fail["/v2/reg/limited/"] = (429, "TOOMANYREQUESTS")
+        client = RegistryClient(front.host)
+        with pytest.raises(RegistryUnauthorized, match=rf"denied: requested access to .*{front.host}/reg/denied"):
+            client.get_manifest("reg/denied", "v1")
+        with pytest.raises(RegistryError, match=rf"toomanyrequests: {front.host} says too many requests"):
+            client.get_manifest("reg/limited", "v1")
+
+
 def test_delete_disabled_is_explained(small_image):
     with run_registry(delete=False) as registry:
         client = RegistryClient(registry.host)

@@ -65,6 +65,8 @@ class RegistryFront:
         self.tamper: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
         self.cut_times: dict[str, int] = {}  # if set for a digest, cut only this many times
+        # path fragment -> (status, error code): answer with a registry error, as the Hub does
+        self.fail: dict[str, tuple[int, str]] = {}
         self.redirect_blobs_to: str | None = None  # "host:port" of another front acting as storage
         # distribution 2.8 ignores ?n= on tags/list; newer registries (and the Hub) page it.
         self.paginate_tags = False
@@ -250,6 +252,11 @@ def _handler(front: RegistryFront):
                 return self._token()
             if not self._authorize():
                 return
+            for fragment, (status, code) in front.fail.items():
+                if fragment in self.path:
+                    message = {"DENIED": "requested access to the resource is denied",
+                               "TOOMANYREQUESTS": "You have reached your pull rate limit."}.get(code, code.lower())
+                    return self._json(status, {"errors": [{"code": code, "message": message}]})
             if front.redirect_blobs_to and self.command == "GET" and "/blobs/sha256:" in self.path:
                 # Like a registry that sends blob downloads to object storage.
                 return self._reply(307, b"", {"Location": f"http://{front.redirect_blobs_to}{self.path}"})
