@@ -336,7 +336,7 @@ class RegistryClient:
         elif status == 403 or code == "DENIED":
             err = RegistryUnauthorized(f"denied: requested access to {subject} is denied")
         elif status == 429 or code == "TOOMANYREQUESTS":
-            err = RegistryError(f"toomanyrequests: {self.host} says too many requests; retry later")
+            err = RegistryError(f"toomanyrequests: {self.host} says too many requests{detail}; retry later")
         elif code == "MANIFEST_UNKNOWN" or (status == 404 and "manifest" in what):
             err = RegistryNotFound(f"manifest unknown: {subject} not found")
         elif code == "NAME_UNKNOWN":
