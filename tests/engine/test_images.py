@@ -322,3 +322,21 @@ def test_cli_save_load_import_and_errors(store, tmp_path, capsys):
     assert code == 1 and err.startswith("Error: invalid reference format: repository name must be lowercase")
     code, _, err = run_cli(tmp_path, capsys, "load", "-i", str(rootfs))
     assert code == 1 and "Error: not an image archive" in err
+
+
+def _tag_loop(root, run_root, prefix, count):
+    store = ImageStore(EngineConfig(root, run_root))
+    for i in range(count):
+        store.tag("test/busybox", f"{prefix}/t:{i}")
+
+
+def test_concurrent_tagging_loses_no_update(store, tmp_path):
+    ib.busybox_image(store)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_tag_loop, args=(tmp_path / "root", tmp_path / "run", p, 30)) for p in "ab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(store.get("test/busybox").repo_tags) == 61

@@ -1,6 +1,8 @@
 """Image references parse and normalise the way `docker` does, and bad ones say what is wrong."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.errors import InvalidArgument
 from engine.reference import Reference, parse, parse_repository
@@ -100,3 +102,31 @@ def test_repository_only():
     assert parse_repository("localhost:5000/app").name == "localhost:5000/app"
     with pytest.raises(InvalidArgument):
         parse_repository("app:1")
+
+
+_alnum = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=6)
+_separator = st.sampled_from(["_", "__", "-", "--", "."])
+_component = st.builds(lambda a, s, b: a + (s + b if b else ""), _alnum, _separator,
+                       st.one_of(st.just(""), _alnum))
+_host = st.one_of(
+    st.just(""),
+    st.just("localhost/"),
+    st.integers(1, 65535).map(lambda port: f"localhost:{port}/"),
+    st.builds(lambda a, b: f"{a}.{b}/", _alnum, st.sampled_from(["com", "io", "cn"])),
+)
+_tag = st.builds(lambda a, b: a + b, st.sampled_from(["v", "1", "_", "Latest"]),
+                 st.text("abcXYZ019_.-", max_size=12))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_host, st.lists(_component, min_size=1, max_size=3), st.one_of(st.none(), _tag),
+       st.one_of(st.none(), st.text("0123456789abcdef", min_size=64, max_size=64)))
+def test_generated_references_normalise_stably(host, path, tag, hexdigest):
+    if not host and len(path) > 1 and "." in path[0]:
+        path[0] = path[0].replace(".", "-")  # a first component with a dot is a registry host
+    text = host + "/".join(path) + (f":{tag}" if tag else "") + (f"@sha256:{hexdigest}" if hexdigest else "")
+    ref = parse(text)
+    assert parse(str(ref)) == ref
+    assert parse(ref.familiar) == ref
+    assert ref.repository.endswith(path[-1])
+    assert ref.tag == (tag or (None if hexdigest else "latest"))
