@@ -350,7 +350,8 @@ def _fetch_layer_once(client: RegistryClient, repo: str, desc: dict, diff_id: st
     with content.ingest(digest, size) as writer:
         done = 0
         try:
-            for chunk in client.iter_blob(repo, digest):
+            # The content store hashes what it writes: no second sha256 pass here.
+            for chunk in client.iter_blob(repo, digest, verify=False):
                 if cancel.is_set():
                     raise _Cancelled
                 writer.write(chunk)
@@ -362,6 +363,7 @@ def _fetch_layer_once(client: RegistryClient, repo: str, desc: dict, diff_id: st
         if done != size:
             raise RegistryError(f"{where} served {done} bytes for layer {digest}, which is {size} bytes")
         report(digest, "Verifying", size, size)
+        client.check_blob(repo, digest, writer.digest_so_far)
         actual = hasher.hexdigest()
         if actual != diff_id:
             raise RegistryError(f"layer {digest} from {where} unpacks to {actual}, but the image config "

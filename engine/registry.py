@@ -421,18 +421,26 @@ class RegistryClient:
         return self.request("GET", f"/v2/{repository}/blobs/{digest}", [repo_scope(repository)], repository,
                             what=f"blob {digest}", stream=True)
 
-    def iter_blob(self, repository: str, digest: str, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
-        """Yield a blob's bytes; raises RegistryError at the end if they don't match ``digest``."""
-        hasher = hashlib.sha256()
+    def iter_blob(self, repository: str, digest: str, chunk_size: int = READ_CHUNK,
+                  verify: bool = True) -> Iterator[bytes]:
+        """Yield a blob's bytes; raises RegistryError at the end if they don't match ``digest``.
+
+        ``verify=False`` is for callers that hash the bytes anyway (then call ``check_blob``).
+        """
+        hasher = hashlib.sha256() if verify else None
         with self.open_blob(repository, digest) as response:
             try:
                 for chunk in response.iter_content(chunk_size):
-                    hasher.update(chunk)
+                    if hasher:
+                        hasher.update(chunk)
                     yield chunk
             except requests.RequestException as exc:
                 raise TransferError(f"download of {digest[:19]} from {self.host}/{repository} was "
                                     f"interrupted: {_reason(exc)}") from None
-        actual = "sha256:" + hasher.hexdigest()
+        if hasher:
+            self.check_blob(repository, digest, "sha256:" + hasher.hexdigest())
+
+    def check_blob(self, repository: str, digest: str, actual: str) -> None:
         if actual != digest:
             raise RegistryError(f"digest mismatch: {self.host}/{repository} served blob {digest} "
                                 f"with content {actual}; refusing it")
