@@ -1,0 +1,315 @@
+"""Container root filesystems: an overlayfs mount over unpacked layers, or a flat copy.
+
+Each snapshot lives in ``root/snapshots/<key>/``:
+
+* ``snapshot.json``: the driver used and the layer directories it sits on (lowest
+  first), so that ``mount(key)`` can mount it again after a reboot;
+* overlay driver: ``upper/`` (the container's writes), ``work/`` and ``merged/`` (the
+  mount point, the container's rootfs);
+* copy driver: ``merged/`` only, a plain directory with the layers flattened into it
+  (used where overlayfs does not work, e.g. on some nested or exotic filesystems).
+
+The driver is chosen by probing (``engine.host.overlay_usable``) unless forced. A
+snapshot keeps the driver it was made with.
+
+Limits of the overlay driver: at most ``OVL_MAX_STACK`` (500) layers, and the mount
+options must fit in one page (4 KiB). Layer directories are short
+(``layers/<16 hex>``); if the absolute paths are still too long, the mount runs with
+its working directory in the layers' common parent and relative lowerdirs, which fits
+about 230 layers. Beyond that the prepare fails with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from engine.config import EngineConfig
+from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
+from engine.host import overlay_usable
+from engine.layers import apply_layer, apply_tree
+
+DRIVERS = ("overlay", "copy")
+OVL_MAX_STACK = 500
+MOUNT_DATA_LIMIT = 4095  # one page, with the trailing NUL
+KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_probed: dict[Path, str] = {}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of ``docker diff``: kind "A" (added), "C" (changed) or "D" (deleted)."""
+
+    kind: str
+    path: str
+
+
+def _unescape_mountinfo(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_points() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [_unescape_mountinfo(line.split()[4]) for line in f if line.strip()]
+
+
+def probe_driver(directory: Path) -> str:
+    """"overlay" if overlayfs can be mounted in ``directory``, else "copy" (cached)."""
+    directory = Path(directory)
+    if directory not in _probed:
+        ok, _ = overlay_usable(directory)
+        _probed[directory] = "overlay" if ok else "copy"
+    return _probed[directory]
+
+
+class Snapshotter:
+    def __init__(self, config: EngineConfig, driver: str | None = None):
+        self.dir = config.subdir("snapshots")
+        if driver is None:
+            driver = probe_driver(self.dir)
+        if driver not in DRIVERS:
+            raise InvalidArgument(f"unknown storage driver {driver!r} (expected overlay or copy)")
+        self.driver = driver
+
+    # -- names and records
+
+    def _snap(self, key: str) -> Path:
+        if not isinstance(key, str) or not KEY_RE.match(key):
+            raise InvalidArgument(f"invalid snapshot key {key!r}")
+        return self.dir / key
+
+    def _meta(self, key: str) -> dict:
+        snap = self._snap(key)
+        try:
+            return json.loads((snap / "snapshot.json").read_text())
+        except FileNotFoundError:
+            raise NotFound(f"snapshot {key} not found") from None
+
+    def exists(self, key: str) -> bool:
+        return (self._snap(key) / "snapshot.json").is_file()
+
+    def path(self, key: str) -> Path:
+        """The container's rootfs (mounted or not)."""
+        return self._snap(key) / "merged"
+
+    def list(self) -> list[str]:
+        return sorted(p.name for p in self.dir.iterdir() if KEY_RE.match(p.name)
+                      and (p / "snapshot.json").is_file())
+
+    def lowers(self, key: str) -> list[Path]:
+        return [Path(p) for p in self._meta(key)["lowers"]]
+
+    def driver_of(self, key: str) -> str:
+        return self._meta(key)["driver"]
+
+    # -- lifecycle
+
+    def prepare(self, key: str, lowers: list[Path],
+                layer_tars: list[Callable[[], BinaryIO]] | None = None) -> Path:
+        """Make the rootfs of ``key`` over ``lowers`` (layer dirs, lowest first) and mount it.
+
+        ``layer_tars`` (openers of the layer blobs, lowest first) lets the copy driver
+        apply the tars flat instead of copying unpacked layers; the overlay driver ignores
+        it. On any error nothing is left: no mount, no directory.
+        """
+        snap = self._snap(key)
+        lowers = [Path(p).absolute() for p in lowers]
+        for lower in lowers:
+            if not lower.is_dir():
+                raise NotFound(f"layer directory {lower} is missing")
+        if self.driver == "overlay" and len(lowers) > OVL_MAX_STACK:
+            raise InvalidArgument(f"{len(lowers)} layers: overlayfs stacks at most {OVL_MAX_STACK}")
+        if snap.exists() and not (snap / "snapshot.json").exists():
+            self._destroy(snap)  # left by a prepare that was killed half-way
+        try:
+            snap.mkdir()
+        except FileExistsError:
+            raise Conflict(f"snapshot {key} already exists") from None
+        try:
+            merged = snap / "merged"
+            merged.mkdir(mode=0o755)
+            if self.driver == "overlay":
+                for part in ("upper", "work"):
+                    (snap / part).mkdir(mode=0o755)
+                if not lowers:
+                    (snap / "empty").mkdir(mode=0o755)  # overlayfs needs one lowerdir
+                self._mount_overlay(snap, lowers)
+            elif layer_tars is not None:
+                for opener in layer_tars:
+                    with opener() as blob:
+                        apply_layer(blob, merged, "flat")
+            else:
+                for lower in lowers:
+                    apply_tree(lower, merged)
+            # Written last: a snapshot without its record is a leftover, not a snapshot.
+            tmp = snap / "snapshot.json.tmp"
+            tmp.write_text(json.dumps({"driver": self.driver, "lowers": [str(p) for p in lowers]}))
+            os.rename(tmp, snap / "snapshot.json")
+        except BaseException:
+            self._destroy(snap)
+            raise
+        return merged
+
+    def mount(self, key: str) -> Path:
+        """Mount ``key`` again (after a reboot or an unmount); a no-op if mounted."""
+        meta = self._meta(key)
+        snap = self._snap(key)
+        if meta["driver"] == "overlay" and not self.is_mounted(key):
+            lowers = [Path(p) for p in meta["lowers"]]
+            for lower in lowers:
+                if not lower.is_dir():
+                    raise NotFound(f"layer directory {lower} of snapshot {key} is missing")
+            self._mount_overlay(snap, lowers)
+        return snap / "merged"
+
+    def unmount(self, key: str) -> None:
+        self._meta(key)  # NotFound for an unknown key
+        self._unmount(self._snap(key) / "merged")
+
+    def is_mounted(self, key: str) -> bool:
+        return str(self._snap(key) / "merged") in mount_points()
+
+    def remove(self, key: str) -> None:
+        """Unmount and delete; removing what does not exist is fine."""
+        snap = self._snap(key)
+        if snap.exists():
+            self._destroy(snap)
+
+    # -- inspection
+
+    def diff(self, key: str) -> Iterator[Change]:
+        """What the container changed, as ``docker diff`` lists it.
+
+        Overlay: read from ``upper/`` (0/0 character devices are deletions; an opaque
+        directory is reported as changed, without listing the lower files it hides).
+        Copy: not implemented yet; ``commit`` will need it, by comparing ``merged/``
+        with the flattened lowers.
+        """
+        meta = self._meta(key)
+        if meta["driver"] != "overlay":
+            raise NotImplementedError("diff is not implemented for the copy driver yet")
+        lowers = [Path(p) for p in meta["lowers"]]
+        yield from _upper_changes(self._snap(key) / "upper", lowers)
+
+    def usage(self, key: str) -> int:
+        """Bytes used by the container's writable layer (the copy driver: its whole rootfs)."""
+        meta = self._meta(key)
+        snap = self._snap(key)
+        top = snap / "upper" if meta["driver"] == "overlay" else snap / "merged"
+        return _tree_size(top)
+
+    # -- internals
+
+    def _mount_overlay(self, snap: Path, lowers: list[Path]) -> None:
+        stack = list(reversed(lowers)) or [snap / "empty"]  # leftmost is the top layer
+        tail = f",upperdir={snap / 'upper'},workdir={snap / 'work'}"
+        options = "lowerdir=" + ":".join(str(p) for p in stack) + tail
+        cwd = None
+        if len(options) > MOUNT_DATA_LIMIT:
+            # Relative lowerdirs, resolved by the kernel against the mount's cwd.
+            parents = {p.parent for p in stack}
+            if len(parents) == 1:
+                cwd = parents.pop()
+                options = "lowerdir=" + ":".join(p.name for p in stack) + tail
+        if len(options) > MOUNT_DATA_LIMIT:
+            raise InvalidArgument(f"{len(lowers)} layers do not fit in the overlay mount options "
+                                  f"({len(options)} bytes, the limit is {MOUNT_DATA_LIMIT})")
+        if any(c in str(p) for p in stack for c in ":,"):
+            raise InvalidArgument("layer paths must not contain ':' or ','")
+        out = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(snap / "merged")],
+                             capture_output=True, text=True, cwd=cwd)
+        if out.returncode != 0:
+            raise RuntimeFailure(f"mounting the overlay for {snap.name} failed: "
+                                 f"{out.stderr.strip() or out.stdout.strip()}")
+
+    @staticmethod
+    def _unmount(mountpoint: Path) -> None:
+        # Overlays can be stacked by mistake: unmount until nothing is mounted there.
+        for _ in range(8):
+            if str(mountpoint) not in mount_points():
+                return
+            out = subprocess.run(["umount", str(mountpoint)], capture_output=True, text=True)
+            if out.returncode != 0:
+                # Busy (a process still has it open): detach it, as Docker does.
+                lazy = subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, text=True)
+                if lazy.returncode != 0:
+                    raise RuntimeFailure(f"unmounting {mountpoint} failed: {out.stderr.strip()}")
+        if str(mountpoint) in mount_points():
+            raise RuntimeFailure(f"{mountpoint} is still mounted")
+
+    def _destroy(self, snap: Path) -> None:
+        self._unmount(snap / "merged")
+        # Renamed away first, so a half-deleted snapshot is never seen under its key.
+        trash = Path(tempfile.mkdtemp(prefix=f".trash-{snap.name}-", dir=self.dir))
+        os.rename(snap, trash / "snapshot")
+        shutil.rmtree(trash)
+
+
+def _lstat_in(layer: Path, parts: tuple[str, ...]) -> os.stat_result | None:
+    """lstat ``layer/parts`` without following any symlink on the way."""
+    try:
+        fd = os.open(layer, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        for comp in parts[:-1]:
+            try:
+                next_fd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                  dir_fd=fd)
+            except OSError:
+                return None
+            os.close(fd)
+            fd = next_fd
+        try:
+            return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            return None
+    finally:
+        os.close(fd)
+
+
+def _in_lowers(lowers: list[Path], parts: tuple[str, ...]) -> bool:
+    for layer in reversed(lowers):  # top first: the first layer that has it decides
+        st = _lstat_in(layer, parts)
+        if st is not None:
+            return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
+    return False
+
+
+def _upper_changes(upper: Path, lowers: list[Path]) -> Iterator[Change]:
+    def walk(directory: Path, parts: tuple[str, ...]) -> Iterator[Change]:
+        for name in sorted(os.listdir(directory)):
+            path = directory / name
+            rel = parts + (name,)
+            st = path.lstat()
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                yield Change("D", "/" + "/".join(rel))
+                continue
+            yield Change("C" if _in_lowers(lowers, rel) else "A", "/" + "/".join(rel))
+            if stat.S_ISDIR(st.st_mode):
+                yield from walk(path, rel)
+
+    yield from walk(upper, ())
+
+
+def _tree_size(top: Path) -> int:
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+

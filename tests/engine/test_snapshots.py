@@ -1,0 +1,181 @@
+"""Container root filesystems: overlay mounts over unpacked layers, and the copy fallback."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+
+import pytest
+
+from engine.config import EngineConfig
+from engine.errors import Conflict, InvalidArgument, NotFound
+from engine.layers import apply_layer
+from engine.snapshots import Change, Snapshotter, mount_points
+from tests.engine.test_layers import (
+    apply_flat,
+    apply_overlay,
+    entry,
+    make_tar,
+    overlay_safe,
+    stack_layers,
+    tree,
+)
+
+
+@pytest.fixture
+def config(tmp_path):
+    config = EngineConfig(root=tmp_path / "root", run_root=tmp_path / "run")
+    yield config
+    # Whatever a test did, no mount survives it; a leftover mount fails the test.
+    leftovers = [m for m in mount_points() if m.startswith(str(tmp_path))]
+    for mountpoint in reversed(leftovers):
+        subprocess.run(["umount", "-l", mountpoint], capture_output=True)
+    assert leftovers == []
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """The three-layer stack of test_layers, unpacked for overlay and flattened for reference."""
+    layers = overlay_safe(stack_layers())
+    apply_flat(layers, tmp_path / "flat")
+    return apply_overlay(layers, tmp_path / "layers"), tree(tmp_path / "flat"), layers
+
+
+def test_the_probe_picks_overlay_here(config):
+    assert Snapshotter(config).driver == "overlay"
+
+
+def test_overlay_rootfs_shows_the_layers_and_writes_go_to_upper(config, stack):
+    lowers, expected, _ = stack
+    lowers_before = [tree(p) for p in lowers]
+    snaps = Snapshotter(config, driver="overlay")
+    rootfs = snaps.prepare("c1", lowers)
+    try:
+        assert snaps.is_mounted("c1") and str(rootfs) in mount_points()
+        assert tree(rootfs) == expected
+
+        (rootfs / "new-file").write_bytes(b"12345")
+        (rootfs / "etc/passwd").write_bytes(b"changed\n")
+        (rootfs / "lib/libc.so").unlink()
+        upper = config.root / "snapshots/c1/upper"
+        assert (upper / "new-file").read_bytes() == b"12345"
+        assert (upper / "etc/passwd").read_bytes() == b"changed\n"
+        assert [tree(p) for p in lowers] == lowers_before  # the image's layers are untouched
+
+        changes = set(snaps.diff("c1"))
+        assert {Change("A", "/new-file"), Change("C", "/etc"), Change("C", "/etc/passwd"),
+                Change("C", "/lib"), Change("D", "/lib/libc.so")} == changes
+        assert snaps.usage("c1") == 5 + len(b"changed\n")
+    finally:
+        snaps.remove("c1")
+    assert not snaps.is_mounted("c1")
+    assert not (config.root / "snapshots/c1").exists()
+    assert list((config.root / "snapshots").iterdir()) == []
+    snaps.remove("c1")  # idempotent
+
+
+def test_unmount_then_mount_again_keeps_the_containers_writes(config, stack):
+    lowers, _, _ = stack
+    snaps = Snapshotter(config, driver="overlay")
+    rootfs = snaps.prepare("c1", lowers)
+    try:
+        (rootfs / "kept").write_text("across remounts")
+        snaps.unmount("c1")
+        assert not snaps.is_mounted("c1") and os.listdir(rootfs) == []
+        assert snaps.mount("c1") == rootfs
+        snaps.mount("c1")  # already mounted: no second mount stacked on it
+        assert mount_points().count(str(rootfs)) == 1
+        assert (rootfs / "kept").read_text() == "across remounts"
+        assert (rootfs / "etc/passwd").exists()
+    finally:
+        snaps.remove("c1")
+
+
+def test_copy_driver_gives_the_same_tree_and_leaves_the_lowers_alone(config, stack):
+    lowers, expected, layers = stack
+    lowers_before = [tree(p) for p in lowers]
+    snaps = Snapshotter(config, driver="copy")
+    rootfs = snaps.prepare("c2", lowers)
+    assert tree(rootfs) == expected
+    assert not snaps.is_mounted("c2")
+    (rootfs / "etc/passwd").write_bytes(b"changed\n")
+    (rootfs / "usr/bin/su").unlink()
+    assert [tree(p) for p in lowers] == lowers_before
+    assert snaps.usage("c2") > 0
+    with pytest.raises(NotImplementedError):
+        list(snaps.diff("c2"))
+    assert snaps.mount("c2") == rootfs  # nothing to mount for a copy
+    snaps.remove("c2")
+    assert list((config.root / "snapshots").iterdir()) == []
+
+    # From the layer tars, applied flat, the copy driver gives the same tree again.
+    from_tars = snaps.prepare("c3", [], layer_tars=[lambda d=d: io.BytesIO(d) for d in layers])
+    assert tree(from_tars) == expected
+    snaps.remove("c3")
+
+
+def test_a_scratch_image_gets_an_empty_rootfs(config):
+    snaps = Snapshotter(config, driver="overlay")
+    rootfs = snaps.prepare("scratch", [])
+    try:
+        assert os.listdir(rootfs) == []
+        (rootfs / "x").write_text("x")
+    finally:
+        snaps.remove("scratch")
+
+
+def test_bad_input_is_a_clear_error_and_leaves_nothing(config, stack, tmp_path):
+    lowers, _, _ = stack
+    snaps = Snapshotter(config, driver="overlay")
+    with pytest.raises(NotFound, match="snapshot nope not found"):
+        snaps.mount("nope")
+    with pytest.raises(NotFound):
+        snaps.unmount("nope")
+    with pytest.raises(NotFound):
+        list(snaps.diff("nope"))
+    for key in ("../escape", "", "a/b", ".hidden", "x" * 200):
+        with pytest.raises(InvalidArgument, match="invalid snapshot key"):
+            snaps.prepare(key, lowers)
+    with pytest.raises(NotFound, match="missing"):
+        snaps.prepare("c1", [*lowers, tmp_path / "no-such-layer"])
+    with pytest.raises(InvalidArgument, match="overlayfs stacks at most 500"):
+        snaps.prepare("c1", [lowers[0]] * 501)
+    assert list((config.root / "snapshots").iterdir()) == []
+
+    snaps.prepare("c1", lowers)
+    try:
+        with pytest.raises(Conflict):
+            snaps.prepare("c1", lowers)
+        assert snaps.is_mounted("c1")  # the existing one is untouched
+    finally:
+        snaps.remove("c1")
+    assert list((config.root / "snapshots").iterdir()) == []
+
+
+def test_a_failed_copy_leaves_nothing(config, tmp_path):
+    snaps = Snapshotter(config, driver="copy")
+    bad = make_tar([entry("a", "symlink", link="/etc"), entry("a/passwd", data=b"x")])
+    with pytest.raises(InvalidArgument, match="a/passwd"):
+        snaps.prepare("c1", [], layer_tars=[lambda: io.BytesIO(bad)])
+    assert list((config.root / "snapshots").iterdir()) == []
+
+
+def test_many_layers_fit_in_the_mount_options(config, tmp_path):
+    # 200 layers: their absolute paths would overflow the 4 KiB of mount data.
+    parent = tmp_path / "many-layers-with-a-rather-long-directory-name"
+    lowers = []
+    for i in range(200):
+        apply_layer(io.BytesIO(make_tar([entry(f"f{i:03}", data=b"%d" % i), entry("top", data=b"%d" % i)])),
+                    parent / f"{i:016x}", "overlay")
+        lowers.append(parent / f"{i:016x}")
+    snaps = Snapshotter(config, driver="overlay")
+    rootfs = snaps.prepare("deep", lowers)
+    try:
+        assert len(os.listdir(rootfs)) == 201
+        assert (rootfs / "top").read_bytes() == b"199"  # the last layer is on top
+        snaps.unmount("deep")
+        snaps.mount("deep")
+        assert (rootfs / "f000").read_bytes() == b"0"
+    finally:
+        snaps.remove("deep")
