@@ -6,6 +6,7 @@ Nothing here needs editing to deploy.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -30,19 +31,18 @@ DATA_DIR = Path(os.environ.get("BERTH_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _load_or_create_secret_key() -> str:
-    """A key given in the environment wins; otherwise one is made once and kept."""
-    given = os.environ.get("BERTH_SECRET_KEY")
+def load_or_create_key(env_var: str, filename: str, make) -> str:
+    """A key given in the environment wins; otherwise one is made once and kept (mode 0600)."""
+    given = os.environ.get(env_var)
     if given:
         return given
-    key_file = DATA_DIR / "secret_key"
+    key_file = DATA_DIR / filename
     if key_file.exists():
         return key_file.read_text().strip()
-    key = secrets.token_urlsafe(50)
-    tmp = key_file.with_suffix(".tmp")
+    tmp = key_file.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(key)
+        f.write(make())
     try:
         # link() fails if another process made the key first: then use theirs.
         os.link(tmp, key_file)
@@ -53,7 +53,13 @@ def _load_or_create_secret_key() -> str:
     return key_file.read_text().strip()
 
 
-SECRET_KEY = _load_or_create_secret_key()
+SECRET_KEY = load_or_create_key("BERTH_SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50))
+# Encrypts registry credentials at rest (Fernet). Kept apart from SECRET_KEY so that
+# rotating one does not lose the other; back it up with the database.
+ENCRYPTION_KEY = load_or_create_key(
+    "BERTH_ENCRYPTION_KEY", "encryption_key",
+    lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+)
 DEBUG = env_bool("BERTH_DEBUG", False)
 ALLOWED_HOSTS = env_list("BERTH_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("BERTH_CSRF_TRUSTED_ORIGINS")
@@ -67,6 +73,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "console.core",
+    "console.operations",
+    "console.inventory",
+    "console.registries",
+    "console.images",
 ]
 
 MIDDLEWARE = [
@@ -183,6 +193,10 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-engine-facts": {
         "task": "console.core.tasks.refresh_engine_facts",
         "schedule": 300.0,
+    },
+    "reconcile-inventory": {
+        "task": "console.inventory.reconcile_all",
+        "schedule": 60.0,
     },
 }
 

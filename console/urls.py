@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from console.core import views
 from console.core.forms import SignInForm
@@ -18,6 +18,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("environment/", views.switch_environment, name="switch_environment"),
     path("healthz", views.healthz, name="healthz"),
+    path("images/", include("console.images.urls")),
+    path("operations/", include("console.operations.urls")),
 ]
 
 # Menu pages that are not built yet say so plainly; their issues replace these routes.

@@ -14,10 +14,11 @@ class MenuItem:
 MENU = (
     MenuItem("Dashboard", "dashboard", "▦", True),
     MenuItem("Containers", "containers", "▣", False),
-    MenuItem("Images", "images", "◧", False),
+    MenuItem("Images", "images", "◧", True),
     MenuItem("Registries", "registries", "⌂", False),
     MenuItem("Volumes", "volumes", "◍", False),
     MenuItem("Networks", "networks", "⋈", False),
+    MenuItem("Operations", "operations", "↻", True),
     MenuItem("Users & Teams", "users", "☺", False),
     MenuItem("Audit log", "audit", "☰", False),
     MenuItem("Settings", "settings", "⚙", False),

@@ -1,8 +1,17 @@
-"""The interface every engine driver implements."""
+"""The interface every engine driver implements.
+
+Methods return plain data (dicts, lists) shaped like Docker's API, so the
+console never depends on one engine's classes. Errors are ``engine.errors``
+exceptions whose message is shown to the user as is.
+"""
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
+from typing import BinaryIO
+
+Progress = Callable[[dict], None]
 
 
 class EngineDriver(abc.ABC):
@@ -12,3 +21,38 @@ class EngineDriver(abc.ABC):
     @abc.abstractmethod
     def facts(self) -> dict:
         """What the engine reports about its host: runtime, storage, kernel, cgroups."""
+
+    # -- images ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def list_images(self) -> list[dict]:
+        """Every image: {"id", "repo_tags", "repo_digests", "size", "created", "platform",
+        "layer_count", "labels"}."""
+
+    @abc.abstractmethod
+    def inspect_image(self, name_or_id: str) -> dict:
+        """``docker image inspect`` data plus "History" rows with sizes."""
+
+    @abc.abstractmethod
+    def pull_image(self, reference: str, credentials=None, platform: str | None = None,
+                   progress: Progress | None = None) -> dict:
+        """Pull and return the image as in ``list_images``."""
+
+    @abc.abstractmethod
+    def push_image(self, name: str, target: str | None = None, credentials=None,
+                   progress: Progress | None = None) -> str:
+        """Push and return the manifest digest."""
+
+    @abc.abstractmethod
+    def tag_image(self, source: str, target: str) -> None: ...
+
+    @abc.abstractmethod
+    def remove_image(self, name_or_id: str, force: bool = False) -> list[str]: ...
+
+    @abc.abstractmethod
+    def prune_images(self, all: bool = False) -> tuple[list[str], int]: ...
+
+    @abc.abstractmethod
+    def save_images(self, names: list[str], out: BinaryIO) -> None: ...
+
+    @abc.abstractmethod
+    def load_images(self, tar: BinaryIO) -> list[dict]: ...

@@ -7,8 +7,23 @@ from pathlib import Path
 from django.conf import settings
 
 from console.drivers.base import EngineDriver
-from engine import host
+from engine import archive, distribution, host
+from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
+from engine.images import Image, ImageStore
+
+
+def image_summary(image: Image) -> dict:
+    return {
+        "id": image.id,
+        "repo_tags": list(image.repo_tags),
+        "repo_digests": list(image.repo_digests),
+        "size": image.size,
+        "created": image.created,
+        "platform": image.platform,
+        "layer_count": len(image.layers),
+        "labels": (image.config.get("config") or {}).get("Labels") or {},
+    }
 
 
 class LocalEngineDriver(EngineDriver):
@@ -16,5 +31,40 @@ class LocalEngineDriver(EngineDriver):
     def config(self) -> EngineConfig:
         return EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
 
+    @property
+    def images(self) -> ImageStore:
+        return ImageStore(self.config)
+
     def facts(self) -> dict:
         return host.facts(self.config)
+
+    # -- images ---------------------------------------------------------------------
+    def list_images(self) -> list[dict]:
+        return [image_summary(image) for image in self.images.list(all=True)]
+
+    def inspect_image(self, name_or_id: str) -> dict:
+        image = self.images.get(name_or_id)
+        return {**inspect_dict(image), "HistoryRows": history_rows(image)}
+
+    def pull_image(self, reference, credentials=None, platform=None, progress=None) -> dict:
+        image = distribution.pull(self.images, reference, credentials=credentials, platform=platform,
+                                  progress=progress)
+        return image_summary(image)
+
+    def push_image(self, name, target=None, credentials=None, progress=None) -> str:
+        return distribution.push(self.images, name, target, credentials=credentials, progress=progress)
+
+    def tag_image(self, source, target) -> None:
+        self.images.tag(source, target)
+
+    def remove_image(self, name_or_id, force=False) -> list[str]:
+        return self.images.remove(name_or_id, force=force)
+
+    def prune_images(self, all=False) -> tuple[list[str], int]:
+        return self.images.prune(all=all)
+
+    def save_images(self, names, out) -> None:
+        archive.save(self.images, names, out)
+
+    def load_images(self, tar) -> list[dict]:
+        return [image_summary(image) for image in archive.load(self.images, tar)]

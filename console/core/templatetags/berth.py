@@ -1,0 +1,30 @@
+"""Small template helpers shared by the pages."""
+
+from django import template
+from django.utils.http import urlencode
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def query(context, **changes):
+    """The current query string with some parameters changed (for sort and page links)."""
+    params = context["request"].GET.copy()
+    for key, value in changes.items():
+        if value in (None, ""):
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return "?" + urlencode(sorted(params.lists()), doseq=True) if params else "?"
+
+
+@register.filter
+def short_id(value: str) -> str:
+    return (value or "").removeprefix("sha256:")[:12]
+
+
+@register.filter
+def state_class(state: str) -> str:
+    return {"succeeded": "ok", "running": "busy", "queued": "busy", "failed": "bad",
+            "cancelled": "muted", "exited": "muted", "created": "muted", "paused": "warn",
+            "restarting": "warn", "dead": "bad"}.get(state, "")

@@ -1,0 +1,51 @@
+"""What the worker does for each image operation (see console.operations.runner)."""
+
+from __future__ import annotations
+
+from console.operations.runner import handler
+from console.registries.models import Registry
+
+
+def _credentials(registry_id):
+    if not registry_id:
+        return None
+    registry = Registry.objects.filter(pk=registry_id).first()
+    return registry.credentials() if registry else None
+
+
+@handler("image.pull", permission="images.pull", reconcile=("images",))
+def pull(ctx):
+    p = ctx.parameters
+    image = ctx.driver.pull_image(p["reference"], credentials=_credentials(p.get("registry_id")),
+                                  platform=p.get("platform"), progress=ctx.progress)
+    return {"image_id": image["id"], "repo_tags": image["repo_tags"]}
+
+
+@handler("image.push", permission="images.push", reconcile=("images",))
+def push(ctx):
+    p = ctx.parameters
+    digest = ctx.driver.push_image(p["source"], p["target"], credentials=_credentials(p.get("registry_id")),
+                                   progress=ctx.progress)
+    return {"digest": digest}
+
+
+@handler("image.tag", permission="images.tag", reconcile=("images",))
+def tag(ctx):
+    ctx.driver.tag_image(ctx.parameters["source"], ctx.parameters["target"])
+    return {"tagged": ctx.parameters["target"]}
+
+
+@handler("image.remove", permission="images.remove", reconcile=("images",))
+def remove(ctx):
+    lines = ctx.driver.remove_image(ctx.parameters["name"], force=ctx.parameters.get("force", False))
+    for line in lines:
+        ctx.line(line)
+    return {"lines": lines}
+
+
+@handler("image.prune", permission="images.prune", reconcile=("images",))
+def prune(ctx):
+    removed, reclaimed = ctx.driver.prune_images(all=ctx.parameters.get("all", False))
+    for image_id in removed:
+        ctx.line(f"Deleted: {image_id}")
+    return {"removed": removed, "reclaimed_bytes": reclaimed}

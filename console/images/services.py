@@ -1,0 +1,76 @@
+"""Image actions: the only way views (and later the API) change images.
+
+Each validates its input (raising ValidationError with the field's message),
+then starts an Operation, which checks the permission and audits.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from console.operations import services as operations
+from console.registries.models import Registry
+from engine.errors import InvalidArgument
+from engine.reference import parse
+
+
+def normalize_reference(text: str, registry: Registry | None = None) -> str:
+    """The full reference, with the registry's host in front when one was picked."""
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError("Give an image reference, e.g. busybox:latest.")
+    if registry is not None and not text.startswith(registry.host + "/"):
+        text = f"{registry.host}/{text}"
+    try:
+        return str(parse(text))
+    except InvalidArgument as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def pull(user, environment, reference: str, registry: Registry | None = None, platform: str = ""):
+    ref = normalize_reference(reference, registry)
+    return operations.start(
+        user=user, environment=environment, action="image.pull", permission="images.pull",
+        target_type="image", target_name=ref,
+        parameters={"reference": ref, "registry_id": registry.pk if registry else None,
+                    "platform": platform.strip() or None},
+    )
+
+
+def push(user, environment, image, target: str = "", registry: Registry | None = None):
+    source = image.name or image.image_id
+    target_ref = normalize_reference(target or source, registry)
+    return operations.start(
+        user=user, environment=environment, action="image.push", permission="images.push",
+        target_type="image", target_id=image.image_id, target_name=target_ref,
+        parameters={"source": image.image_id, "target": target_ref,
+                    "registry_id": registry.pk if registry else None},
+    )
+
+
+def tag(user, environment, image, target: str):
+    target_ref = normalize_reference(target)
+    return operations.start(
+        user=user, environment=environment, action="image.tag", permission="images.tag",
+        target_type="image", target_id=image.image_id, target_name=target_ref,
+        parameters={"source": image.image_id, "target": target_ref},
+    )
+
+
+def remove(user, environment, image, force: bool = False, tag: str = ""):
+    """Remove an image, or only one of its tags when ``tag`` is given (as ``docker rmi name:tag``)."""
+    if tag and tag not in image.repo_tags:
+        raise ValidationError(f"{tag} is not a tag of this image.")
+    return operations.start(
+        user=user, environment=environment, action="image.remove", permission="images.remove",
+        target_type="image", target_id=image.image_id, target_name=tag or image.name or image.short_id,
+        parameters={"name": tag or image.image_id, "force": bool(force)},
+    )
+
+
+def prune(user, environment, all_unused: bool = False):
+    return operations.start(
+        user=user, environment=environment, action="image.prune", permission="images.prune",
+        target_type="image", target_name="all unused" if all_unused else "dangling",
+        parameters={"all": bool(all_unused)},
+    )

@@ -1,0 +1,143 @@
+"""The Celery task that runs every operation, and the registry of handlers.
+
+A handler is ``func(ctx) -> dict`` registered with ``@handler("image.pull",
+permission="images.pull")``. It calls the engine through ``ctx.driver``,
+reports progress with ``ctx.progress(...)`` / ``ctx.line(...)``, and returns the
+result to store. Engine errors become the operation's error in the engine's
+words; the permission is checked again when the task runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from asgiref.sync import async_to_sync
+from celery import shared_task
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from console.access.permissions import has_permission
+from console.drivers import driver_for
+from console.operations.models import Operation
+from engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Handler:
+    func: Callable
+    permission: str
+    reconcile: tuple[str, ...]
+
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(action: str, *, permission: str, reconcile: tuple[str, ...] = ()):
+    def register(func):
+        HANDLERS[action] = Handler(func, permission, reconcile)
+        return func
+    return register
+
+
+MAX_LINES = 2000  # output lines kept on the row (builds); the stream carries all of them
+
+
+@dataclass
+class OperationContext:
+    operation: Operation
+    driver: object
+    save_every: float = 0.5
+    notify_every: float = 0.1
+    _last_save: float = field(default=0.0)
+    _last_notify: float = field(default=0.0)
+
+    @property
+    def parameters(self) -> dict:
+        return self.operation.parameters
+
+    def progress(self, event: dict) -> None:
+        """A per-layer progress event from the engine: {"id", "status", "current", "total"}."""
+        layers = self.operation.progress.setdefault("layers", {})
+        layers[event["id"]] = {k: event.get(k) for k in ("status", "current", "total")}
+        self._flush(force=event.get("status") not in ("Downloading", "Pushing"))
+
+    def line(self, text: str) -> None:
+        lines = self.operation.progress.setdefault("lines", [])
+        lines.append(text)
+        del lines[:-MAX_LINES]
+        publish(self.operation, {"kind": "line", "text": text})
+        self._flush(force=False, notify=False)
+
+    def _flush(self, force: bool, notify: bool = True) -> None:
+        now = time.monotonic()
+        if force or now - self._last_save >= self.save_every:
+            Operation.objects.filter(pk=self.operation.pk).update(progress=self.operation.progress)
+            self._last_save = now
+        if notify and (force or now - self._last_notify >= self.notify_every):
+            publish(self.operation, {"kind": "progress"})
+            self._last_notify = now
+
+
+def publish(operation: Operation, message: dict) -> None:
+    """Tell the operation's watchers (its page, lists) that something changed."""
+    layer = get_channel_layer()
+    payload = {"type": "operation.update", "operation_id": str(operation.pk), **message}
+    async_to_sync(layer.group_send)(operation.group, payload)
+    async_to_sync(layer.group_send)(f"operations.{operation.environment_id}", payload)
+
+
+def _finish(operation: Operation, state: str, *, result: dict | None = None, error: str = "") -> None:
+    operation.state = state
+    operation.result = result or {}
+    operation.error = error
+    operation.finished_at = timezone.now()
+    operation.save(update_fields=["state", "result", "error", "finished_at", "progress"])
+
+
+@shared_task(name="console.operations.run")
+def run_operation(operation_id: str) -> str:
+    from console.inventory.reconcile import reconcile
+
+    try:
+        operation = Operation.objects.select_related("environment", "user").get(pk=operation_id)
+    except Operation.DoesNotExist:
+        return "missing"
+    if operation.state != Operation.State.QUEUED:
+        return operation.state  # delivered twice: run once
+    spec = HANDLERS.get(operation.action)
+    if spec is None:
+        _finish(operation, Operation.State.FAILED, error=f"No handler for {operation.action}")
+        publish(operation, {"kind": "state"})
+        return operation.state
+    if not has_permission(operation.user, spec.permission, operation.environment):
+        # The user lost the right between asking and running.
+        _finish(operation, Operation.State.CANCELLED, error="Permission withdrawn before the operation ran.")
+        publish(operation, {"kind": "state"})
+        return operation.state
+
+    operation.state = Operation.State.RUNNING
+    operation.started_at = timezone.now()
+    operation.save(update_fields=["state", "started_at"])
+    publish(operation, {"kind": "state"})
+    driver = driver_for(operation.environment)
+    ctx = OperationContext(operation, driver)
+    try:
+        result = spec.func(ctx) or {}
+    except EngineError as exc:
+        _finish(operation, Operation.State.FAILED, error=str(exc))
+    except Exception as exc:
+        log.exception("operation %s (%s) failed", operation.pk, operation.action)
+        _finish(operation, Operation.State.FAILED, error=f"Internal error: {exc.__class__.__name__}: {exc}")
+    else:
+        _finish(operation, Operation.State.SUCCEEDED, result=result)
+    try:
+        for kind in spec.reconcile:
+            reconcile(operation.environment, kind, driver)
+    finally:
+        publish(operation, {"kind": "state"})
+    return operation.state

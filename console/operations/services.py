@@ -1,0 +1,47 @@
+"""Starting an operation: the one path every state-changing action takes.
+
+``start`` checks the permission, records the audit event, creates the
+Operation row and enqueues the Celery task once the row is committed. A denied
+attempt is audited too, then raises PermissionDenied.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from console.access.permissions import require
+from console.core import audit
+from console.operations.models import Operation
+
+
+def start(*, user, environment, action: str, permission: str, target_type: str = "",
+          target_id: str = "", target_name: str = "", parameters: dict | None = None) -> Operation:
+    parameters = audit.redact(parameters or {})
+    try:
+        require(user, permission, environment)
+    except PermissionDenied:
+        audit.record(user=user, action=action, environment=environment, target_type=target_type,
+                     target_id=target_id, target_name=target_name, outcome="denied", details=parameters)
+        raise
+    operation = Operation.objects.create(
+        environment=environment, user=user, username=user.get_username(), action=action,
+        target_type=target_type, target_id=target_id, target_name=target_name, parameters=parameters,
+    )
+    audit.record(user=user, action=action, environment=environment, target_type=target_type,
+                 target_id=target_id, target_name=target_name, outcome="queued", details=parameters,
+                 operation=operation)
+    from console.operations.runner import run_operation
+
+    transaction.on_commit(lambda: run_operation.delay(str(operation.pk)))
+    return operation
+
+
+def visible_operations(user, environment):
+    """Operations the user may see in ``environment``."""
+    from console.access.permissions import has_permission
+
+    qs = Operation.objects.filter(environment=environment)
+    if not has_permission(user, "operations.view", environment):
+        return qs.none()
+    return qs

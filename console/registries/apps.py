@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RegistriesConfig(AppConfig):
+    name = "console.registries"
+    label = "registries"
