@@ -68,6 +68,16 @@ def test_chunked_and_monolithic_uploads_then_read_back(open_registry, small_imag
         assert client.blob_size("reg/chunks", layer.digest) == layer.size
 
 
+def test_relative_upload_locations(open_registry, small_image):  # noqa: F811
+    with run_front(open_registry.host) as front:
+        front.relative_locations = True
+        client = RegistryClient(front.host)
+        assert upload(client, "reg/relative", small_image, "v1", monolithic_limit=200, chunk_size=100)
+        patches = front.requests("PATCH", "/v2/reg/relative/blobs/uploads/")
+        assert len(patches) > 2 and all(e.status == 202 for e in patches)
+    assert RegistryClient(open_registry.host).get_manifest("reg/relative", "v1")[2] == small_image.manifest_digest
+
+
 def test_cross_repository_mount(open_registry, small_image):  # noqa: F811
     client = RegistryClient(open_registry.host)
     upload(client, "reg/source", small_image, "v1")

@@ -70,6 +70,7 @@ class RegistryFront:
         self.redirect_blobs_to: str | None = None  # "host:port" of another front acting as storage
         # distribution 2.8 ignores ?n= on tags/list; newer registries (and the Hub) page it.
         self.paginate_tags = False
+        self.relative_locations = False  # answer uploads with "/v2/..." Locations, as some registries do
         self.log: list[FrontLog] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -275,6 +276,9 @@ def _handler(front: RegistryFront):
                 if self.command == "GET" and digest in front.tamper and response.status == 200:
                     data = front.tamper[digest]
                 out = {k: v for k, v in response.getheaders() if k.lower() not in HOP_HEADERS}
+                if front.relative_locations and "Location" in out:
+                    parts = urlsplit(out["Location"])
+                    out["Location"] = parts.path + (f"?{parts.query}" if parts.query else "")
                 if self.command == "GET" and digest in front.cut and response.status == 200:
                     left = front.cut_times.get(digest)
                     if left is None or left > 0:
