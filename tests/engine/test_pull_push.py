@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +23,7 @@ from tests.support.registry import auth_registry, open_registry  # noqa: F401 (f
 from tests.support.tokenserver import TokenAuth, run_front
 
 PASSWORD = "wonderland"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def new_store(tmp_path, name: str = "store") -> ImageStore:
@@ -236,6 +241,37 @@ def test_interrupted_pull_leaves_no_partial_blob_and_next_pull_completes(tmp_pat
         image = dist.pull(store, f"{front.host}/hostile/app:v1")
     assert image.manifest_digest == served.manifest_digest
     assert all(store.content.verify(d) for d in image.blobs())
+
+
+def test_killed_pull_leaves_no_blob_and_next_pull_completes(tmp_path, open_registry, served):  # noqa: F811
+    """SIGKILL in the middle of a layer (a killed Celery worker): no partial blob, and a new pull works."""
+    root = tmp_path / "engine"
+    store = ImageStore(EngineConfig(root=root, run_root=root / "run"))
+    big = max(served.layers, key=lambda layer: layer.size)
+    with run_front(open_registry.host) as front:
+        front.stall[big.digest] = big.size // 2
+        name = f"{front.host}/hostile/app:v1"
+        proc = subprocess.Popen([sys.executable, "-m", "engine", "--root", str(root), "--run-root",
+                                 str(root / "run"), "pull", name], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not (front.requests("GET", big.digest) and ingest_files(store)):
+                assert proc.poll() is None and time.monotonic() < deadline, "the pull never reached the layer"
+                time.sleep(0.02)
+        finally:
+            proc.kill()
+            proc.wait()
+            front.release.set()
+        assert big.digest not in blobs_in(store)
+        assert not store.list(all=True)
+        assert ingest_files(store), "the killed pull should have left its temp file in ingest/"
+        store.content.clean_ingest()  # what the next reconcile does with a dead writer's temp file
+        assert ingest_files(store) == []
+        del front.stall[big.digest]
+        image = dist.pull(store, name)
+    assert image.manifest_digest == served.manifest_digest
+    assert store.content.verify(big.digest)
 
 
 def test_broken_connection_is_retried_within_the_pull(tmp_path, open_registry, served, monkeypatch):  # noqa: F811

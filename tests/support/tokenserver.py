@@ -10,7 +10,8 @@ token endpoint checks ``service``, the requested scopes, Basic credentials and
 
 The front can also lie: ``tamper[digest] = bytes`` serves other bytes for a blob
 or manifest, and ``cut[digest] = n`` drops the connection after ``n`` bytes
-(every time, or ``cut_times[digest]`` times).
+(every time, or ``cut_times[digest]`` times); ``stall[digest] = n`` sends ``n``
+bytes and waits for ``release``, so that a test can kill the client mid-download.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class RegistryFront:
         self.tamper: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
         self.cut_times: dict[str, int] = {}  # if set for a digest, cut only this many times
+        self.stall: dict[str, int] = {}  # digest -> bytes sent before waiting for ``release``
+        self.release = threading.Event()
         # path fragment -> (status, error code): answer with a registry error, as the Hub does
         self.fail: dict[str, tuple[int, str]] = {}
         self.redirect_blobs_to: str | None = None  # "host:port" of another front acting as storage
@@ -279,6 +282,8 @@ def _handler(front: RegistryFront):
                 if front.relative_locations and "Location" in out:
                     parts = urlsplit(out["Location"])
                     out["Location"] = parts.path + (f"?{parts.query}" if parts.query else "")
+                if self.command == "GET" and digest in front.stall and response.status == 200:
+                    return self._stall(response.status, out, data, front.stall[digest])
                 if self.command == "GET" and digest in front.cut and response.status == 200:
                     left = front.cut_times.get(digest)
                     if left is None or left > 0:
@@ -309,6 +314,21 @@ def _handler(front: RegistryFront):
             self.wfile.write(data[:n])
             self.wfile.flush()
             self.close_connection = True
+
+        def _stall(self, status: int, headers: dict[str, str], data: bytes, n: int) -> None:
+            self._log(-2)
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                self.wfile.write(data[:n])
+                self.wfile.flush()
+                front.release.wait(30)
+                self.wfile.write(data[n:])
+            except OSError:
+                self.close_connection = True  # the client went away, as the test intended
 
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _proxy
 
