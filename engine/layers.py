@@ -291,11 +291,30 @@ class _Applier:
         self.whiteouts: set[tuple[str, ...]] = set()
         self.dir_times: list[tuple[tuple[str, ...], int]] = []
         self.size = 0
+        # The last parent walked to, kept open: tar entries come directory by directory.
+        # Dropped whenever a directory is removed, so it never names a deleted one.
+        self._cached: tuple[tuple[str, ...], int] | None = None
+
+    def close(self) -> None:
+        self._drop_cache()
+
+    def _drop_cache(self) -> None:
+        if self._cached is not None:
+            os.close(self._cached[1])
+            self._cached = None
+
+    def _remove(self, dir_fd: int, name: str) -> None:
+        st = _lstat(dir_fd, name)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            self._drop_cache()
+        _remove(dir_fd, name)
 
     # -- walking
 
     def _walk(self, name: str, parts: tuple[str, ...], create: bool) -> int:
         """An fd on the directory ``parts``; with ``create``, missing parents are made."""
+        if create and self._cached is not None and self._cached[0] == parts:
+            return os.dup(self._cached[1])
         fd = os.dup(self.root_fd)
         try:
             for i, comp in enumerate(parts):
@@ -312,12 +331,15 @@ class _Applier:
                     if not create or self.mode == "overlay" or prefix in self.layer_paths:
                         raise _refuse(name, f"{'/'.join(prefix)} is a symlink or not a directory") from None
                     # A lower layer's symlink or file: the overlay view shows our directory.
-                    _remove(fd, comp)
+                    self._remove(fd, comp)
                     next_fd = self._mkdir(fd, comp)
                 if create:
                     self.layer_paths.add(prefix)
                 os.close(fd)
                 fd = next_fd
+            if create:
+                self._drop_cache()
+                self._cached = (parts, os.dup(fd))
             return fd
         except BaseException:
             os.close(fd)
@@ -369,7 +391,7 @@ class _Applier:
         for name in os.listdir(dir_fd):
             child = parts + (name,)
             if child not in self.layer_paths:
-                _remove(dir_fd, name)
+                self._remove(dir_fd, name)
                 continue
             st = _lstat(dir_fd, name)
             if st is not None and stat.S_ISDIR(st.st_mode):
@@ -393,7 +415,7 @@ class _Applier:
                 finally:
                     os.close(fd)
             return
-        _remove(parent, base)
+        self._remove(parent, base)
         if self.mode == "overlay":
             os.mknod(base, stat.S_IFCHR, 0, dir_fd=parent)
             os.chown(base, e.uid, e.gid, dir_fd=parent, follow_symlinks=False)
@@ -414,7 +436,7 @@ class _Applier:
         st = _lstat(parent, base)
         if e.kind == "dir":
             if st is not None and not stat.S_ISDIR(st.st_mode):
-                _remove(parent, base)
+                self._remove(parent, base)
                 st = None
             if st is None:
                 os.mkdir(base, 0o700, dir_fd=parent)
@@ -430,7 +452,7 @@ class _Applier:
             self._hardlink(parent, base, e, st)
             return
         if st is not None:
-            _remove(parent, base)
+            self._remove(parent, base)
         if e.kind == "file":
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o600, dir_fd=parent)
@@ -472,7 +494,7 @@ class _Applier:
                     and e.link_parts in self.whiteouts:
                 raise _refuse(e.name, f"hardlink target {e.linkname!r} was whited out")
             if st is not None:
-                _remove(parent, base)
+                self._remove(parent, base)
             os.link(src, base, src_dir_fd=src_parent, dst_dir_fd=parent, follow_symlinks=False)
         finally:
             os.close(src_parent)
@@ -519,6 +541,8 @@ def _apply_into(fileobj: BinaryIO, target: Path, mode: str) -> LayerResult:
             hashing.drain()
         except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError, gzip.BadGzipFile) as exc:
             raise InvalidArgument(f"layer is not a valid tar archive: {exc}") from exc
+        finally:
+            applier.close()
         applier.finish()
     finally:
         os.close(root_fd)
@@ -635,8 +659,11 @@ def apply_tree(layer_dir: Path, target: Path) -> None:
     root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         applier = _Applier(root_fd, "flat")
-        for entry in _tree_entries(Path(layer_dir)):
-            _apply_entries(applier, entry)
+        try:
+            for entry in _tree_entries(Path(layer_dir)):
+                _apply_entries(applier, entry)
+        finally:
+            applier.close()
         applier.finish()
     finally:
         os.close(root_fd)
