@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "console.inventory",
     "console.registries",
     "console.images",
+    "console.accounts",
+    "console.audit",
 ]
 
 MIDDLEWARE = [

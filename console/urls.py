@@ -3,7 +3,7 @@ from django.urls import include, path
 
 from console.core import views
 from console.core.forms import SignInForm
-from console.core.navigation import MENU
+from console.core.navigation import NOT_BUILT_YET
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -22,9 +22,5 @@ urlpatterns = [
     path("operations/", include("console.operations.urls")),
 ]
 
-# Menu pages that are not built yet say so plainly; their issues replace these routes.
-urlpatterns += [
-    path(f"{item.url_name}/", views.not_built, {"url_name": item.url_name}, name=item.url_name)
-    for item in MENU
-    if not item.built
-]
+# Menu pages that are not built yet say so plainly; their apps replace these routes.
+urlpatterns += [path(f"{name}/", views.not_built, {"url_name": name}, name=name) for name in NOT_BUILT_YET]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from console import audit
 from console.access.permissions import require
-from console.core import audit
 from console.operations.models import Operation
 
 
