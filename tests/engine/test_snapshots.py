@@ -179,3 +179,30 @@ def test_many_layers_fit_in_the_mount_options(config, tmp_path):
         assert (rootfs / "f000").read_bytes() == b"0"
     finally:
         snaps.remove("deep")
+
+
+@pytest.mark.parametrize("driver", ["overlay", "copy"])
+def test_a_real_image_runs_from_its_rootfs(config, driver):
+    # The whole path a container takes: image store -> unpacked layers -> rootfs.
+    from engine.images import ImageStore
+    from engine.layers import LayerStore
+    from tests.support import imagebuilder as ib
+
+    images = ImageStore(config)
+    image = ib.multilayer_image(images)
+    lowers = LayerStore(config, images.content).ensure(image)
+    snaps = Snapshotter(config, driver=driver)
+    rootfs = snaps.prepare("app", lowers)
+    try:
+        def sh(script):
+            return subprocess.run(["chroot", str(rootfs), "/bin/sh", "-c", script],
+                                  capture_output=True, text=True, check=True).stdout
+
+        assert sh("cat /data/keep.txt /data/changed.txt") == "keepnew"
+        assert sh("ls /opt/app; ls /data") == "new.txt\nchanged.txt\nhard\nkeep.txt\nlink\n"
+        assert sh("stat -c '%u:%g %a' /home/app/owned.txt") == "1000:1000 600\n"
+        sh("echo written > /data/new.txt")
+        assert all(not (lower / "data/new.txt").exists() for lower in lowers)
+    finally:
+        snaps.remove("app")
+    assert list((config.root / "snapshots").iterdir()) == []
