@@ -99,14 +99,14 @@ def _wait_ready(registry: Registry, log: Path, timeout: float = 15) -> None:
     pytest.fail(f"docker-registry did not answer on {registry.host} within {timeout}s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def open_registry() -> Iterator[Registry]:
-    """An anonymous registry with deletes enabled, shared by a test session."""
+    """An anonymous registry with deletes enabled, shared by the tests of a module."""
     with run_registry(delete=True) as registry:
         yield registry
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def auth_registry() -> Iterator[Registry]:
     """A registry that requires htpasswd Basic auth (user ``alice``, password ``wonderland``)."""
     with run_registry(users={"alice": "wonderland"}) as registry:
