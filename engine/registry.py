@@ -84,10 +84,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def default_insecure(host: str) -> bool:
-    """Plain http for loopback registries and those in ``$BERTH_INSECURE_REGISTRIES``, as docker does."""
-    if is_loopback(host):
-        return True
+def listed_insecure(host: str) -> bool:
+    """Registries named in ``$BERTH_INSECURE_REGISTRIES`` (comma-separated), like dockerd's --insecure-registry."""
     listed = {h.strip() for h in os.environ.get("BERTH_INSECURE_REGISTRIES", "").split(",") if h.strip()}
     return host in listed
 
@@ -159,8 +157,12 @@ class RegistryClient:
                  timeout: float = 60.0, session: requests.Session | None = None):
         self.host = api_host(host)
         self.credentials = credentials
-        self.insecure = default_insecure(self.host) if insecure is None else insecure
-        self.base_url = f"{'http' if self.insecure else 'https'}://{self.host}"
+        # Loopback registries speak plain http. A registry marked insecure gets what docker
+        # does: https without certificate checks first, then http (decided at the ping).
+        explicit = insecure is True or (insecure is None and listed_insecure(self.host))
+        self.insecure = explicit or (insecure is None and is_loopback(self.host))
+        self._probe_tls = explicit
+        self.base_url = f"{'http' if self.insecure and not explicit else 'https'}://{self.host}"
         self.timeout = timeout
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
@@ -184,6 +186,8 @@ class RegistryClient:
                 self._ping()
 
     def _ping(self) -> None:
+        if self._probe_tls:
+            self._choose_scheme()
         response = self._send("GET", "/v2/", None, auth=False)
         if response.status_code == 401:
             challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
@@ -196,6 +200,16 @@ class RegistryClient:
         elif response.status_code != 200:
             raise self._error(response, what="registry API")
         self._pinged = True
+
+    def _choose_scheme(self) -> None:
+        """For an insecure registry: https with an unverified certificate if it answers, else http."""
+        self.session.verify = False
+        try:
+            self.session.get(f"https://{self.host}/v2/", timeout=min(self.timeout, 10)).close()
+            self.base_url = f"https://{self.host}"
+        except requests.RequestException:
+            self.base_url = f"http://{self.host}"
+        self._probe_tls = False
 
     def login(self) -> None:
         """Check the credentials, the way ``docker login`` does (a token with no scope, or Basic on /v2/)."""

@@ -40,7 +40,18 @@ def test_scheme_follows_docker_rules():
     assert RegistryClient("docker.io").base_url == "https://registry-1.docker.io"
     assert RegistryClient("localhost:5000").base_url == "http://localhost:5000"
     assert RegistryClient("127.0.0.1:5000").base_url == "http://127.0.0.1:5000"
-    assert RegistryClient("registry.lan:5000", insecure=True).base_url == "http://registry.lan:5000"
+    assert RegistryClient("registry.lan:5000", insecure=True).base_url == "https://registry.lan:5000"  # then http
+
+
+def test_insecure_registry_falls_back_from_https_to_http(open_registry, small_image):  # noqa: F811
+    """Marked insecure, a registry is tried with unverified https first, then plain http, as docker does."""
+    upload(RegistryClient(open_registry.host), "reg/insecure", small_image, "v1")
+    client = RegistryClient(open_registry.host, insecure=True)
+    assert client.base_url.startswith("https://")
+    assert client.get_manifest("reg/insecure", "v1")[2] == small_image.manifest_digest
+    assert client.base_url == f"http://{open_registry.host}"
+    with pytest.raises(RegistryError, match="TLS error"):
+        RegistryClient(open_registry.host, insecure=False).get_manifest("reg/insecure", "v1")
 
 
 def test_parse_challenges_reads_bearer_and_basic_params():
