@@ -150,6 +150,9 @@ class Snapshotter:
             else:
                 for lower in lowers:
                     apply_tree(lower, merged)
+            if self.driver == "copy":
+                # What the image gave, to tell the container's changes from it later.
+                (snap / "base.json").write_text(json.dumps(_scan(merged), separators=(",", ":")))
             # Written last: a snapshot without its record is a leftover, not a snapshot.
             tmp = snap / "snapshot.json.tmp"
             tmp.write_text(json.dumps({"driver": self.driver, "lowers": [str(p) for p in lowers]}))
@@ -187,25 +190,40 @@ class Snapshotter:
     # -- inspection
 
     def diff(self, key: str) -> Iterator[Change]:
-        """What the container changed, as ``docker diff`` lists it.
+        """What the container changed, as ``docker diff`` lists it, sorted by path.
 
         Overlay: read from ``upper/`` (0/0 character devices are deletions; an opaque
         directory is reported as changed, without listing the lower files it hides).
-        Copy: not implemented yet; ``commit`` will need it, by comparing ``merged/``
-        with the flattened lowers.
+        Copy: ``merged/`` compared with the record of it taken at prepare time (type,
+        mode, owner, size, mtime, link target; like Docker's naive diff, a content change
+        that keeps size and mtime is not seen). A deleted directory is one "D", not one
+        per file in it.
         """
         meta = self._meta(key)
-        if meta["driver"] != "overlay":
-            raise NotImplementedError("diff is not implemented for the copy driver yet")
-        lowers = [Path(p) for p in meta["lowers"]]
-        yield from _upper_changes(self._snap(key) / "upper", lowers)
+        snap = self._snap(key)
+        if meta["driver"] == "overlay":
+            lowers = [Path(p) for p in meta["lowers"]]
+            yield from sorted(_upper_changes(snap / "upper", lowers), key=lambda c: c.path)
+            return
+        yield from _compare(_load_base(snap), _scan(snap / "merged"))
 
     def usage(self, key: str) -> int:
-        """Bytes used by the container's writable layer (the copy driver: its whole rootfs)."""
+        """Bytes of the files the container added or changed (its writable layer)."""
         meta = self._meta(key)
         snap = self._snap(key)
-        top = snap / "upper" if meta["driver"] == "overlay" else snap / "merged"
-        return _tree_size(top)
+        if meta["driver"] == "overlay":
+            return _tree_size(snap / "upper")
+        merged = snap / "merged"
+        total, seen = 0, set()
+        for change in self.diff(key):
+            if change.kind == "D":
+                continue
+            st = os.lstat(merged / change.path.lstrip("/"))
+            if stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+        return total
 
     # -- internals
 
@@ -299,6 +317,43 @@ def _upper_changes(upper: Path, lowers: list[Path]) -> Iterator[Change]:
                 yield from walk(path, rel)
 
     yield from walk(upper, ())
+
+
+def _scan(top: Path) -> dict[str, list]:
+    """Path -> [mode, uid, gid, size, mtime_ns, link target] for everything under top."""
+    out: dict[str, list] = {}
+    for dirpath, dirnames, filenames in os.walk(top):  # does not follow symlinks
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            size = 0 if stat.S_ISDIR(st.st_mode) else st.st_size
+            link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+            out["/" + os.path.relpath(path, top)] = [st.st_mode, st.st_uid, st.st_gid, size,
+                                                     st.st_mtime_ns, link]
+    return out
+
+
+def _load_base(snap: Path) -> dict[str, list]:
+    try:
+        return json.loads((snap / "base.json").read_text())
+    except FileNotFoundError:
+        raise NotFound(f"snapshot {snap.name} has no record of its base to compare with") from None
+
+
+def _compare(base: dict[str, list], now: dict[str, list]) -> Iterator[Change]:
+    changes = []
+    for path, info in now.items():
+        if path not in base:
+            changes.append(Change("A", path))
+        elif base[path] != info:
+            changes.append(Change("C", path))
+    for path in base:
+        if path in now:
+            continue
+        parent = os.path.dirname(path)
+        if parent == "/" or parent in now and stat.S_ISDIR(now[parent][0]):
+            changes.append(Change("D", path))  # the topmost deleted path only
+    yield from sorted(changes, key=lambda c: c.path)
 
 
 def _tree_size(top: Path) -> int:
