@@ -1,0 +1,1026 @@
+"""Containers: create from an image, the lifecycle, state, inspect, ps, top, wait, rename.
+
+Layout:
+- ``root/containers/<id>/``: ``config.json`` (what the user asked for, Docker-shaped),
+  ``state.json`` (written by us and by the monitor, atomically, under ``lock``),
+  ``bundle/config.json`` (the OCI spec), ``json.log``, ``execs/``;
+  ``op.lock`` serialises operations (start, stop, rm...) on one container.
+- ``root/containers/names/<name>``: a symlink to the id. Creating the link is the
+  atomic "is this name free" test, so names are unique without a global lock.
+- ``run_root/c/<short id>/``: the attach socket (short path: unix sockets are limited
+  to 108 bytes).
+
+Creating goes image -> layers -> snapshot (rootfs) -> bundle config.json; starting
+spawns the monitor (``engine.monitor``), which survives us. Reading a container
+checks the truth: a dead monitor is noticed and reported, never hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal as signal_module
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine import events, monitor, users
+from engine.config import EngineConfig
+from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
+from engine.monitor import (
+    F_CLOSE_STDIN,
+    F_EXIT,
+    F_RESIZE,
+    F_STDIN,
+    locked,
+    now_rfc3339,
+    process_start_time,
+    update_state,
+    write_json_atomic,
+)
+from engine.runtime import DEFAULT_PATH, Runtime, build_process, build_spec, cgroup_dir
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+LOG_MAX_SIZE = 20 * 1024 * 1024
+LOG_MAX_FILES = 2
+MONITOR_FILE = Path(__file__).with_name("monitor.py")
+REPO_DIR = Path(__file__).resolve().parent.parent
+ACTIVE = ("running", "paused", "restarting")
+
+
+# ---------------------------------------------------------------- parsing user input
+
+def parse_bytes(text: str | int | None) -> int:
+    """Docker's memory sizes: 512m, 1g, 1.5GiB, 1048576 (bytes)."""
+    if text in (None, "", 0):
+        return 0
+    if isinstance(text, int):
+        value = text
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*", str(text), re.IGNORECASE)
+        if not m:
+            raise InvalidArgument(f"invalid size: {text!r} (use a number with an optional unit b, k, m, g)")
+        unit = " kmgtp".index(m.group(2).lower() or " ")
+        value = int(float(m.group(1)) * 1024 ** unit)
+    if value < 6 * 1024 * 1024:
+        raise InvalidArgument("minimum memory limit allowed is 6MB")
+    return value
+
+
+def parse_cpus(text: str | float | None) -> int:
+    if text in (None, "", 0):
+        return 0
+    try:
+        cpus = float(text)
+    except ValueError:
+        raise InvalidArgument(f"invalid --cpus value {text!r}: not a number") from None
+    available = os.cpu_count() or 1
+    if cpus <= 0 or cpus > available:
+        raise InvalidArgument(f"range of CPUs is from 0.01 to {available}.00, as there are only "
+                              f"{available} CPUs available")
+    return int(cpus * 1e9)
+
+
+def parse_restart(text: str | None) -> dict:
+    text = (text or "no").strip()
+    name, _, count = text.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy {text!r}: use no, always, unless-stopped "
+                              "or on-failure[:max-retries]")
+    if count and (name != "on-failure" or not count.isdigit()):
+        raise InvalidArgument(f"invalid restart policy {text!r}: only on-failure takes a count")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
+def parse_signal(value: str | int | None, default: int = signal_module.SIGKILL) -> int:
+    if value in (None, ""):
+        return int(default)
+    text = str(value).strip().upper()
+    if text.isdigit():
+        number = int(text)
+        if number in {s.value for s in signal_module.Signals} or 34 <= number <= 64:
+            return number
+        raise InvalidArgument(f"invalid signal: {value}")
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(signal_module.Signals[text])
+    except KeyError:
+        raise InvalidArgument(f"invalid signal: {value}") from None
+
+
+def parse_env(items) -> list[str]:
+    env = []
+    for item in items or []:
+        if not item or item.startswith("="):
+            raise InvalidArgument(f"invalid environment variable: {item!r}")
+        if "=" not in item:  # -e NAME takes the value from our own environment, as Docker
+            if item not in os.environ:
+                continue
+            item = f"{item}={os.environ[item]}"
+        env.append(item)
+    return env
+
+
+def merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    merged: dict[str, str] = {}
+    for item in list(base) + list(overrides):
+        key, _, _ = item.partition("=")
+        merged[key] = item
+    return list(merged.values())
+
+
+def _random_name() -> str:
+    adjectives = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid",
+                  "merry", "nimble", "proud", "quiet", "sharp", "tender", "vivid", "witty", "zealous"]
+    nouns = ["albatross", "beacon", "compass", "dinghy", "estuary", "frigate", "galley", "harbor",
+             "island", "jetty", "keel", "lagoon", "mooring", "narwhal", "orca", "pier", "quay", "reef"]
+    return f"{secrets.choice(adjectives)}_{secrets.choice(nouns)}"
+
+
+def _age(stamp: str) -> str:
+    if not stamp or stamp.startswith("0001"):
+        return ""
+    then = parse_time(stamp)
+    seconds = max(0, int(time.time() - then))
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size * 2:
+            return f"{seconds // size} {unit}"
+    if seconds >= 60:
+        return "About a minute"
+    return f"{seconds} seconds" if seconds > 1 else "Less than a second"
+
+
+def parse_time(stamp: str) -> float:
+    """RFC 3339 (with nanoseconds) to a Unix timestamp."""
+    main, _, frac = stamp.rstrip("Z").partition(".")
+    base = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return base + (float("0." + frac) if frac else 0.0)
+
+
+# ---------------------------------------------------------------- the store
+
+@dataclass
+class Container:
+    id: str
+    dir: Path
+    config: dict
+    state: dict
+
+    @property
+    def name(self) -> str:
+        return self.config["Name"].lstrip("/")
+
+    @property
+    def status(self) -> str:
+        return self.state.get("Status", "created")
+
+
+class Containers:
+    """The containers of one engine root. Other stores are given or made from ``config``."""
+
+    def __init__(self, config: EngineConfig, images=None, layers=None, snapshots=None):
+        self.config = config
+        self.root = config.subdir("containers")
+        self.names = self.root / "names"
+        self.names.mkdir(exist_ok=True)
+        self._images, self._layers, self._snapshots = images, layers, snapshots
+        self._runtime: Runtime | None = None
+
+    # Stores are made lazily: `ps` or `logs` need none of them.
+    @property
+    def images(self):
+        if self._images is None:
+            from engine.images import ImageStore
+
+            self._images = ImageStore(self.config)
+            register_in_use_check(self._images, self.config)
+        return self._images
+
+    @property
+    def layers(self):
+        if self._layers is None:
+            from engine.content import ContentStore
+            from engine.layers import LayerStore
+
+            self._layers = LayerStore(self.config, ContentStore(self.config))
+        return self._layers
+
+    @property
+    def snapshots(self):
+        if self._snapshots is None:
+            from engine.snapshots import Snapshotter
+
+            self._snapshots = Snapshotter(self.config)
+        return self._snapshots
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = Runtime(self.config)
+        return self._runtime
+
+    def run_dir(self, container_id: str) -> Path:
+        return self.config.run_root / "c" / container_id[:12]
+
+    # ------------------------------------------------------------ lookup
+    def ids(self) -> list[str]:
+        return [p.name for p in self.root.iterdir() if p.is_dir() and p.name != "names"
+                and (p / "config.json").exists()]
+
+    def resolve(self, ref: str) -> str:
+        """A full id, a name (with or without '/') or a unique id prefix."""
+        ref = (ref or "").strip().lstrip("/")
+        if not ref:
+            raise InvalidArgument("no container given")
+        if NAME_RE.match(ref):
+            link = self.names / ref
+            if link.is_symlink():
+                target = os.readlink(link)
+                if (self.root / target / "config.json").exists():
+                    return target
+        if re.fullmatch(r"[0-9a-f]{1,64}", ref):
+            if (self.root / ref / "config.json").exists():
+                return ref
+            matches = [i for i in self.ids() if i.startswith(ref)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise InvalidArgument(f"multiple containers match the prefix {ref!r}; give more of the id")
+        raise NotFound(f"No such container: {ref}")
+
+    def get(self, ref: str) -> Container:
+        container_id = self.resolve(ref)
+        return self._load(container_id)
+
+    def _load(self, container_id: str, reconcile: bool = True) -> Container:
+        directory = self.root / container_id
+        try:
+            config = json.loads((directory / "config.json").read_text())
+            state = json.loads((directory / "state.json").read_text())
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {container_id}") from None
+        container = Container(container_id, directory, config, state)
+        if reconcile:
+            self._reconcile(container)
+        return container
+
+    # ------------------------------------------------------------ finding the truth
+    def monitor_alive(self, container: Container) -> bool:
+        pid, start = container.state.get("MonitorPid"), container.state.get("MonitorStart")
+        return bool(pid) and process_start_time(pid) == start
+
+    def _reconcile(self, container: Container) -> None:
+        """A container we think is active but whose monitor is gone: say what really happened."""
+        if container.status not in ACTIVE or self.monitor_alive(container):
+            return
+        with locked(str(container.dir / "lock")):
+            state = json.loads((container.dir / "state.json").read_text())
+            container.state = state
+            if state.get("Status") not in ACTIVE or self.monitor_alive(container):
+                return
+            pid = state.get("Pid") or 0
+            alive = pid and process_start_time(pid) is not None and self._runtime_alive(container.id)
+            if alive:
+                # Still running, but nobody logs its output or will record its exit.
+                state["Error"] = "monitor died: the container runs unsupervised (no logs, no exit code)"
+            else:
+                self.runtime.delete(container.id, force=True)
+                state.update(Status="exited", Pid=0, ExitCode=255, FinishedAt=now_rfc3339(),
+                             Error="monitor died: exit code unknown", Paused=False)
+            write_json_atomic(str(container.dir / "state.json"), state)
+        container.state = state
+        if not alive:
+            events.emit(self.config, "container", "die", container.id,
+                        {"name": container.name, "exitCode": "255"})
+
+    def _runtime_alive(self, container_id: str) -> bool:
+        state = self.runtime.state(container_id)
+        return bool(state) and state.get("status") in ("running", "paused", "created")
+
+    # ------------------------------------------------------------ create
+    def create(self, image: str, command: list[str] | None = None, *, name: str | None = None,
+               entrypoint: list[str] | str | None = None, env: list[str] | None = None,
+               workdir: str | None = None, user: str | None = None, tty: bool = False,
+               open_stdin: bool = False, labels: dict[str, str] | None = None,
+               hostname: str | None = None, memory: str | int | None = None,
+               cpus: str | float | None = None, pids_limit: int | None = None,
+               read_only: bool = False, restart: str | None = None, network: str | None = None,
+               auto_remove: bool = False) -> Container:
+        # Everything the user typed is checked before anything is touched.
+        memory_bytes = parse_bytes(memory)
+        nano_cpus = parse_cpus(cpus)
+        if pids_limit is not None and int(pids_limit) < 0:
+            raise InvalidArgument("--pids-limit must be a positive number")
+        policy = parse_restart(restart)
+        if auto_remove and policy["Name"] != "no":
+            raise InvalidArgument("conflicting options: --restart and --rm")
+        network = network or "private"
+        if network not in ("private", "none", "host", "default", "bridge"):
+            raise InvalidArgument(f"network {network} not found (networks: none, host)")
+        env_list = parse_env(env)
+        if name is not None:
+            name = name.lstrip("/")
+            if not NAME_RE.match(name):
+                raise InvalidArgument(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                                      "are allowed")
+        if isinstance(entrypoint, str):
+            entrypoint = [entrypoint] if entrypoint else []
+
+        img = self.images.get(image)
+        image_config = (img.config or {}).get("config") or {}
+        container_id = secrets.token_hex(32)
+        name = self._reserve_name(name, container_id)
+        directory = self.root / container_id
+        snapshot_made = False
+        try:
+            directory.mkdir()
+            lowers = self.layers.ensure(img)
+            rootfs = Path(self.snapshots.prepare(container_id, lowers))
+            snapshot_made = True
+
+            path_entry = entrypoint if entrypoint is not None else (image_config.get("Entrypoint") or [])
+            cmd = list(command) if command else ([] if entrypoint is not None else
+                                                 (image_config.get("Cmd") or []))
+            args = list(path_entry) + cmd
+            if not args:
+                raise InvalidArgument("no command specified")
+            hostname = hostname or container_id[:12]
+            env_all = merge_env(image_config.get("Env") or [], env_list)
+            if not any(e.startswith("PATH=") for e in env_all):
+                env_all.insert(0, f"PATH={DEFAULT_PATH}")
+            env_all = merge_env([f"HOSTNAME={hostname}"] + (["TERM=xterm"] if tty else []), env_all)
+            user_spec = user if user is not None else (image_config.get("User") or "")
+            resolved = users.resolve(rootfs, user_spec)
+            workdir = workdir or image_config.get("WorkingDir") or "/"
+            if not workdir.startswith("/"):
+                raise InvalidArgument(f"the working directory {workdir!r} is not absolute")
+            all_labels = dict(image_config.get("Labels") or {})
+            all_labels.update(labels or {})
+            stop_signal = image_config.get("StopSignal") or "SIGTERM"
+
+            env_with_home = env_all if any(e.startswith("HOME=") for e in env_all) else \
+                env_all + [f"HOME={resolved.home}"]
+            process = build_process(args=args, env=env_with_home, cwd=workdir, uid=resolved.uid,
+                                    gid=resolved.gid, additional_gids=resolved.additional_gids,
+                                    terminal=tty)
+            extra_mounts = self._etc_mounts(directory, hostname, network)
+            annotations = {f"org.opencontainers.image.label.{k}": str(v) for k, v in all_labels.items()}
+            annotations["org.opencontainers.image.stopSignal"] = stop_signal
+            if image_config.get("ExposedPorts"):
+                annotations["org.opencontainers.image.exposedPorts"] = ",".join(image_config["ExposedPorts"])
+            spec = build_spec(container_id=container_id, process=process, rootfs=rootfs,
+                              hostname=hostname, readonly=read_only, network=network,
+                              memory=memory_bytes, nano_cpus=nano_cpus, pids_limit=int(pids_limit or 0),
+                              annotations=annotations, extra_mounts=extra_mounts)
+            (directory / "bundle").mkdir()
+            write_json_atomic(str(directory / "bundle" / "config.json"), spec)
+            created = now_rfc3339()
+            config = {
+                "Id": container_id,
+                "Name": "/" + name,
+                "Created": created,
+                "Path": args[0],
+                "Args": args[1:],
+                "Image": img.id,
+                "Rootfs": str(rootfs),
+                "LogPath": str(directory / "json.log"),
+                "Config": {
+                    "Hostname": hostname, "User": user_spec, "Tty": tty, "OpenStdin": open_stdin,
+                    "AttachStdin": open_stdin, "Env": env_all, "Cmd": cmd,
+                    "Entrypoint": list(path_entry) or None, "Image": image, "WorkingDir": workdir,
+                    "Labels": all_labels, "StopSignal": stop_signal,
+                    "ExposedPorts": image_config.get("ExposedPorts") or {},
+                    "Volumes": image_config.get("Volumes") or {},
+                },
+                "HostConfig": {
+                    "Memory": memory_bytes, "NanoCpus": nano_cpus, "PidsLimit": int(pids_limit or 0),
+                    "ReadonlyRootfs": bool(read_only), "RestartPolicy": policy,
+                    "AutoRemove": bool(auto_remove),
+                    "NetworkMode": "default" if network in ("private", "bridge") else network,
+                },
+                "Mounts": [],
+            }
+            write_json_atomic(str(directory / "config.json"), config)
+            write_json_atomic(str(directory / "state.json"), {
+                "Status": "created", "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME,
+                "FinishedAt": ZERO_TIME, "OOMKilled": False, "RestartCount": 0, "Paused": False,
+            })
+        except BaseException:
+            if snapshot_made:
+                self._remove_snapshot(container_id)
+            shutil.rmtree(directory, ignore_errors=True)
+            self._release_name(name, container_id)
+            raise
+        events.emit(self.config, "container", "create", container_id, {"name": name, "image": image})
+        return self._load(container_id, reconcile=False)
+
+    def _etc_mounts(self, directory: Path, hostname: str, network: str) -> list[dict]:
+        """/etc/hostname, /etc/hosts (and resolv.conf with the host's network), as Docker does."""
+        (directory / "hostname").write_text(hostname + "\n")
+        (directory / "hosts").write_text(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            f"127.0.1.1\t{hostname}\n")
+        mounts = []
+        files = ["hostname", "hosts"]
+        if network == "host" and Path("/etc/resolv.conf").exists():
+            shutil.copyfile("/etc/resolv.conf", directory / "resolv.conf")
+            files.append("resolv.conf")
+        for f in files:
+            mounts.append({"destination": f"/etc/{f}", "type": "bind", "source": str(directory / f),
+                           "options": ["rbind", "rprivate"]})
+        return mounts
+
+    def _reserve_name(self, name: str | None, container_id: str) -> str:
+        for _ in range(20 if name is None else 1):
+            candidate = name or _random_name()
+            try:
+                os.symlink(container_id, self.names / candidate)
+                return candidate
+            except FileExistsError:
+                target = os.readlink(self.names / candidate)
+                if not (self.root / target / "config.json").exists() and \
+                        not (self.root / target).exists():
+                    # A stale link left by a crash: take it over.
+                    os.unlink(self.names / candidate)
+                    os.symlink(container_id, self.names / candidate)
+                    return candidate
+                if name is not None:
+                    raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
+                                   f'container "{target}". You have to remove (or rename) that '
+                                   "container to be able to reuse that name.") from None
+        raise Conflict("could not find a free random name")
+
+    def _release_name(self, name: str, container_id: str) -> None:
+        link = self.names / name
+        try:
+            if os.readlink(link) == container_id:
+                os.unlink(link)
+        except OSError:
+            pass
+
+    def _remove_snapshot(self, container_id: str) -> None:
+        try:
+            self.snapshots.remove(container_id)
+        except EngineError:
+            pass
+
+    # ------------------------------------------------------------ start
+    def start(self, ref: str, *, waiter: bool = False) -> Container:
+        """Start the container's monitor, which runs it. ``waiter``: the caller will remove it
+        itself when it exits (``run --rm`` in the foreground)."""
+        container = self.get(ref)
+        with locked(str(container.dir / "op.lock")):
+            container = self._load(container.id)
+            if container.status in ("running", "restarting"):
+                return container  # Docker: starting a running container is a no-op
+            if container.status == "paused":
+                raise Conflict(f"cannot start a paused container {container.name}, try unpause instead")
+            if not self.snapshots.is_mounted(container.id):
+                self.snapshots.mount(container.id)
+            run_dir = self.run_dir(container.id)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.runtime.delete(container.id, force=True) if (self.runtime.root / container.id).exists() \
+                else None
+            update_state(str(container.dir), StoppedByUser=False, Error="")
+            spec = self._monitor_spec(container, run_dir, waiter)
+            write_json_atomic(str(container.dir / "monitor.json"), spec)
+            message = spawn_monitor(spec, container.dir / "monitor.json", container.dir / "monitor.err")
+        if "error" in message:
+            raise RuntimeFailure(f"failed to start container {container.name}: {message['error']}")
+        return self._load(container.id, reconcile=False)
+
+    def _monitor_spec(self, container: Container, run_dir: Path, waiter: bool) -> dict:
+        host = container.config["HostConfig"]
+        me = os.getpid()
+        return {
+            "id": container.id,
+            "dir": str(container.dir),
+            "run_dir": str(run_dir),
+            "bundle": str(container.dir / "bundle"),
+            "runtime": self.runtime.path,
+            "runtime_root": str(self.runtime.root),
+            "log_path": container.config["LogPath"],
+            "log_max_size": LOG_MAX_SIZE,
+            "log_max_files": LOG_MAX_FILES,
+            "attach_socket": str(run_dir / "attach.sock"),
+            "tty": bool(container.config["Config"]["Tty"]),
+            "open_stdin": bool(container.config["Config"]["OpenStdin"]),
+            "restart": host["RestartPolicy"],
+            "events_path": str(events.log_path(self.config)),
+            "memory_cgroup": str(cgroup_dir("memory", container.id)),
+            "auto_remove": bool(host.get("AutoRemove")),
+            "waiter": [me, process_start_time(me)] if waiter else None,
+            "cleanup": [sys.executable, "-m", "engine", "--root", str(self.config.root),
+                        "--run-root", str(self.config.run_root), "rm", "-f", container.id],
+            "cleanup_env": {"PYTHONPATH": str(REPO_DIR)},
+        }
+
+    # ------------------------------------------------------------ stop, kill, pause
+    def stop(self, ref: str, timeout: int | None = None) -> Container:
+        container = self.get(ref)
+        with locked(str(container.dir / "op.lock")):
+            return self._stop(self._load(container.id), timeout)
+
+    def _stop(self, container: Container, timeout: int | None) -> Container:
+        if container.status not in ACTIVE:
+            return container
+        update_state(str(container.dir), StoppedByUser=True)
+        self._wake_monitor(container)
+        if container.status == "restarting":
+            self._wait_monitor_gone(container, 10)
+            return self._load(container.id)
+        if container.status == "paused":
+            self.runtime.resume(container.id)
+            update_state(str(container.dir), Paused=False, Status="running")
+        timeout = 10 if timeout is None else int(timeout)
+        stop_signal = parse_signal(container.config["Config"].get("StopSignal"), signal_module.SIGTERM)
+        try:
+            self.runtime.kill(container.id, stop_signal)
+            events.emit(self.config, "container", "kill", container.id,
+                        {"name": container.name, "signal": str(stop_signal)})
+        except EngineError:
+            pass
+        if not self._wait_exit(container, timeout):
+            try:
+                self.runtime.kill(container.id, signal_module.SIGKILL, all_processes=True)
+                events.emit(self.config, "container", "kill", container.id,
+                            {"name": container.name, "signal": str(int(signal_module.SIGKILL))})
+            except EngineError:
+                pass
+            self._wait_exit(container, 30)
+        self._wait_monitor_gone(container, 10)
+        events.emit(self.config, "container", "stop", container.id, {"name": container.name})
+        return self._load(container.id)
+
+    def restart(self, ref: str, timeout: int | None = None) -> Container:
+        container = self.stop(ref, timeout)
+        container = self.start(container.id)
+        events.emit(self.config, "container", "restart", container.id, {"name": container.name})
+        return container
+
+    def kill(self, ref: str, sig: str | int | None = None) -> Container:
+        number = parse_signal(sig)
+        container = self.get(ref)
+        if container.status not in ("running", "paused"):
+            raise Conflict(f"Cannot kill container {container.name}: container is not running")
+        if number in (signal_module.SIGKILL, signal_module.SIGTERM, signal_module.SIGINT):
+            # A kill the user asked for: the restart policy must not undo it (Docker: only for stop,
+            # but for unless-stopped/always a deliberate kill restarts; keep Docker's behaviour).
+            pass
+        self.runtime.kill(container.id, number, all_processes=number == signal_module.SIGKILL)
+        events.emit(self.config, "container", "kill", container.id,
+                    {"name": container.name, "signal": str(number)})
+        return container
+
+    def pause(self, ref: str) -> Container:
+        container = self.get(ref)
+        with locked(str(container.dir / "op.lock")):
+            container = self._load(container.id)
+            if container.status != "running":
+                raise Conflict(f"Container {container.name} is not running")
+            self.runtime.pause(container.id)
+            update_state(str(container.dir), Status="paused", Paused=True)
+        events.emit(self.config, "container", "pause", container.id, {"name": container.name})
+        return self._load(container.id)
+
+    def unpause(self, ref: str) -> Container:
+        container = self.get(ref)
+        with locked(str(container.dir / "op.lock")):
+            container = self._load(container.id)
+            if container.status != "paused":
+                raise Conflict(f"Container {container.name} is not paused")
+            self.runtime.resume(container.id)
+            update_state(str(container.dir), Status="running", Paused=False)
+        events.emit(self.config, "container", "unpause", container.id, {"name": container.name})
+        return self._load(container.id)
+
+    # ------------------------------------------------------------ waiting
+    def _wake_monitor(self, container: Container) -> None:
+        if self.monitor_alive(container):
+            try:
+                os.kill(container.state["MonitorPid"], signal_module.SIGUSR1)
+            except OSError:
+                pass
+
+    def _wait_exit(self, container: Container, timeout: float | None) -> bool:
+        """Block until the container's current run ends; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sock = self._connect(container)
+        if sock is not None:
+            try:
+                sock.sendall(b'{"session": "container", "stdin": false}\n')
+                while True:
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return False
+                        sock.settimeout(left)
+                    kind, payload = read_frame(sock)
+                    if kind is None or kind == F_EXIT:
+                        break
+            except TimeoutError:
+                return False
+            except OSError:
+                pass
+            finally:
+                sock.close()
+        # The monitor has written the exit before telling us; poll for the rare races.
+        while True:
+            current = self._load(container.id)
+            if current.status not in ("running", "paused"):
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+    def _wait_monitor_gone(self, container: Container, timeout: float) -> None:
+        state = json.loads((container.dir / "state.json").read_text())
+        pid, start = state.get("MonitorPid"), state.get("MonitorStart")
+        if not pid or pid == os.getpid():
+            return
+        deadline = time.monotonic() + timeout
+        while process_start_time(pid) == start and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _connect(self, container: Container) -> socket.socket | None:
+        path = self.run_dir(container.id) / "attach.sock"
+        if not self.monitor_alive(container):
+            return None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    def wait(self, ref: str, timeout: float | None = None) -> int:
+        """Block until the container is not running; its exit code."""
+        container = self.get(ref)
+        if container.status in ACTIVE:
+            if container.status == "restarting" or not self._wait_exit(container, timeout):
+                if container.status != "restarting":
+                    raise RuntimeFailure(f"timed out waiting for {container.name}")
+        container = self._load(container.id)
+        return int(container.state.get("ExitCode") or 0)
+
+    # ------------------------------------------------------------ remove and rename
+    def remove(self, ref: str, force: bool = False) -> None:
+        container = self.get(ref)
+        with locked(str(container.dir / "op.lock")):
+            container = self._load(container.id)
+            if container.status in ACTIVE:
+                if not force:
+                    raise Conflict(f"You cannot remove a {container.status} container {container.id}. "
+                                   "Stop the container before attempting removal or force remove")
+                update_state(str(container.dir), StoppedByUser=True)
+                self._wake_monitor(container)
+                if container.status == "paused":
+                    self.runtime.resume(container.id)
+                try:
+                    self.runtime.kill(container.id, signal_module.SIGKILL, all_processes=True)
+                except EngineError:
+                    pass
+                if not self._wait_exit(container, 15):
+                    raise RuntimeFailure(f"container {container.name} did not die")
+            self._wait_monitor_gone(container, 10)
+            if self.monitor_alive(self._load(container.id, reconcile=False)) and \
+                    container.state.get("MonitorPid") != os.getpid():
+                raise RuntimeFailure(f"the monitor of {container.name} does not exit")
+            self.runtime.delete(container.id, force=True)
+            self._remove_snapshot(container.id)
+            shutil.rmtree(self.run_dir(container.id), ignore_errors=True)
+            self._release_name(container.name, container.id)
+            # Rename first so that a crash half-way leaves no container that looks whole.
+            trash = self.root / f".removing-{container.id}"
+            os.replace(container.dir, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        events.emit(self.config, "container", "destroy", container.id, {"name": container.name})
+
+    def rename(self, ref: str, new_name: str) -> Container:
+        new_name = (new_name or "").lstrip("/")
+        if not NAME_RE.match(new_name):
+            raise InvalidArgument(f"invalid container name {new_name!r}")
+        container = self.get(ref)
+        with locked(str(container.dir / "op.lock")):
+            container = self._load(container.id)
+            old = container.name
+            if old == new_name:
+                raise Conflict(f"Renaming a container with the same name as its current name: {old}")
+            self._reserve_name(new_name, container.id)
+            with locked(str(container.dir / "lock")):
+                config = json.loads((container.dir / "config.json").read_text())
+                config["Name"] = "/" + new_name
+                write_json_atomic(str(container.dir / "config.json"), config)
+            self._release_name(old, container.id)
+        events.emit(self.config, "container", "rename", container.id,
+                    {"name": new_name, "oldName": "/" + old})
+        return self._load(container.id)
+
+    # ------------------------------------------------------------ reading
+    def list(self, all: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict]:
+        out = []
+        for container_id in self.ids():
+            try:
+                container = self._load(container_id)
+            except (NotFound, ValueError):
+                continue
+            host = container.config["HostConfig"]
+            if host.get("AutoRemove") and container.status == "exited" and \
+                    not self.monitor_alive(container):
+                # --rm whose remover died: finish the job.
+                try:
+                    self.remove(container_id)
+                except EngineError:
+                    pass
+                continue
+            if not all and container.status not in ACTIVE and not filters:
+                continue
+            if filters and not self._matches(container, filters):
+                continue
+            out.append(self.summary(container))
+        out.sort(key=lambda c: c["Created"], reverse=True)
+        return out
+
+    def _matches(self, container: Container, filters: dict[str, list[str]]) -> bool:
+        for key, values in filters.items():
+            if not values:
+                continue
+            if key == "status":
+                if container.status not in values:
+                    return False
+            elif key == "name":
+                if not any(v.lstrip("/") in container.name for v in values):
+                    return False
+            elif key == "id":
+                if not any(container.id.startswith(v) for v in values):
+                    return False
+            elif key == "label":
+                labels = container.config["Config"].get("Labels") or {}
+                for v in values:
+                    k, eq, val = v.partition("=")
+                    if k not in labels or (eq and labels[k] != val):
+                        return False
+            elif key == "ancestor":
+                image_ref = container.config["Config"]["Image"]
+                if not any(v in (image_ref, container.config["Image"]) or
+                           container.config["Image"].removeprefix("sha256:").startswith(v.removeprefix("sha256:"))
+                           or image_ref.split(":")[0] == v for v in values):
+                    return False
+            else:
+                raise InvalidArgument(f"invalid filter {key!r}")
+        return True
+
+    def summary(self, container: Container) -> dict:
+        state = container.state
+        if container.status == "running":
+            status = f"Up {_age(state.get('StartedAt', ''))}"
+        elif container.status == "paused":
+            status = f"Up {_age(state.get('StartedAt', ''))} (Paused)"
+        elif container.status == "restarting":
+            status = f"Restarting ({state.get('ExitCode', 0)}) {_age(state.get('FinishedAt', ''))} ago"
+        elif container.status == "exited":
+            status = f"Exited ({state.get('ExitCode', 0)}) {_age(state.get('FinishedAt', ''))} ago"
+        else:
+            status = container.status.capitalize()
+        args = [container.config["Path"]] + container.config["Args"]
+        return {
+            "Id": container.id,
+            "Names": ["/" + container.name],
+            "Image": container.config["Config"]["Image"],
+            "ImageID": container.config["Image"],
+            "Command": " ".join(args),
+            "Created": int(parse_time(container.config["Created"])),
+            "State": container.status,
+            "Status": status,
+            "Labels": container.config["Config"].get("Labels") or {},
+            "Error": state.get("Error", ""),
+        }
+
+    def inspect(self, ref: str) -> dict:
+        container = self.get(ref)
+        state = container.state
+        status = container.status
+        data = {k: v for k, v in container.config.items() if k != "Rootfs"}
+        data["State"] = {
+            "Status": status,
+            "Running": status in ("running", "paused"),
+            "Paused": status == "paused",
+            "Restarting": status == "restarting",
+            "OOMKilled": bool(state.get("OOMKilled")),
+            "Dead": status == "dead",
+            "Pid": state.get("Pid", 0) if status in ("running", "paused") else 0,
+            "ExitCode": state.get("ExitCode", 0),
+            "Error": state.get("Error", ""),
+            "StartedAt": state.get("StartedAt", ZERO_TIME),
+            "FinishedAt": state.get("FinishedAt", ZERO_TIME),
+        }
+        data["RestartCount"] = state.get("RestartCount", 0)
+        data["GraphDriver"] = {"Data": {"MergedDir": container.config.get("Rootfs")}}
+        return data
+
+    def top(self, ref: str) -> dict:
+        container = self.get(ref)
+        if container.status not in ("running", "paused"):
+            raise Conflict(f"Container {container.name} is not running")
+        pids = self.runtime.ps(container.id)
+        titles = ["UID", "PID", "PPID", "STAT", "TIME", "CMD"]
+        ticks = os.sysconf("SC_CLK_TCK")
+        processes = []
+        for pid in pids:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                status = Path(f"/proc/{pid}/status").read_text()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), "?")
+            cpu = (int(fields[11]) + int(fields[12])) // ticks
+            cmd = " ".join(a.decode(errors="replace") for a in cmdline.split(b"\0") if a) or \
+                f"[{stat[stat.find('(') + 1:stat.rfind(')')]}]"
+            processes.append([uid, str(pid), fields[1], fields[0],
+                              f"{cpu // 3600:02d}:{cpu // 60 % 60:02d}:{cpu % 60:02d}", cmd])
+        return {"Titles": titles, "Processes": processes}
+
+    # ------------------------------------------------------------ attach and run
+    def attach(self, ref: str, *, stdin: bool = False, replay: bool = True,
+               session: str = "container") -> AttachConnection:
+        """A connection to the monitor's attach socket (see engine.monitor for the protocol)."""
+        container = self.get(ref)
+        if container.status not in ("running", "paused"):
+            raise Conflict(f"You cannot attach to a stopped container {container.name}")
+        sock = self._connect(container)
+        if sock is None:
+            raise RuntimeFailure(f"the monitor of {container.name} is not reachable")
+        sock.sendall(json.dumps({"session": session, "stdin": stdin, "replay": replay}).encode() + b"\n")
+        return AttachConnection(sock)
+
+    def run(self, image: str, command: list[str] | None = None, *, detach: bool = True,
+            remove: bool = False, **options) -> tuple[Container, int | None]:
+        """create + start; without ``detach``, wait for the exit (and remove with ``remove``).
+        Returns the container and its exit code (None when detached)."""
+        container = self.create(image, command, auto_remove=remove, **options)
+        try:
+            container = self.start(container.id, waiter=remove and not detach)
+        except EngineError:
+            if remove:
+                self.remove(container.id, force=True)
+            raise
+        if detach:
+            return container, None
+        code = self.wait(container.id)
+        if remove:
+            self.remove(container.id, force=True)
+        return container, code
+
+    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since=None,
+             until=None, stdout: bool = True, stderr: bool = True):
+        """An iterator of log records ``{"time", "stream", "log"}`` (engine.logs)."""
+        from engine import logs
+
+        container = self.get(ref)
+        path = Path(container.config["LogPath"])
+        if not follow:
+            return logs.read(path, tail=tail, since=since, until=until, stdout=stdout, stderr=stderr)
+        return logs.follow(path, lambda: self._load(container.id).status in ACTIVE, tail=tail,
+                           since=since, stdout=stdout, stderr=stderr)
+
+    def logs_async(self, ref: str, *, tail: int | None = None, since=None, stdout: bool = True,
+                   stderr: bool = True):
+        """An async iterator following the log until the container stops."""
+        from engine import logs
+
+        container = self.get(ref)
+        return logs.follow_async(Path(container.config["LogPath"]),
+                                 lambda: self._load(container.id).status in ACTIVE,
+                                 tail=tail, since=since, stdout=stdout, stderr=stderr)
+
+    def in_use(self, image_id: str) -> list[str]:
+        names = []
+        for container_id in self.ids():
+            try:
+                config = json.loads((self.root / container_id / "config.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if config.get("Image") == image_id:
+                names.append(config["Name"].lstrip("/"))
+        return names
+
+
+class AttachConnection:
+    """Client side of the monitor's attach protocol: frames in, frames out."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self) -> tuple[int | None, bytes]:
+        """The next (kind, payload): F_STDOUT, F_STDERR, F_INFO or F_EXIT; (None, b"") at the end."""
+        return read_frame(self.sock)
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(struct.pack(">BI", F_STDIN, len(data)) + data)
+
+    def close_stdin(self) -> None:
+        self.sock.sendall(struct.pack(">BI", F_CLOSE_STDIN, 0))
+
+    def resize(self, height: int, width: int) -> None:
+        payload = json.dumps({"h": height, "w": width}).encode()
+        self.sock.sendall(struct.pack(">BI", F_RESIZE, len(payload)) + payload)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def read_frame(sock: socket.socket) -> tuple[int | None, bytes]:
+    header = _recv_exact(sock, 5)
+    if header is None:
+        return None, b""
+    kind, size = struct.unpack(">BI", header)
+    payload = _recv_exact(sock, size) if size else b""
+    if payload is None:
+        return None, b""
+    return kind, payload
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < size:
+        try:
+            chunk = sock.recv(size - len(buf))
+        except ConnectionResetError:  # the monitor closed with us still in its backlog
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def spawn_monitor(spec: dict, spec_path: Path, err_path: Path) -> dict:
+    """fork, setsid, fork again; start runc there, then exec a fresh lean interpreter running
+    engine/monitor.py (runc and Python start in parallel).
+
+    The monitor is then nobody's child but init's (or the nearest subreaper's), holds no
+    memory of ours, and lives on when we die. We read one JSON message from it: the init
+    pid, or the error that stopped the start."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child side
+        try:
+            os.close(read_fd)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            err = os.open(str(err_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(devnull, 0)
+            os.dup2(devnull, 1)
+            os.dup2(err, 2)
+            monitor.become_subreaper()
+            launched = monitor.launch(spec)
+            for key in ("err_r", "out_r", "stdin_w", "console_fd"):
+                if key in launched:
+                    os.set_inheritable(launched[key], True)
+            os.set_inheritable(write_fd, True)
+            os.execv(sys.executable, [sys.executable, "-I", "-S", str(MONITOR_FILE),
+                                      str(spec_path), str(write_fd), json.dumps(launched)])
+        except BaseException as exc:
+            try:
+                os.write(write_fd, json.dumps({"error": f"could not start the monitor: {exc}"}).encode())
+            finally:
+                os._exit(127)
+        os._exit(127)
+    os.close(write_fd)
+    os.waitpid(pid, 0)
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    data = b"".join(chunks)
+    if not data:
+        try:
+            detail = err_path.read_text().strip().splitlines()[-1]
+        except (OSError, IndexError):
+            detail = "no message"
+        return {"error": f"the monitor died while starting: {detail}"}
+    return json.loads(data)
+
+
+def register_in_use_check(images, config: EngineConfig) -> None:
+    """Make ``rmi`` refuse images that containers use (unless forced)."""
+    if getattr(images, "_berth_containers_check", False):
+        return
+    images.add_in_use_check(lambda image_id: Containers(config, images=images).in_use(image_id))
+    images._berth_containers_check = True

@@ -1,0 +1,253 @@
+"""Reading container logs written by the monitor (JSON lines, see engine.monitor.LogWriter).
+
+A log is ``json.log`` plus older rotated files ``json.log.1``, ``json.log.2``... Records
+are ``{"time": RFC 3339 with 9 fraction digits, UTC, "stream", "log", ["partial"]}`` in
+time order, so times compare as strings and ``since`` is found by bisecting the file.
+``tail`` reads blocks backwards from the end. Nothing loads a whole file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.errors import InvalidArgument
+from engine.monitor import now_rfc3339
+
+BLOCK = 64 * 1024
+POLL_SECONDS = 0.1
+TIME_PREFIX = b'{"time": "'
+
+
+def parse_when(value, now: float | None = None) -> str | None:
+    """``since``/``until`` as Docker takes them: Unix seconds, RFC 3339, or a duration
+    ago (``10m``, ``1h30m``, ``45s``). Returned as a comparable RFC 3339 string."""
+    if value is None or value == "":
+        return None
+    now = time.time() if now is None else now
+    if isinstance(value, (int, float)):
+        return now_rfc3339(int(value * 1e9))
+    if hasattr(value, "timestamp"):
+        return now_rfc3339(int(value.timestamp() * 1e9))
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return now_rfc3339(int(float(text) * 1e9))
+    duration = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", text)
+    if duration and any(duration.groups()):
+        h, m, s = duration.groups()
+        seconds = int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0)
+        return now_rfc3339(int((now - seconds) * 1e9))
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(f"invalid time {value!r}: use Unix seconds, RFC 3339 or a duration like 10m") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return now_rfc3339(int(parsed.timestamp() * 1e9))
+
+
+def log_files(log_path: Path) -> list[Path]:
+    """Oldest first."""
+    rotated = sorted(log_path.parent.glob(log_path.name + ".*"),
+                     key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0, reverse=True)
+    rotated = [p for p in rotated if p.suffix[1:].isdigit()]
+    return rotated + ([log_path] if log_path.exists() else [])
+
+
+def _time_of(line: bytes) -> str:
+    if line.startswith(TIME_PREFIX):
+        return line[len(TIME_PREFIX):len(TIME_PREFIX) + 30].decode("ascii", "replace")
+    try:
+        return json.loads(line).get("time", "")
+    except ValueError:
+        return ""
+
+
+def _reverse_lines(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        position = f.tell()
+        rest = b""
+        while position > 0:
+            size = min(BLOCK, position)
+            position -= size
+            f.seek(position)
+            chunk = f.read(size) + rest
+            lines = chunk.split(b"\n")
+            rest = lines.pop(0)
+            for line in reversed(lines):
+                if line:
+                    yield line
+        if rest:
+            yield rest
+
+
+def _seek_since(f, since: str) -> None:
+    """Position ``f`` at the first line whose time is >= since (bisecting byte offsets)."""
+    f.seek(0, os.SEEK_END)
+    low, high = 0, f.tell()
+    while high - low > BLOCK:
+        mid = (low + high) // 2
+        f.seek(mid)
+        f.readline()  # skip to the next line start
+        line = f.readline()
+        if not line or _time_of(line) >= since:
+            high = mid
+        else:
+            low = mid
+    f.seek(low)
+    if low:
+        f.readline()
+    while True:
+        position = f.tell()
+        line = f.readline()
+        if not line or _time_of(line) >= since:
+            f.seek(position)
+            return
+
+
+def _wanted(record: dict, streams: set[str]) -> bool:
+    return record.get("stream") in streams
+
+
+def read(log_path: Path, *, tail: int | None = None, since=None, until=None,
+         stdout: bool = True, stderr: bool = True) -> Iterator[dict]:
+    """Records of a container's log, oldest first."""
+    since_s, until_s = parse_when(since), parse_when(until)
+    streams = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+    files = log_files(Path(log_path))
+    if tail is not None and tail >= 0:
+        picked: list[dict] = []
+        for path in reversed(files):
+            for line in _reverse_lines(path):
+                if len(picked) >= tail:
+                    break
+                stamp = _time_of(line)
+                if since_s and stamp < since_s:
+                    break
+                if until_s and stamp > until_s:
+                    continue
+                record = _decode(line)
+                if record is not None and _wanted(record, streams):
+                    picked.append(record)
+            if len(picked) >= tail:
+                break
+        yield from reversed(picked)
+        return
+    for path in files:
+        with open(path, "rb") as f:
+            if since_s:
+                _seek_since(f, since_s)
+            for line in f:
+                if until_s and _time_of(line) > until_s:
+                    return
+                record = _decode(line)
+                if record is not None and _wanted(record, streams):
+                    yield record
+
+
+def _decode(line: bytes) -> dict | None:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None  # a torn last line (the writer crashed mid-write)
+
+
+class Follower:
+    """New records appended to a log since the last poll, across rotations."""
+
+    def __init__(self, log_path: Path, streams: set[str]):
+        self.path = Path(log_path)
+        self.streams = streams
+        self.file = None
+        self.partial = b""
+        self._open(at_end=True)
+
+    def _open(self, at_end: bool) -> None:
+        try:
+            self.file = open(self.path, "rb")
+        except FileNotFoundError:
+            self.file = None
+            return
+        if at_end:
+            self.file.seek(0, os.SEEK_END)
+
+    def poll(self) -> list[dict]:
+        if self.file is None:
+            self._open(at_end=False)
+            if self.file is None:
+                return []
+        out = self._drain()
+        try:
+            rotated = os.stat(self.path).st_ino != os.fstat(self.file.fileno()).st_ino
+        except FileNotFoundError:
+            rotated = False
+        if rotated:  # the old file is complete: finish it, then read the new one from its start
+            out += self._drain()
+            self.file.close()
+            self.partial = b""
+            self._open(at_end=False)
+            out += self._drain()
+        return out
+
+    def _drain(self) -> list[dict]:
+        data = self.partial + self.file.read()
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        records = [_decode(line) for line in lines if line]
+        return [r for r in records if r is not None and _wanted(r, self.streams)]
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def follow(log_path: Path, is_running: Callable[[], bool], *, tail: int | None = None, since=None,
+           stdout: bool = True, stderr: bool = True) -> Iterator[dict]:
+    """The existing records (with tail/since), then new ones until the container stops."""
+    streams = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+    follower = Follower(Path(log_path), streams)  # opened first: nothing falls in between
+    try:
+        yield from read(log_path, tail=tail, since=since, stdout=stdout, stderr=stderr)
+        while True:
+            running = is_running()
+            yield from follower.poll()
+            if not running:
+                return
+            time.sleep(POLL_SECONDS)
+    finally:
+        follower.close()
+
+
+async def follow_async(log_path: Path, is_running: Callable[[], bool], *, tail: int | None = None,
+                       since=None, stdout: bool = True, stderr: bool = True) -> AsyncIterator[dict]:
+    """As ``follow``, for asyncio (a Channels consumer): file reads are small, polls sleep."""
+    streams = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+    follower = Follower(Path(log_path), streams)
+    try:
+        backlog = await asyncio.to_thread(
+            lambda: list(read(log_path, tail=tail, since=since, stdout=stdout, stderr=stderr)))
+        for record in backlog:
+            yield record
+        while True:
+            running = await asyncio.to_thread(is_running)
+            for record in follower.poll():
+                yield record
+            if not running:
+                return
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        follower.close()
+
+
+def format_record(record: dict, timestamps: bool = False) -> bytes:
+    text = record.get("log", "")
+    if timestamps:
+        text = f"{record.get('time', '')} {text}"
+    return text.encode()

@@ -1,0 +1,846 @@
+"""The per-container supervisor (the "monitor").
+
+One small process per started container. It is started by ``engine.containers``
+with fork + setsid + fork and then exec'd as a fresh ``python -I -S`` running this
+file, so it holds none of its starter's memory (a Celery worker, the console) and
+survives the starter's death. It is a child subreaper, so the container's init and
+every ``runc exec -d`` process are re-parented to it and it learns their exit codes.
+
+It:
+- runs ``runc run -d`` with pipes (or ``--console-socket`` for a TTY) and owns stdio;
+- writes the log as JSON lines ``{"time", "stream", "log"}`` (long lines split and
+  marked ``partial``), rotated by size;
+- records the exit code (WEXITSTATUS or 128+signal), finish time and OOM in
+  ``state.json`` atomically, under the container's lock;
+- applies the restart policy with a doubling back-off;
+- serves an attach socket: output fan-out, stdin, resize, exit notices, and
+  TTY exec sessions whose pty it holds so a client can detach and attach again.
+
+It imports the standard library only: its start-up time is paid by every ``start``.
+
+Attach protocol (unix stream socket ``attach.sock``): the client sends one JSON line,
+``{"session": "container"|<exec id>, "stdin": bool, "replay": bool}`` or
+``{"exec": <exec id>}`` (start the TTY exec whose process spec the caller wrote to
+``execs/<exec id>.json`` and attach to it). Then both sides send frames: one type
+byte, a 4-byte big-endian length, the payload. Types below (``F_*``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import termios
+import time
+
+F_STDIN, F_STDOUT, F_STDERR, F_EXIT, F_RESIZE, F_CLOSE_STDIN, F_INFO = 0, 1, 2, 3, 4, 5, 7
+PR_SET_CHILD_SUBREAPER = 36
+MAX_LINE = 16 * 1024  # longer lines are split into partial records, as Docker does
+REPLAY_BYTES = 64 * 1024  # output kept for clients that attach late
+CLIENT_BUFFER_LIMIT = 4 * 1024 * 1024  # a client this far behind is dropped
+
+
+# ---------------------------------------------------------------- shared helpers
+# These are also used by engine.containers (same file formats on both sides).
+
+def now_rfc3339(ns: int | None = None) -> str:
+    ns = time.time_ns() if ns is None else ns
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+class locked:
+    """flock on a container's lock file: every read-modify-write of its state holds it."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def update_state(directory: str, **fields) -> dict:
+    path = os.path.join(directory, "state.json")
+    with locked(os.path.join(directory, "lock")):
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {}
+        state.update(fields)
+        write_json_atomic(path, state)
+    return state
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat: tells a live process from a recycled pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(")") + 2:].split()
+    if fields[0] == "Z":  # a zombie is dead for our purposes
+        return None
+    return int(fields[19])
+
+
+def emit_event(events_path: str, type_: str, action: str, actor_id: str, attributes: dict) -> None:
+    ns = time.time_ns()
+    record = {"Type": type_, "Action": action,
+              "Actor": {"ID": actor_id, "Attributes": attributes},
+              "time": ns // 1_000_000_000, "timeNano": ns}
+    line = (json.dumps(record) + "\n").encode()
+    fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, line)  # one write with O_APPEND: lines never interleave
+    finally:
+        os.close(fd)
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return struct.pack(">BI", kind, len(payload)) + payload
+
+
+def exit_code_of(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+# ---------------------------------------------------------------- the log
+
+class LogWriter:
+    """JSON-lines log, one record per line of output, rotated by size."""
+
+    def __init__(self, path: str, max_size: int, max_files: int):
+        self.path, self.max_size, self.max_files = path, max_size, max(1, max_files)
+        self.file = open(path, "ab", buffering=0)
+        self.size = self.file.tell()
+        self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def feed(self, stream: str, data: bytes) -> None:
+        buf = self.pending[stream] + data
+        out = []
+        while True:
+            nl = buf.find(b"\n")
+            if nl == -1 or nl >= MAX_LINE:
+                if len(buf) >= MAX_LINE:
+                    out.append((buf[:MAX_LINE], True))
+                    buf = buf[MAX_LINE:]
+                    continue
+                break
+            out.append((buf[:nl + 1], False))
+            buf = buf[nl + 1:]
+        self.pending[stream] = buf
+        self._write(stream, out)
+
+    def flush(self) -> None:
+        for stream, buf in self.pending.items():
+            if buf:
+                self._write(stream, [(buf, True)])
+                self.pending[stream] = b""
+
+    def _write(self, stream: str, chunks) -> None:
+        if not chunks:
+            return
+        lines = []
+        for chunk, partial in chunks:
+            record = {"time": now_rfc3339(), "stream": stream,
+                      "log": chunk.decode("utf-8", errors="replace")}
+            if partial:
+                record["partial"] = True
+            lines.append(json.dumps(record, ensure_ascii=False))
+        data = ("\n".join(lines) + "\n").encode()
+        if self.size + len(data) > self.max_size and self.size > 0:
+            self._rotate()
+        self.file.write(data)
+        self.size += len(data)
+
+    def _rotate(self) -> None:
+        self.file.close()
+        for i in range(self.max_files - 1, 0, -1):
+            src = self.path if i == 1 else f"{self.path}.{i - 1}"
+            if os.path.exists(src):
+                os.replace(src, f"{self.path}.{i}")
+        if self.max_files == 1:
+            os.truncate(self.path, 0)
+        self.file = open(self.path, "ab", buffering=0)
+        self.size = 0
+
+
+# ---------------------------------------------------------------- attach clients and sessions
+
+class Client:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.inbuf = b""
+        self.outbuf = bytearray()
+        self.header: dict | None = None
+        self.session: Session | None = None
+        self.closing = False
+
+
+class Session:
+    """An output source clients can attach to: the container itself or a TTY exec."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.clients: list[Client] = []
+        self.replay = bytearray()
+        self.stdin_fd: int | None = None  # where client stdin goes
+        self.pty_fd: int | None = None  # set for a TTY session: resize applies here
+        self.pid: int | None = None
+
+    def remember(self, kind: int, data: bytes) -> None:
+        self.replay += frame(kind, data)
+        if len(self.replay) > REPLAY_BYTES:
+            del self.replay[:len(self.replay) - REPLAY_BYTES]
+
+
+class Monitor:
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.dir = spec["dir"]
+        self.id = spec["id"]
+        self.sel = selectors.DefaultSelector()
+        self.statuses: dict[int, int] = {}
+        self.container = Session("container")
+        self.execs: dict[str, Session] = {}
+        self.clients: list[Client] = []
+        self.readers: dict[int, tuple[Session, str]] = {}  # fd -> (session, stream)
+        self.log: LogWriter | None = None
+        self.init_pid: int | None = None
+        self.wake_r, self.wake_w = os.pipe()
+
+    # ------------------------------------------------------------ plumbing
+    def runtime_cmd(self, *args: str) -> list[str]:
+        return runtime_cmd(self.spec, *args)
+
+    def spawn(self, argv: list[str], stdin: int, stdout: int, stderr: int) -> int:
+        actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
+                   (os.POSIX_SPAWN_DUP2, stderr, 2)]
+        return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.statuses[pid] = status
+
+    def wait_for(self, pid: int) -> int:
+        while pid not in self.statuses:
+            try:
+                got, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return 255
+            self.statuses[got] = status
+        return self.statuses.pop(pid)
+
+    def run_runtime(self, argv: list[str], stdin: int, stdout: int, err_w: int) -> int:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            pid = self.spawn(argv, stdin if stdin >= 0 else devnull,
+                             stdout if stdout >= 0 else devnull, err_w)
+        finally:
+            os.close(devnull)
+        return exit_code_of(self.wait_for(pid))
+
+    def event(self, action: str, **extra) -> None:
+        try:
+            with open(os.path.join(self.dir, "config.json")) as f:
+                cfg = json.load(f)
+            attributes = {"name": cfg.get("Name", "").lstrip("/"), "image": cfg.get("Config", {}).get("Image", "")}
+            attributes.update(cfg.get("Config", {}).get("Labels") or {})
+        except (OSError, ValueError):
+            attributes = {}
+        attributes.update({k: str(v) for k, v in extra.items()})
+        try:
+            emit_event(self.spec["events_path"], "container", action, self.id, attributes)
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------ starting the container
+    def start_container(self, launched: dict | None = None) -> str | None:
+        """Finish ``runc run -d`` (see ``launch``); an error message, or None once the init runs."""
+        spec = self.spec
+        info = launched or launch(spec)
+        code = exit_code_of(self.wait_for(info["pid"]))
+        err_r, out_r = info["err_r"], info.get("out_r")
+        console = socket.socket(fileno=info["console_fd"]) if "console_fd" in info else None
+        if code != 0:
+            error = read_available(err_r).decode(errors="replace").strip()
+            for fd in (err_r, out_r, info.get("stdin_w")):
+                if fd is not None:
+                    os.close(fd)
+            if console:
+                console.close()
+            return runtime_error(error) or f"runtime exited with status {code}"
+        with open(os.path.join(self.dir, "init.pid")) as f:
+            self.init_pid = int(f.read().strip())
+        if console is not None:
+            os.close(err_r)
+            master = receive_pty(console)
+            console.close()
+            os.unlink(info["console_path"])
+            os.set_blocking(master, False)
+            self.container.pty_fd = master
+            self.container.stdin_fd = master if spec["open_stdin"] else None
+            self.add_reader(master, self.container, "stdout")
+        else:
+            for fd in (out_r, err_r):
+                os.set_blocking(fd, False)
+            self.add_reader(out_r, self.container, "stdout")
+            self.add_reader(err_r, self.container, "stderr")
+            self.container.stdin_fd = info.get("stdin_w")
+        self.container.pid = self.init_pid
+        return None
+
+    def add_reader(self, fd: int, session: Session, stream: str) -> None:
+        self.readers[fd] = (session, stream)
+        self.sel.register(fd, selectors.EVENT_READ, ("output", fd))
+
+    # ------------------------------------------------------------ the loop
+    def serve(self) -> tuple[int, bool]:
+        """Pump output and clients until the container's init has exited and its output is drained."""
+        init_status = None
+        while True:
+            # Reap on every turn: a child may have died before our SIGCHLD handler existed.
+            self.reap()
+            if init_status is None and self.init_pid in self.statuses:
+                init_status = self.statuses.pop(self.init_pid)
+            self.check_exec_exits()
+            container_fds = [fd for fd, (s, _) in self.readers.items() if s is self.container]
+            if init_status is not None and not container_fds:
+                return exit_code_of(init_status), False
+            timeout = 0.2 if init_status is not None else 5.0
+            for key, _ in self.sel.select(timeout):
+                kind = key.data[0]
+                if kind == "wake":
+                    read_available(self.wake_r)
+                    self.reap()
+                elif kind == "output":
+                    self.on_output(key.data[1])
+                elif kind == "listen":
+                    self.on_accept()
+                elif kind == "client":
+                    self.on_client(key.data[1], key.events if hasattr(key, "events") else 0)
+            container_fds = [fd for fd, (s, _) in self.readers.items() if s is self.container]
+            if init_status is not None and container_fds and not self.sel.select(0):
+                # init is gone and nothing more came: leftover fds belong to dead processes
+                for fd in container_fds:
+                    self.close_reader(fd)
+
+    def on_output(self, fd: int) -> None:
+        session, stream = self.readers[fd]
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # EIO from a pty whose other side is closed
+            if exc.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            self.close_reader(fd)
+            return
+        if session is self.container and self.log is not None:
+            self.log.feed(stream, data)
+        kind = F_STDOUT if stream == "stdout" else F_STDERR
+        session.remember(kind, data)
+        packet = frame(kind, data)
+        for client in list(session.clients):
+            self.send(client, packet)
+
+    def close_reader(self, fd: int) -> None:
+        session, _ = self.readers.pop(fd)
+        self.sel.unregister(fd)
+        if fd != session.stdin_fd:
+            os.close(fd)
+        elif session.pty_fd == fd:
+            os.close(fd)
+            session.stdin_fd = None
+        if session.pty_fd == fd:
+            session.pty_fd = None
+
+    # ------------------------------------------------------------ clients
+    def on_accept(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except OSError:
+            return
+        sock.setblocking(False)
+        client = Client(sock)
+        self.clients.append(client)
+        self.sel.register(sock, selectors.EVENT_READ, ("client", client))
+
+    def on_client(self, client: Client, _events: int) -> None:
+        try:
+            if client.outbuf:
+                self.flush(client)
+            data = client.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.drop(client)
+            return
+        client.inbuf += data
+        if client.header is None:
+            nl = client.inbuf.find(b"\n")
+            if nl == -1:
+                return
+            try:
+                client.header = json.loads(client.inbuf[:nl])
+            except ValueError:
+                self.drop(client)
+                return
+            client.inbuf = client.inbuf[nl + 1:]
+            self.on_header(client)
+        while len(client.inbuf) >= 5 and client.session is not None:
+            kind, size = struct.unpack(">BI", client.inbuf[:5])
+            if len(client.inbuf) < 5 + size:
+                break
+            payload = client.inbuf[5:5 + size]
+            client.inbuf = client.inbuf[5 + size:]
+            self.on_frame(client, kind, payload)
+
+    def on_header(self, client: Client) -> None:
+        header = client.header
+        if "exec" in header:
+            session, error = self.start_exec(str(header["exec"]))
+            if session is None:
+                self.send(client, frame(F_EXIT, json.dumps({"error": error}).encode()))
+                client.closing = True
+                self.flush(client)
+                return
+            self.send(client, frame(F_INFO, json.dumps({"pid": session.pid}).encode()))
+        else:
+            name = str(header.get("session", "container"))
+            session = self.container if name == "container" else self.execs.get(name)
+            if session is None:
+                self.send(client, frame(F_EXIT, json.dumps({"error": "no such session"}).encode()))
+                client.closing = True
+                self.flush(client)
+                return
+            if header.get("replay"):
+                self.send(client, bytes(session.replay))
+        client.session = session
+        session.clients.append(client)
+
+    def on_frame(self, client: Client, kind: int, payload: bytes) -> None:
+        session = client.session
+        if kind == F_STDIN and session.stdin_fd is not None and client.header.get("stdin", True):
+            try:
+                os.set_blocking(session.stdin_fd, True)
+                os.write(session.stdin_fd, payload)
+            except OSError:
+                pass
+        elif kind == F_CLOSE_STDIN and session.stdin_fd is not None and session.pty_fd is None:
+            os.close(session.stdin_fd)
+            session.stdin_fd = None
+        elif kind == F_RESIZE and session.pty_fd is not None:
+            try:
+                size = json.loads(payload)
+                set_winsize(session.pty_fd, int(size["h"]), int(size["w"]))
+                if session.pid:
+                    os.kill(session.pid, signal.SIGWINCH)
+            except (ValueError, KeyError, OSError):
+                pass
+
+    def send(self, client: Client, data: bytes) -> None:
+        if not data:
+            return
+        client.outbuf += data
+        if len(client.outbuf) > CLIENT_BUFFER_LIMIT:
+            self.drop(client)
+            return
+        self.flush(client)
+
+    def flush(self, client: Client) -> None:
+        try:
+            sent = client.sock.send(client.outbuf)
+            del client.outbuf[:sent]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.drop(client)
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.outbuf else 0)
+        try:
+            self.sel.modify(client.sock, events, ("client", client))
+        except (KeyError, ValueError):
+            pass
+        if client.closing and not client.outbuf:
+            self.drop(client)
+
+    def drop(self, client: Client) -> None:
+        if client in self.clients:
+            self.clients.remove(client)
+            try:
+                self.sel.unregister(client.sock)
+            except (KeyError, ValueError):
+                pass
+            client.sock.close()
+        if client.session is not None and client in client.session.clients:
+            client.session.clients.remove(client)
+
+    def end_session(self, session: Session, result: dict) -> None:
+        packet = frame(F_EXIT, json.dumps(result).encode())
+        for client in list(session.clients):
+            client.sock.setblocking(True)
+            try:
+                client.sock.settimeout(1.0)
+                client.sock.sendall(bytes(client.outbuf) + packet)
+            except OSError:
+                pass
+            client.outbuf.clear()
+            self.drop(client)
+
+    # ------------------------------------------------------------ TTY exec sessions
+    def start_exec(self, exec_id: str) -> tuple[Session | None, str]:
+        if self.init_pid is None or self.init_pid in self.statuses:
+            return None, "container is not running"
+        exec_dir = os.path.join(self.dir, "execs")
+        process = os.path.join(exec_dir, f"{exec_id}.json")
+        if not os.path.exists(process) or exec_id in self.execs:
+            return None, "no such exec"
+        console_path = os.path.join(self.spec["run_dir"], f"e{exec_id[:12]}.sock")
+        pid_file = os.path.join(exec_dir, f"{exec_id}.pid")
+        console = listen_unix(console_path)
+        err_r, err_w = os.pipe()
+        try:
+            code = self.run_runtime(self.runtime_cmd(
+                "exec", "-d", "-t", "--console-socket", console_path, "--pid-file", pid_file,
+                "--process", process, self.id), -1, -1, err_w)
+            os.close(err_w)
+            error = read_available(err_r).decode(errors="replace").strip()
+            os.close(err_r)
+            if code != 0:
+                return None, runtime_error(error) or f"exec failed with status {code}"
+            master = receive_pty(console)
+        finally:
+            console.close()
+            os.unlink(console_path)
+        with open(pid_file) as f:
+            pid = int(f.read().strip())
+        os.set_blocking(master, False)
+        session = Session(exec_id)
+        session.pid, session.pty_fd, session.stdin_fd = pid, master, master
+        self.execs[exec_id] = session
+        self.add_reader(master, session, "stdout")
+        write_json_atomic(os.path.join(exec_dir, f"{exec_id}.state.json"),
+                          {"Running": True, "Pid": pid, "ExitCode": None})
+        return session, ""
+
+    def check_exec_exits(self) -> None:
+        for exec_id, session in list(self.execs.items()):
+            if session.pid in self.statuses:
+                code = exit_code_of(self.statuses.pop(session.pid))
+                session.pid = None
+                session.exit_code = code
+            if session.pid is None and session.pty_fd is None:
+                code = getattr(session, "exit_code", 255)
+                write_json_atomic(os.path.join(self.dir, "execs", f"{exec_id}.state.json"),
+                                  {"Running": False, "Pid": 0, "ExitCode": code})
+                self.end_session(session, {"ExitCode": code})
+                del self.execs[exec_id]
+            elif session.pid is None and session.pty_fd is not None and not self.sel.select(0):
+                self.close_reader(session.pty_fd)
+
+    # ------------------------------------------------------------ exit and restart
+    def oom_killed(self) -> bool:
+        path = os.path.join(self.spec["memory_cgroup"], "memory.oom_control")
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1]) > 0
+        except OSError:
+            pass
+        return False
+
+    def should_restart(self, exit_code: int, restart_count: int) -> bool:
+        policy = self.spec.get("restart") or {}
+        name = policy.get("Name") or "no"
+        state = read_json(os.path.join(self.dir, "state.json"))
+        if state.get("StoppedByUser") or name == "no":
+            return False
+        if name == "on-failure":
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            return exit_code != 0 and (limit == 0 or restart_count < limit)
+        return name in ("always", "unless-stopped")
+
+    def sleep_serving(self, seconds: float) -> None:
+        """Back off before a restart while still answering clients; a stop wakes us."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            for key, _ in self.sel.select(min(left, 0.1)):
+                kind = key.data[0]
+                if kind == "wake":
+                    read_available(self.wake_r)
+                    self.reap()
+                elif kind == "listen":
+                    self.on_accept()
+                elif kind == "client":
+                    self.on_client(key.data[1], 0)
+            if read_json(os.path.join(self.dir, "state.json")).get("StoppedByUser"):
+                return
+
+    def run(self, sync_fd: int, launched: dict | None = None) -> int:
+        spec = self.spec
+        become_subreaper()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGUSR1, lambda *_: None)  # "look at the state again"
+        self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake",))
+        self.listener = listen_unix(spec["attach_socket"])
+        self.listener.setblocking(False)
+        self.sel.register(self.listener, selectors.EVENT_READ, ("listen",))
+        self.log = LogWriter(spec["log_path"], spec["log_max_size"], spec["log_max_files"])
+        me = {"MonitorPid": os.getpid(), "MonitorStart": process_start_time(os.getpid())}
+
+        restart_count = int(read_json(os.path.join(self.dir, "state.json")).get("RestartCount") or 0)
+        first = True
+        backoff = 0.1
+        while True:
+            error = self.start_container(launched)
+            launched = None
+            if error is not None:
+                if first:
+                    code = 127 if "not found" in error or "no such file" in error else 126
+                    update_state(self.dir, Status="created", Error=error, ExitCode=code, Pid=0, **me)
+                    report(sync_fd, {"error": error})
+                else:
+                    update_state(self.dir, Status="exited", Error=error, ExitCode=128, Pid=0,
+                                 FinishedAt=now_rfc3339(), Restarting=False)
+                self.runtime_delete()
+                break
+            started = time.monotonic()
+            update_state(self.dir, Status="running", Pid=self.init_pid, StartedAt=now_rfc3339(),
+                         Error="", ExitCode=0, OOMKilled=False, Paused=False, RestartCount=restart_count,
+                         FinishedAt="0001-01-01T00:00:00Z", **me)
+            self.event("start")
+            if first:
+                report(sync_fd, {"pid": self.init_pid})
+                first = False
+            exit_code, _ = self.serve()
+            self.log.flush()
+            oom = self.oom_killed()
+            self.runtime_delete()
+            restart = self.should_restart(exit_code, restart_count)
+            update_state(self.dir, Status="restarting" if restart else "exited", Pid=0,
+                         ExitCode=exit_code, OOMKilled=oom, Paused=False,
+                         FinishedAt=now_rfc3339())
+            if oom:
+                self.event("oom")
+            self.event("die", exitCode=exit_code)
+            self.end_session(self.container, {"ExitCode": exit_code, "OOMKilled": oom})
+            self.container = Session("container")
+            if not restart:
+                break
+            # Docker's back-off: doubles from 100 ms, reset once a run lasted 10 s.
+            backoff = 0.1 if time.monotonic() - started >= 10 else min(backoff * 2, 60.0)
+            restart_count += 1
+            self.sleep_serving(backoff)
+            if not self.should_restart(exit_code, restart_count - 1):
+                update_state(self.dir, Status="exited")
+                break
+            update_state(self.dir, RestartCount=restart_count)
+            self.event("restart")
+        self.listener.close()
+        try:
+            os.unlink(spec["attach_socket"])
+        except OSError:
+            pass
+        self.auto_remove()
+        return 0
+
+    def runtime_delete(self) -> None:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            self.run_runtime(self.runtime_cmd("delete", "--force", self.id), -1, -1, devnull)
+        finally:
+            os.close(devnull)
+
+    def auto_remove(self) -> None:
+        """--rm: remove the container unless a live caller said it would do it."""
+        spec = self.spec
+        if not spec.get("auto_remove") or not spec.get("cleanup"):
+            return
+        waiter = spec.get("waiter")
+        if waiter and process_start_time(waiter[0]) == waiter[1]:
+            return
+        env = dict(os.environ, **spec.get("cleanup_env", {}))
+        os.execve(spec["cleanup"][0], spec["cleanup"], env)
+
+
+# ---------------------------------------------------------------- launching runc
+
+def runtime_cmd(spec: dict, *args: str) -> list[str]:
+    return [spec["runtime"], "--root", spec["runtime_root"],
+            "--log", os.path.join(spec["dir"], "runtime.log"), "--log-format", "json", *args]
+
+
+def launch(spec: dict) -> dict:
+    """Spawn ``runc run -d`` with the container's stdio (pipes, or a console socket for a
+    TTY) and return without waiting: the runtime's pid and our ends of the fds.
+
+    The starter calls this in the monitor's process before exec'ing the monitor's fresh
+    interpreter, so that runc and Python start in parallel; restarts call it in the monitor.
+    """
+    err_r, err_w = os.pipe()
+    argv = runtime_cmd(spec, "run", "-d", "--pid-file", os.path.join(spec["dir"], "init.pid"),
+                       "--bundle", spec["bundle"])
+    info: dict = {"err_r": err_r}
+    devnull = os.open(os.devnull, os.O_RDWR)
+    child_fds = [err_w, devnull]
+    stdin = stdout = devnull
+    if spec["tty"]:
+        path = os.path.join(spec["run_dir"], "console.sock")
+        info["console_fd"] = listen_unix(path).detach()
+        info["console_path"] = path
+        argv += ["--console-socket", path]
+    else:
+        info["out_r"], stdout = os.pipe()
+        child_fds.append(stdout)
+        if spec["open_stdin"]:
+            stdin, info["stdin_w"] = os.pipe()
+            child_fds.append(stdin)
+    argv.append(spec["id"])
+    actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
+               (os.POSIX_SPAWN_DUP2, err_w, 2)]
+    try:
+        info["pid"] = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+    finally:
+        for fd in child_fds:
+            os.close(fd)
+    return info
+
+
+def become_subreaper() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+# ---------------------------------------------------------------- small OS helpers
+
+def listen_unix(path: str) -> socket.socket:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(16)
+    return sock
+
+
+def receive_pty(console: socket.socket) -> int:
+    """The pty master fd the runtime sent over the console socket."""
+    console.settimeout(10)
+    conn, _ = console.accept()
+    try:
+        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+    finally:
+        conn.close()
+    if not fds:
+        raise OSError("the runtime sent no terminal")
+    return fds[0]
+
+
+def set_winsize(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def read_available(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except (BlockingIOError, OSError):
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def runtime_error(text: str) -> str:
+    """The meaningful part of runc's error output."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    message = lines[-1]
+    try:  # a logrus JSON line
+        message = json.loads(message).get("msg", message)
+    except ValueError:
+        pass
+    return message
+
+
+_reported = False
+
+
+def report(sync_fd: int, message: dict) -> None:
+    """Tell the starter how the first start went, once (the fd number may be reused after)."""
+    global _reported
+    if _reported:
+        return
+    _reported = True
+    try:
+        os.write(sync_fd, json.dumps(message).encode())
+    finally:
+        os.close(sync_fd)
+
+
+def main(argv: list[str]) -> int:
+    spec_path, sync_fd = argv[1], int(argv[2])
+    launched = json.loads(argv[3]) if len(argv) > 3 else None
+    with open(spec_path) as f:
+        spec = json.load(f)
+    try:
+        return Monitor(spec).run(sync_fd, launched)
+    except Exception as exc:  # reported to the starter if it still listens, and kept on disk
+        try:
+            report(sync_fd, {"error": f"monitor failed: {exc}"})
+        except OSError:
+            pass
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
