@@ -734,6 +734,10 @@ class LayerStore:
                 recorded = json.loads(meta.read_text()).get("chain_id")
                 if recorded != chain_id:
                     raise Conflict(f"layer key {path.name} is taken by {recorded}")
+            # An unpack of this layer killed half-way left its temp dir: we hold the lock,
+            # so nobody is still writing it.
+            for leftover in self.dir.glob(f".tmp-{path.name}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
             # The record first: a crash after it leaves a record without a layer, harmless.
             meta.write_text(json.dumps({"chain_id": chain_id, "diff_id": layer.diff_id,
                                         "digest": layer.digest}))
@@ -771,6 +775,9 @@ class LayerStore:
                 shutil.rmtree(trash)
                 (self.dir / f"{short}.json").unlink(missing_ok=True)
             removed.append(chain_id)
+        # Trash of a removal killed half-way (another remover may be finishing it too).
+        for trash in self.dir.glob(".trash-*"):
+            shutil.rmtree(trash, ignore_errors=True)
         return removed
 
 

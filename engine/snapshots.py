@@ -187,6 +187,20 @@ class Snapshotter:
         if snap.exists():
             self._destroy(snap)
 
+    def clean_leftovers(self) -> int:
+        """Delete what killed prepares and removes left behind; how many were found.
+
+        Only trash is touched: a snapshot directory without its record may be a prepare
+        still running in another process, so ``prepare`` of that key deals with it.
+        """
+        found = 0
+        for trash in self.dir.glob(".trash-*"):
+            if str(trash / "snapshot" / "merged") in mount_points():
+                continue  # never delete through a mount
+            shutil.rmtree(trash, ignore_errors=True)
+            found += 1
+        return found
+
     # -- inspection
 
     def diff(self, key: str) -> Iterator[Change]:

@@ -446,3 +446,19 @@ def test_layer_store_concurrent_callers_get_one_complete_layer(tmp_path):
     assert len(os.listdir(results[0][0])) == 300
     layer_dirs = [p for p in LayerStore(config, content).dir.iterdir() if p.is_dir()]
     assert layer_dirs == [results[0][0]]  # no temp dirs left
+
+
+def test_layer_store_cleans_what_a_killed_unpack_or_prune_left(tmp_path):
+    # What SIGKILL leaves (a half-extracted temp dir, a half-deleted trash dir), made by hand.
+    config = EngineConfig(root=tmp_path / "root", run_root=tmp_path / "run")
+    content = ContentStore(config)
+    store = LayerStore(config, content)
+    image = fake_image(content, [make_tar([entry("a", data=b"x")])])
+    short = store.path(chain_ids([image.layers[0].diff_id])[0]).name
+    (store.dir / f".tmp-{short}-killed/half").mkdir(parents=True)
+    (store.dir / ".trash-other-killed/layer").mkdir(parents=True)
+    [path] = store.ensure(image)
+    assert (path / "a").read_bytes() == b"x"
+    assert not (store.dir / f".tmp-{short}-killed").exists()
+    store.remove_unused([])
+    assert [p for p in store.dir.iterdir() if not p.name.endswith(".lock")] == []

@@ -210,3 +210,10 @@ def test_a_real_image_runs_from_its_rootfs(config, driver):
     finally:
         snaps.remove("app")
     assert list((config.root / "snapshots").iterdir()) == []
+
+
+def test_clean_leftovers_removes_trash_of_killed_removes(config):
+    snaps = Snapshotter(config, driver="copy")
+    (snaps.dir / ".trash-c1-killed/snapshot/merged/etc").mkdir(parents=True)
+    assert snaps.clean_leftovers() == 1
+    assert list(snaps.dir.iterdir()) == []
