@@ -78,11 +78,15 @@ class RegistryFront:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # The token service listens apart, as auth.docker.io is apart from registry-1.docker.io.
+        self.token_server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.token_server.daemon_threads = True
+        self.servers = [self.server, self.token_server]
 
     @property
     def realm(self) -> str:
-        return f"http://{self.host}{self.auth.realm_path}" if self.auth else ""
+        port = self.token_server.server_address[1]
+        return f"http://127.0.0.1:{port}{self.auth.realm_path}" if self.auth else ""
 
     def token_request_count(self) -> int:
         return len(self.auth.token_requests) if self.auth else 0
@@ -94,13 +98,16 @@ class RegistryFront:
 @contextlib.contextmanager
 def run_front(backend: str, auth: TokenAuth | None = None) -> Iterator[RegistryFront]:
     front = RegistryFront(backend, auth)
-    front.thread.start()
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in front.servers]
+    for thread in threads:
+        thread.start()
     try:
         yield front
     finally:
-        front.server.shutdown()
-        front.server.server_close()
-        front.thread.join(5)
+        for server, thread in zip(front.servers, threads, strict=True):
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
 
 
 def _parse_scope(scope: str) -> tuple[str, str, list[str]] | None:
@@ -252,8 +259,10 @@ def _handler(front: RegistryFront):
             return False
 
         def _proxy(self) -> None:
-            if front.auth and urlsplit(self.path).path == front.auth.realm_path:
-                return self._token()
+            if self.server is front.token_server:
+                if front.auth and urlsplit(self.path).path == front.auth.realm_path:
+                    return self._token()
+                return self._json(404, {"details": "not found"})
             if not self._authorize():
                 return
             for fragment, (status, code) in front.fail.items():
