@@ -136,12 +136,15 @@ class Snapshotter:
             raise Conflict(f"snapshot {key} already exists") from None
         try:
             merged = snap / "merged"
-            merged.mkdir(mode=0o755)
+            parts = [merged]
             if self.driver == "overlay":
-                for part in ("upper", "work"):
-                    (snap / part).mkdir(mode=0o755)
+                parts += [snap / "upper", snap / "work"]
                 if not lowers:
-                    (snap / "empty").mkdir(mode=0o755)  # overlayfs needs one lowerdir
+                    parts.append(snap / "empty")  # overlayfs needs one lowerdir
+            for part in parts:
+                part.mkdir()
+                os.chmod(part, 0o755)  # the rootfs's "/" whatever our umask
+            if self.driver == "overlay":
                 self._mount_overlay(snap, lowers)
             elif layer_tars is not None:
                 for opener in layer_tars:
