@@ -6,6 +6,9 @@ A layer is applied in one of two modes:
   an overlayfs mount. Whiteouts become what overlayfs understands: ``.wh.X`` a 0/0
   character device ``X``, ``.wh..wh..opq`` the xattr ``trusted.overlay.opaque=y`` on its
   directory.
+  Where the filesystem refuses those markers (on an overlayfs, e.g. Berth in a
+  container), the tar's own whiteout files are kept instead; such layers can only be
+  flattened, which is all that works on that filesystem anyway.
 * ``"flat"``: onto a root that already holds the layers below (the copy driver). Whiteouts
   delete what they name and no whiteout file is ever left in the result.
 
@@ -281,6 +284,40 @@ def _set_xattr(target, key: str, value: bytes, follow: bool = True) -> None:
             raise
 
 
+# Overlay markers. Where the filesystem refuses them (an overlayfs, where 0/0 devices
+# cannot be made: Berth inside a container), the layer keeps the tar's own whiteout
+# files instead. Such a layer can only be flattened (the copy driver, apply_tree), which
+# is all that works there anyway, since overlayfs cannot be mounted on that filesystem.
+_MARKER_REFUSED = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL)
+
+
+def _mark_whiteout(parent: int, base: str, uid: int, gid: int) -> None:
+    try:
+        os.mknod(base, stat.S_IFCHR, 0, dir_fd=parent)
+        os.chown(base, uid, gid, dir_fd=parent, follow_symlinks=False)
+        return
+    except OSError as exc:
+        if exc.errno not in _MARKER_REFUSED:
+            raise
+    _remove(parent, WHITEOUT_PREFIX + base)
+    fd = os.open(WHITEOUT_PREFIX + base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600, dir_fd=parent)
+    try:
+        os.fchown(fd, uid, gid)
+    finally:
+        os.close(fd)
+
+
+def _mark_opaque(dir_fd: int) -> None:
+    try:
+        os.setxattr(dir_fd, OPAQUE_XATTR, b"y")
+    except OSError as exc:
+        if exc.errno not in _MARKER_REFUSED:
+            raise
+        os.close(os.open(OPAQUE_MARKER, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=dir_fd))
+
+
 class _Applier:
     def __init__(self, root_fd: int, mode: str):
         self.root_fd = root_fd
@@ -385,7 +422,7 @@ class _Applier:
 
     def _make_opaque(self, dir_fd: int, parts: tuple[str, ...]) -> None:
         if self.mode == "overlay":
-            os.setxattr(dir_fd, OPAQUE_XATTR, b"y")
+            _mark_opaque(dir_fd)
             return
         # Flat: remove what lower layers have below, keep what this layer put there.
         for name in os.listdir(dir_fd):
@@ -417,8 +454,7 @@ class _Applier:
             return
         self._remove(parent, base)
         if self.mode == "overlay":
-            os.mknod(base, stat.S_IFCHR, 0, dir_fd=parent)
-            os.chown(base, e.uid, e.gid, dir_fd=parent, follow_symlinks=False)
+            _mark_whiteout(parent, base, e.uid, e.gid)
 
     def _dir_attrs(self, fd: int, e: _Entry) -> None:
         os.fchown(fd, e.uid, e.gid)
@@ -444,7 +480,7 @@ class _Applier:
             try:
                 self._dir_attrs(fd, e)
                 if self.mode == "overlay" and e.parts in self.whiteouts:
-                    os.setxattr(fd, OPAQUE_XATTR, b"y")  # replaced a whited-out lower dir
+                    _mark_opaque(fd)  # replaced a whited-out lower dir
             finally:
                 os.close(fd)
             return
@@ -610,6 +646,13 @@ def _tree_entries(layer_dir: Path) -> Iterable[_Entry]:
             fmt = stat.S_IFMT(st.st_mode)
             if fmt == stat.S_IFCHR and st.st_rdev == 0:
                 yield _Entry(name=label, parts=path, kind="whiteout", uid=st.st_uid, gid=st.st_gid)
+                continue
+            # The whiteout files kept where overlay markers were refused (see _mark_whiteout).
+            if name == OPAQUE_MARKER:
+                yield _Entry(name=label, parts=parts, kind="opaque")
+                continue
+            if name.startswith(WHITEOUT_PREFIX):
+                yield _Entry(name=label, parts=parts + (name[len(WHITEOUT_PREFIX):],), kind="whiteout")
                 continue
             xattrs = _read_xattrs(dir_fd, name)
             common = dict(name=label, parts=path, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,

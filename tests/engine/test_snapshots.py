@@ -217,3 +217,27 @@ def test_clean_leftovers_removes_trash_of_killed_removes(config):
     (snaps.dir / ".trash-c1-killed/snapshot/merged/etc").mkdir(parents=True)
     assert snaps.clean_leftovers() == 1
     assert list(snaps.dir.iterdir()) == []
+
+
+def test_on_an_overlayfs_root_the_copy_driver_is_chosen_and_works(tmp_path, stack):
+    # Berth inside a container: its root is on overlayfs, where overlay cannot be mounted
+    # again and 0/0 whiteout devices cannot be made.
+    _, expected, layers = stack
+    base = tmp_path / "ovfs"
+    for part in ("lower", "upper", "work", "mnt"):
+        (base / part).mkdir(parents=True)
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={base}/lower,upperdir={base}/upper,workdir={base}/work", str(base / "mnt")],
+                   check=True)
+    try:
+        config = EngineConfig(root=base / "mnt/berth", run_root=tmp_path / "run")
+        snaps = Snapshotter(config)
+        assert snaps.driver == "copy"
+        lowers = apply_overlay(layers, config.subdir("layers"))
+        assert (lowers[2] / "etc/.wh.gone").is_file()  # kept as a whiteout file here
+        rootfs = snaps.prepare("c1", lowers)
+        assert tree(rootfs) == expected
+        snaps.remove("c1")
+        assert list(snaps.dir.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(base / "mnt")], check=True)
