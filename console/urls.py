@@ -20,6 +20,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("images/", include("console.images.urls")),
     path("operations/", include("console.operations.urls")),
+    path("registries/", include("console.registries.urls")),
 ]
 
 # Menu pages that are not built yet say so plainly; their apps replace these routes.

@@ -22,6 +22,10 @@ class Registry(models.Model):
     secret_encrypted = models.TextField(blank=True)  # password or token; never shown back
     insecure = models.BooleanField(default=False, help_text="plain HTTP (loopback registries always are)")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # The outcome of the last "test the credentials" (None: never tested since the last change).
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -38,6 +42,17 @@ class Registry(models.Model):
 
     def set_secret(self, plaintext: str) -> None:
         self.secret_encrypted = crypto.encrypt(plaintext)
+
+    @property
+    def engine_insecure(self) -> bool | None:
+        """What the engine's ``insecure`` argument wants: True when the box is ticked, else None
+        (the engine decides: loopback hosts speak plain HTTP). False would force https on loopback."""
+        return True if self.insecure else None
+
+    @property
+    def has_catalog(self) -> bool:
+        """Docker Hub does not serve ``/v2/_catalog``; the others may."""
+        return self.kind != self.Kind.DOCKER_HUB
 
     def credentials(self):
         """Engine credentials for this registry, or None for anonymous access."""

@@ -1,0 +1,94 @@
+"""What the worker does for each registry operation (see console.operations.runner).
+
+Registries are global; these talk to the registry from the worker, with the
+registry's own credentials, decrypted only here and only for the call.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from console.operations.runner import handler
+from console.registries.models import Registry, Repository
+from engine import credentials as engine_credentials
+from engine import distribution
+from engine.errors import EngineError, NotFound
+from engine.registry import RegistryClient
+
+# Browsing lists the tags of this many repositories too; the others on demand.
+BROWSE_TAGS_LIMIT = 100
+
+
+def _registry(ctx) -> Registry:
+    registry = Registry.objects.filter(pk=ctx.parameters["registry_id"]).first()
+    if registry is None:
+        raise NotFound("The registry was deleted before the operation ran.")
+    return registry
+
+
+def _record_test(registry: Registry, ok: bool, message: str) -> None:
+    registry.last_tested_at, registry.last_test_ok, registry.last_test_message = timezone.now(), ok, message
+    Registry.objects.filter(pk=registry.pk).update(
+        last_tested_at=registry.last_tested_at, last_test_ok=ok, last_test_message=message)
+
+
+@handler("registry.test", permission="registries.use")
+def test(ctx):
+    registry = _registry(ctx)
+    credentials = registry.credentials()
+    try:
+        if credentials:
+            engine_credentials.login(registry.host, credentials, save=False, insecure=registry.engine_insecure)
+            message = f"Signed in to {registry.host} as {registry.username}."
+        else:
+            # No username: can we use it anonymously, as a pull without credentials would?
+            RegistryClient(registry.host, None, insecure=registry.engine_insecure).login()
+            message = f"{registry.host} answers and allows anonymous access."
+    except EngineError as exc:
+        _record_test(registry, False, str(exc))
+        raise
+    _record_test(registry, True, message)
+    ctx.line(message)
+    return {"ok": True, "message": message}
+
+
+def _tags(registry: Registry, repository: str, credentials) -> list[str]:
+    return sorted(distribution.list_tags(f"{registry.host}/{repository}", credentials,
+                                         insecure=registry.engine_insecure))
+
+
+@handler("registry.browse", permission="registries.use")
+def browse(ctx):
+    registry = _registry(ctx)
+    credentials = registry.credentials()
+    names = sorted(set(distribution.catalog(registry.host, credentials, insecure=registry.engine_insecure)))
+    ctx.line(f"{registry.host} lists {len(names)} repositor{'y' if len(names) == 1 else 'ies'}.")
+    now = timezone.now()
+    Repository.objects.filter(registry=registry).exclude(name__in=names).delete()
+    Repository.objects.bulk_create([Repository(registry=registry, name=name) for name in names],
+                                   ignore_conflicts=True, batch_size=500)
+    failed = []
+    for name in names[:BROWSE_TAGS_LIMIT]:
+        try:
+            tags = _tags(registry, name, credentials)
+        except EngineError as exc:
+            failed.append(name)
+            ctx.line(f"{name}: {exc}")
+            continue
+        Repository.objects.filter(registry=registry, name=name).update(tags=tags, browsed_at=now)
+        ctx.line(f"{name}: {len(tags)} tag{'' if len(tags) == 1 else 's'}")
+    if len(names) > BROWSE_TAGS_LIMIT:
+        ctx.line(f"Tags of the other {len(names) - BROWSE_TAGS_LIMIT} repositories are listed on demand.")
+    return {"repositories": len(names), "tags_listed": min(len(names), BROWSE_TAGS_LIMIT) - len(failed),
+            "failed": failed}
+
+
+@handler("registry.tags", permission="registries.use")
+def tags(ctx):
+    registry = _registry(ctx)
+    repository = ctx.parameters["repository"]
+    found = _tags(registry, repository, registry.credentials())
+    Repository.objects.update_or_create(registry=registry, name=repository,
+                                        defaults={"tags": found, "browsed_at": timezone.now()})
+    ctx.line(f"{repository}: {len(found)} tag{'' if len(found) == 1 else 's'}")
+    return {"repository": repository, "tags": len(found)}
