@@ -63,12 +63,28 @@ def mount_points() -> list[str]:
 
 
 def probe_driver(directory: Path) -> str:
-    """"overlay" if overlayfs can be mounted in ``directory``, else "copy" (cached)."""
+    """"overlay" if overlayfs can be mounted in ``directory``, else "copy".
+
+    The answer is recorded in ``directory/.driver``: probing mounts a test overlay
+    (about 0.1 s), too slow to repeat in every ``python -m engine`` process. Delete the
+    file to probe again.
+    """
     directory = Path(directory)
-    if directory not in _probed:
+    if directory in _probed:
+        return _probed[directory]
+    record = directory / ".driver"
+    try:
+        driver = record.read_text().strip()
+    except FileNotFoundError:
+        driver = ""
+    if driver not in DRIVERS:
         ok, _ = overlay_usable(directory)
-        _probed[directory] = "overlay" if ok else "copy"
-    return _probed[directory]
+        driver = "overlay" if ok else "copy"
+        tmp = directory / f".driver.{os.getpid()}"
+        tmp.write_text(driver + "\n")
+        os.rename(tmp, record)
+    _probed[directory] = driver
+    return driver
 
 
 class Snapshotter:

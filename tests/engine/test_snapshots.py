@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,8 +44,18 @@ def stack(tmp_path):
     return apply_overlay(layers, tmp_path / "layers"), tree(tmp_path / "flat"), layers
 
 
-def test_the_probe_picks_overlay_here(config):
+def test_the_probe_picks_overlay_here_and_records_it(config):
     assert Snapshotter(config).driver == "overlay"
+    assert (config.root / "snapshots/.driver").read_text() == "overlay\n"
+    # Another process reads the record instead of mounting a test overlay again: a record
+    # saying "copy" (as an operator may write, to force it) is what it goes by.
+    (config.root / "snapshots/.driver").write_text("copy\n")
+    out = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path;"
+                          "from engine.config import EngineConfig; from engine.snapshots import Snapshotter;"
+                          "print(Snapshotter(EngineConfig(Path(sys.argv[1]), Path(sys.argv[2]))).driver)",
+                          str(config.root), str(config.run_root)],
+                         capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
+    assert out.stdout == "copy\n"
 
 
 def test_overlay_rootfs_shows_the_layers_and_writes_go_to_upper(config, stack):
@@ -238,6 +250,6 @@ def test_on_an_overlayfs_root_the_copy_driver_is_chosen_and_works(tmp_path, stac
         rootfs = snaps.prepare("c1", lowers)
         assert tree(rootfs) == expected
         snaps.remove("c1")
-        assert list(snaps.dir.iterdir()) == []
+        assert [p.name for p in snaps.dir.iterdir()] == [".driver"]
     finally:
         subprocess.run(["umount", str(base / "mnt")], check=True)
