@@ -69,10 +69,10 @@ def _time_of(line: bytes) -> str:
         return ""
 
 
-def _reverse_lines(path: Path) -> Iterator[bytes]:
+def _reverse_lines(path: Path, end: int | None = None) -> Iterator[bytes]:
     with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
-        position = f.tell()
+        position = f.tell() if end is None else min(end, f.tell())
         rest = b""
         while position > 0:
             size = min(BLOCK, position)
@@ -117,15 +117,16 @@ def _wanted(record: dict, streams: set[str]) -> bool:
 
 
 def read(log_path: Path, *, tail: int | None = None, since=None, until=None,
-         stdout: bool = True, stderr: bool = True) -> Iterator[dict]:
-    """Records of a container's log, oldest first."""
+         stdout: bool = True, stderr: bool = True, stop_at: tuple[int, int] | None = None) -> Iterator[dict]:
+    """Records of a container's log, oldest first. ``stop_at`` (inode, offset): read that file
+    only up to there (a follower continues from that point)."""
     since_s, until_s = parse_when(since), parse_when(until)
     streams = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
     files = log_files(Path(log_path))
     if tail is not None and tail >= 0:
         picked: list[dict] = []
         for path in reversed(files):
-            for line in _reverse_lines(path):
+            for line in _reverse_lines(path, _end(path, stop_at)):
                 if len(picked) >= tail:
                     break
                 stamp = _time_of(line)
@@ -141,15 +142,27 @@ def read(log_path: Path, *, tail: int | None = None, since=None, until=None,
         yield from reversed(picked)
         return
     for path in files:
+        end = _end(path, stop_at)
         with open(path, "rb") as f:
             if since_s:
                 _seek_since(f, since_s)
             for line in f:
+                if end is not None and f.tell() > end:
+                    return
                 if until_s and _time_of(line) > until_s:
                     return
                 record = _decode(line)
                 if record is not None and _wanted(record, streams):
                     yield record
+
+
+def _end(path: Path, stop_at: tuple[int, int] | None) -> int | None:
+    if stop_at is None:
+        return None
+    try:
+        return stop_at[1] if os.stat(path).st_ino == stop_at[0] else None
+    except FileNotFoundError:
+        return None
 
 
 def _decode(line: bytes) -> dict | None:
@@ -177,6 +190,12 @@ class Follower:
             return
         if at_end:
             self.file.seek(0, os.SEEK_END)
+
+    def position(self) -> tuple[int, int] | None:
+        """(inode, offset) where following starts: the backlog is read up to here."""
+        if self.file is None:
+            return None
+        return os.fstat(self.file.fileno()).st_ino, self.file.tell()
 
     def poll(self) -> list[dict]:
         if self.file is None:
@@ -214,7 +233,8 @@ def follow(log_path: Path, is_running: Callable[[], bool], *, tail: int | None =
     streams = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
     follower = Follower(Path(log_path), streams)  # opened first: nothing falls in between
     try:
-        yield from read(log_path, tail=tail, since=since, stdout=stdout, stderr=stderr)
+        yield from read(log_path, tail=tail, since=since, stdout=stdout, stderr=stderr,
+                        stop_at=follower.position())
         while True:
             running = is_running()
             yield from follower.poll()
@@ -232,7 +252,8 @@ async def follow_async(log_path: Path, is_running: Callable[[], bool], *, tail: 
     follower = Follower(Path(log_path), streams)
     try:
         backlog = await asyncio.to_thread(
-            lambda: list(read(log_path, tail=tail, since=since, stdout=stdout, stderr=stderr)))
+            lambda: list(read(log_path, tail=tail, since=since, stdout=stdout, stderr=stderr,
+                              stop_at=follower.position())))
         for record in backlog:
             yield record
         while True:
