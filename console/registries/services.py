@@ -208,7 +208,8 @@ def update(user, environment, registry: Registry, *, name: str, kind: str, host:
     audit.record(user=user, action="registry.update", environment=environment, target_type="registry",
                  target_id=str(registry.pk), target_name=registry.name,
                  details={"username": registry.username, "host": registry.host, **change,
-                          "secret_cleared": bool(clear_secret and "secret" in change["changed"])})
+                          # "changed"/"cleared" survive audit.redact, which hides secret_* keys' values
+                          "cleared": ["secret"] if clear_secret and "secret" in change["changed"] else []})
     return registry
 
 
