@@ -1,29 +1,190 @@
-"""The permission check every service calls before it acts.
+"""The permission check every view, service, websocket and Celery task calls.
 
-Permissions are named per action (``images.pull``, ``containers.start``...).
-Until roles and assignments arrive (issue 8), the rule is simple and strict:
-administrators may do everything; other signed-in users may only view.
-Views, websockets and Celery tasks all call ``require`` (never a template).
+- ``has_permission(user, permission, environment=None, resource=None)``: may the
+  user do this here (to this resource)?
+- ``require(...)``: the same, raising ``PermissionDenied``.
+- ``restrict(queryset, user, permission, environment)``: the rows of a list the
+  user may act on with ``permission`` (NetBox's ``restrict``); a detail view
+  does ``get_object_or_404(restrict(...), pk=pk)`` so what is hidden is a 404.
+- ``can_use_dangerous_options(user, environment)``: privileged mode, host network
+  or PID, host bind mounts, added capabilities, devices.
+
+Who may do what: the global administrator (``is_superuser``) everything. Anyone
+else: the union of the roles they hold in the environment, directly or through
+their teams (``console.access.models.Assignment``). A role with the ``owned``
+scope applies only to resources the user sees through ownership
+(``console.access.ownership``). Inactive and anonymous users may do nothing.
+Unknown permission names are refused (and logged), never granted.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
+
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 
-VIEW_PERMISSIONS = frozenset({
-    "containers.view", "images.view", "registries.view", "volumes.view", "networks.view",
-    "operations.view",
-})
+from console.access import catalog, ownership
+from console.access.catalog import SCOPE_ENVIRONMENT, SCOPE_OWNED
+
+log = logging.getLogger(__name__)
+
+# Names other code may use for a permission of the catalog.
+ALIASES = {
+    **{f"containers.{verb}": "containers.operate"
+       for verb in ("start", "stop", "restart", "kill", "pause", "unpause", "resume")},
+    "containers.rename": "containers.recreate",
+    "containers.edit": "containers.recreate",
+    "containers.exec": "containers.terminal",
+    "containers.attach": "containers.terminal",
+    "images.import": "images.import_export",
+    "images.export": "images.import_export",
+    "images.commit": "images.build",
+}
 
 
-def has_permission(user, permission: str, environment=None) -> bool:
-    if user is None or not user.is_authenticated or not user.is_active:
+def canonical(permission: str) -> str | None:
+    name = ALIASES.get(permission, permission)
+    return name if name in catalog.BY_NAME else None
+
+
+def _active(user) -> bool:
+    return user is not None and user.is_authenticated and user.is_active
+
+
+def assignments_of(user, environment=None):
+    """Every assignment that applies to the user (directly or through a team), in one environment or all."""
+    from console.access.models import Assignment
+
+    qs = (Assignment.objects.filter(Q(user=user) | Q(team__memberships__user=user))
+          .select_related("role", "team", "environment").distinct())
+    if environment is not None:
+        qs = qs.filter(environment=environment)
+    return qs
+
+
+@dataclass
+class Access:
+    """What one user may do in one environment (or anywhere, when environment is None), and why."""
+
+    superuser: bool = False
+    scopes: dict[str, str] = field(default_factory=dict)  # permission -> best scope
+    reasons: dict[str, list] = field(default_factory=dict)  # permission -> [assignment, ...]
+    roles: set[str] = field(default_factory=set)  # builtin keys held
+
+    def scope(self, permission: str) -> str | None:
+        if self.superuser:
+            return SCOPE_ENVIRONMENT
+        return self.scopes.get(permission)
+
+
+def access_for(user, environment=None) -> Access:
+    if not _active(user):
+        return Access()
+    if user.is_superuser:
+        return Access(superuser=True, scopes=dict.fromkeys(catalog.NAMES, SCOPE_ENVIRONMENT))
+    access = Access()
+    for assignment in assignments_of(user, environment):
+        role = assignment.role
+        scope = role.effective_scope
+        if role.builtin_key:
+            access.roles.add(role.builtin_key)
+        for name in role.permissions:
+            if catalog.BY_NAME[name].environment_wide and scope != SCOPE_ENVIRONMENT:
+                continue  # e.g. prune acts on everyone's images: not from an owned-scope role
+            access.reasons.setdefault(name, []).append(assignment)
+            if access.scopes.get(name) != SCOPE_ENVIRONMENT:
+                access.scopes[name] = scope
+    return access
+
+
+def has_permission(user, permission: str, environment=None, resource=None) -> bool:
+    """May ``user`` do ``permission`` in ``environment`` (to ``resource``, when given)?
+
+    ``environment=None`` asks "anywhere" (for menus and global pages). ``resource`` is an
+    inventory row (``Image``, ``Container``...) or a ``(kind, engine_id)`` pair.
+    """
+    name = canonical(permission)
+    if name is None:
+        log.warning("unknown permission %r refused", permission)
+        return False
+    if not _active(user):
         return False
     if user.is_superuser:
         return True
-    return permission in VIEW_PERMISSIONS
+    if catalog.BY_NAME[name].global_only:
+        return False
+    scope = access_for(user, environment).scope(name)
+    if scope is None:
+        return False
+    key = ownership.resource_key(resource)
+    if key is None or scope == SCOPE_ENVIRONMENT:
+        return True
+    if environment is None:
+        environment = getattr(resource, "environment", None)
+    return ownership.can_see(user, environment, *key)
 
 
-def require(user, permission: str, environment=None) -> None:
-    if not has_permission(user, permission, environment):
+def require(user, permission: str, environment=None, resource=None) -> None:
+    if not has_permission(user, permission, environment, resource):
         raise PermissionDenied(f"You may not do {permission} here.")
+
+
+def restrict(queryset, user, permission: str, environment):
+    """The rows of ``queryset`` in ``environment`` that ``user`` may act on with ``permission``.
+
+    Inventory models are filtered by ownership for owned-scope roles; operations by
+    who started them. A model this module does not know gives nothing (fail closed).
+    """
+    model = queryset.model
+    if any(f.name == "environment" for f in model._meta.get_fields()):
+        queryset = queryset.filter(environment=environment)
+    name = canonical(permission)
+    if name is None or not _active(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    scope = access_for(user, environment).scope(name)
+    if scope is None:
+        return queryset.none()
+    if scope == SCOPE_ENVIRONMENT:
+        return queryset
+    assert scope == SCOPE_OWNED
+    if model._meta.label == "operations.Operation":
+        return queryset.filter(user=user)
+    spec = ownership.kind_of(model)
+    if spec is None:
+        return queryset.none()
+    kind, id_field = spec
+    return queryset.filter(**{f"{id_field}__in": ownership.visible_ids(user, environment, kind)})
+
+
+def can_use_dangerous_options(user, environment) -> bool:
+    """Privileged mode, host network or PID, host bind mounts, added capabilities, devices:
+    global administrators and the environment's administrators only."""
+    if not _active(user):
+        return False
+    if user.is_superuser:
+        return True
+    if environment is None:
+        return False
+    return catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles
+
+
+def environment_ids_for(user, permission: str) -> set[int] | None:
+    """The environments where ``user`` holds ``permission`` (None means all: an administrator)."""
+    if not _active(user):
+        return set()
+    if user.is_superuser:
+        return None
+    name = canonical(permission)
+    if name is None:
+        return set()
+    ids = set()
+    for assignment in assignments_of(user):
+        role = assignment.role
+        if name in role.permissions and (not catalog.BY_NAME[name].environment_wide
+                                         or role.effective_scope == SCOPE_ENVIRONMENT):
+            ids.add(assignment.environment_id)
+    return ids

@@ -1,0 +1,162 @@
+"""Who owns a resource made through the console, and who may see it.
+
+A resource is (environment, kind, engine id): ``("image", "sha256:...")``,
+``("container", "<id>")``. Its ``Ownership`` names the owner, the visibility
+(public, administrators only, restricted) and, when restricted, the users and
+teams it is shared with (the owner always counts).
+
+A resource with no ``Ownership`` (made with ``python -m engine``, or before
+ownership existed) is treated as *administrators only*: global administrators
+and roles with the environment scope see it; the owned scope does not.
+
+The hook for operations that create something: ``record_created(operation, kind,
+engine_id)``. The runner calls ``record_from_result(operation, result)`` after a
+successful operation, which understands ``result["created"] = {"kind", "id"}``
+and a few known actions.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Q
+
+# model label -> (kind, field holding the engine id)
+KINDS: dict[str, tuple[str, str]] = {
+    "inventory.Image": ("image", "image_id"),
+    "inventory.Container": ("container", "container_id"),
+    "inventory.Volume": ("volume", "name"),
+    "inventory.Network": ("network", "network_id"),
+}
+
+# action -> (kind, key in the handler's result holding the new engine id)
+CREATING_ACTIONS: dict[str, tuple[str, str]] = {
+    "image.pull": ("image", "image_id"),
+    "image.build": ("image", "image_id"),
+    "image.import": ("image", "image_id"),
+    "image.commit": ("image", "image_id"),
+    "container.create": ("container", "container_id"),
+    "container.run": ("container", "container_id"),
+    "volume.create": ("volume", "name"),
+    "network.create": ("network", "network_id"),
+}
+
+
+def register(model_label: str, kind: str, id_field: str) -> None:
+    """Let ``restrict`` filter another inventory model by ownership."""
+    KINDS[model_label] = (kind, id_field)
+
+
+def kind_of(model) -> tuple[str, str] | None:
+    return KINDS.get(model._meta.label)
+
+
+def ownable_kinds() -> set[str]:
+    return {kind for kind, _ in KINDS.values()}
+
+
+def resource_key(resource) -> tuple[str, str] | None:
+    """(kind, engine id) of a model instance or of a ``(kind, engine_id)`` pair.
+
+    None for kinds that have no owner (a registry, an environment): the role alone decides.
+    """
+    if resource is None:
+        return None
+    if isinstance(resource, tuple):
+        return resource if resource[0] in ownable_kinds() else None
+    spec = kind_of(type(resource))
+    if spec is None:
+        raise ValueError(f"{type(resource).__name__} has no ownership kind; call ownership.register")
+    return spec[0], getattr(resource, spec[1])
+
+
+def visible_q(user) -> Q:
+    """Ownership rows a user with the owned scope may see."""
+    from console.access.models import Ownership
+
+    named = Q(owner=user) | Q(users=user) | Q(teams__memberships__user=user)
+    return Q(visibility=Ownership.Visibility.PUBLIC) | (Q(visibility=Ownership.Visibility.RESTRICTED) & named)
+
+
+def visible_ids(user, environment, kind: str):
+    from console.access.models import Ownership
+
+    return (Ownership.objects.filter(environment=environment, kind=kind).filter(visible_q(user))
+            .values("engine_id"))
+
+
+def can_see(user, environment, kind: str, engine_id: str) -> bool:
+    return visible_ids(user, environment, kind).filter(engine_id=engine_id).exists()
+
+
+def ownership_of(environment, kind: str, engine_id: str):
+    from console.access.models import Ownership
+
+    return Ownership.objects.filter(environment=environment, kind=kind, engine_id=engine_id).first()
+
+
+def default_teams(user, environment):
+    """The owner's teams that hold a role in ``environment``: they share what the owner makes there."""
+    from console.accounts.models import Team
+
+    return Team.objects.filter(memberships__user=user, role_assignments__environment=environment).distinct()
+
+
+@transaction.atomic
+def record_created(operation, kind: str, engine_id: str, *, visibility: str | None = None,
+                   users=None, teams=None):
+    """Record that ``operation`` made ``kind`` ``engine_id``; its user owns it.
+
+    The visibility and who it is shared with come from the arguments, else from
+    ``operation.parameters["access"]`` (``{"visibility", "users": [ids], "teams": [ids]}``),
+    else: restricted to the owner and the owner's teams that hold a role in the
+    environment. When the resource already has an owner (the same image pulled
+    twice), the first owner stays and the new creator is added to those it is shared with.
+    """
+    from console.access.models import Ownership
+    from console.accounts.models import Team
+
+    user = operation.user
+    existing = (Ownership.objects.select_for_update()
+                .filter(environment=operation.environment, kind=kind, engine_id=engine_id).first())
+    if existing is not None:
+        if user is not None and existing.owner_id != user.pk and existing.visibility != Ownership.Visibility.PUBLIC:
+            existing.users.add(user)
+        return existing
+    access = (operation.parameters or {}).get("access") or {}
+    visibility = visibility or access.get("visibility") or Ownership.Visibility.RESTRICTED
+    if visibility not in Ownership.Visibility.values:
+        visibility = Ownership.Visibility.RESTRICTED
+    if visibility == Ownership.Visibility.ADMINISTRATORS and not (user and user.is_superuser):
+        visibility = Ownership.Visibility.RESTRICTED  # only administrators hide things from themselves
+    ownership = Ownership.objects.create(
+        environment=operation.environment, kind=kind, engine_id=engine_id, owner=user,
+        owner_name=user.get_username() if user else operation.username, visibility=visibility,
+        operation=operation,
+    )
+    if users is None:
+        users = access.get("users") or []
+    if teams is None:
+        team_ids = access.get("teams")
+        teams = Team.objects.filter(pk__in=team_ids) if team_ids else (
+            default_teams(user, operation.environment) if user else [])
+    ownership.users.set(users)
+    ownership.teams.set(teams)
+    return ownership
+
+
+def record_from_result(operation, result: dict) -> None:
+    """Called by the runner after an operation succeeded: record what it created, if anything."""
+    created = result.get("created") if isinstance(result, dict) else None
+    if isinstance(created, dict) and created.get("kind") and created.get("id"):
+        record_created(operation, created["kind"], str(created["id"]))
+        return
+    spec = CREATING_ACTIONS.get(operation.action)
+    if spec and isinstance(result, dict) and result.get(spec[1]):
+        record_created(operation, spec[0], str(result[spec[1]]))
+
+
+def forget(environment, kind: str, engine_id: str) -> None:
+    """The resource is gone from the engine: drop its ownership (reconcile may call this)."""
+    from console.access.models import Ownership
+
+    Ownership.objects.filter(environment=environment, kind=kind, engine_id=engine_id).delete()
