@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "console.registries",
     "console.images",
     "console.accounts",
+    "console.access",
     "console.audit",
 ]
 
