@@ -21,12 +21,14 @@ about 230 layers. Beyond that the prepare fails with a clear error.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import stat
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from typing import BinaryIO
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.host import overlay_usable
-from engine.layers import apply_layer, apply_tree
+from engine.layers import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, apply_layer, apply_tree
 
 DRIVERS = ("overlay", "copy")
 OVL_MAX_STACK = 500
@@ -240,6 +242,32 @@ class Snapshotter:
             return
         yield from _compare(_load_base(snap), _scan(snap / "merged"))
 
+    def write_diff(self, key: str, out: BinaryIO) -> tuple[str, int]:
+        """Write the container's changes to ``out`` as an uncompressed layer tar.
+
+        This is the layer ``commit`` adds: whiteouts as ``.wh.<name>``, a directory that
+        hides everything below it as ``<dir>/.wh..wh..opq``, hardlinks kept, PAX xattrs
+        (never ``trusted.overlay.*``). Returns the diff_id and the tar's size.
+        """
+        meta = self._meta(key)
+        snap = self._snap(key)
+        writer = _HashingWriter(out)
+        with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            links: dict[tuple[int, int], str] = {}
+            if meta["driver"] == "overlay":
+                _tar_upper(tar, snap / "upper", links)
+            else:
+                merged = snap / "merged"
+                for change in self.diff(key):
+                    rel = change.path.lstrip("/")
+                    if change.kind == "D":
+                        parent, _, name = rel.rpartition("/")
+                        _tar_whiteout(tar, f"{parent}/{WHITEOUT_PREFIX}{name}" if parent
+                                      else WHITEOUT_PREFIX + name)
+                    else:
+                        _tar_add(tar, merged, rel, links)
+        return "sha256:" + writer.sha.hexdigest(), writer.size
+
     def usage(self, key: str) -> int:
         """Bytes of the files the container added or changed (its writable layer)."""
         meta = self._meta(key)
@@ -387,6 +415,87 @@ def _compare(base: dict[str, list], now: dict[str, list]) -> Iterator[Change]:
         if parent == "/" or parent in now and stat.S_ISDIR(now[parent][0]):
             changes.append(Change("D", path))  # the topmost deleted path only
     yield from sorted(changes, key=lambda c: c.path)
+
+
+class _HashingWriter:
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        self.out.write(data)
+        return len(data)
+
+
+def _tar_whiteout(tar: tarfile.TarFile, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.mode = 0o600
+    tar.addfile(info)
+
+
+def _tar_add(tar: tarfile.TarFile, root: Path, rel: str, links: dict[tuple[int, int], str]) -> None:
+    """Add ``root/rel`` as it is on disk (without following it)."""
+    path = root / rel
+    st = os.lstat(path)
+    info = tarfile.TarInfo(rel)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.mtime = st.st_mtime
+    fmt = stat.S_IFMT(st.st_mode)
+    if not stat.S_ISLNK(st.st_mode):
+        info.pax_headers = {
+            f"SCHILY.xattr.{k}": os.getxattr(path, k, follow_symlinks=False).decode("utf-8", "surrogateescape")
+            for k in os.listxattr(path, follow_symlinks=False) if not k.startswith("trusted.overlay.")
+        }
+    inode = (st.st_dev, st.st_ino)
+    if fmt != stat.S_IFDIR and st.st_nlink > 1 and inode in links:
+        info.type, info.linkname = tarfile.LNKTYPE, links[inode]
+        tar.addfile(info)
+        return
+    if fmt != stat.S_IFDIR:
+        links[inode] = rel
+    if fmt == stat.S_IFREG:
+        info.size = st.st_size
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(fd, "rb") as data:
+            tar.addfile(info, data)
+        return
+    if fmt == stat.S_IFDIR:
+        info.type = tarfile.DIRTYPE
+    elif fmt == stat.S_IFLNK:
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+    elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
+        info.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif fmt == stat.S_IFIFO:
+        info.type = tarfile.FIFOTYPE
+    else:
+        return  # sockets are not layer content
+    tar.addfile(info)
+
+
+def _tar_upper(tar: tarfile.TarFile, upper: Path, links: dict[tuple[int, int], str]) -> None:
+    """The overlay upper dir as a layer: 0/0 devices and opaque dirs become whiteout files."""
+    for dirpath, dirnames, filenames in os.walk(upper):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, upper)
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        if prefix:
+            try:
+                opaque = os.getxattr(dirpath, OPAQUE_XATTR) == b"y"
+            except OSError:
+                opaque = False
+            if opaque:
+                _tar_whiteout(tar, prefix + OPAQUE_MARKER)
+        for name in sorted(dirnames + filenames):
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                _tar_whiteout(tar, prefix + WHITEOUT_PREFIX + name)
+            else:
+                _tar_add(tar, upper, prefix + name, links)
 
 
 def _tree_size(top: Path) -> int:

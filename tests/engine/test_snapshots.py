@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -253,3 +256,54 @@ def test_on_an_overlayfs_root_the_copy_driver_is_chosen_and_works(tmp_path, stac
         assert [p.name for p in snaps.dir.iterdir()] == [".driver"]
     finally:
         subprocess.run(["umount", str(base / "mnt")], check=True)
+
+
+def change_things(rootfs):
+    """What a container might do to its rootfs; returns nothing, the tree tells."""
+    (rootfs / "new-file").write_bytes(b"new")
+    (rootfs / "etc/passwd").write_bytes(b"changed\n")
+    (rootfs / "lib/libc.so").unlink()
+    shutil.rmtree(rootfs / "home/user")
+    shutil.rmtree(rootfs / "opq")  # then made again: hides the old one entirely
+    (rootfs / "opq/fresh").mkdir(parents=True)
+    (rootfs / "opq/fresh/f").write_bytes(b"fresh")
+    (rootfs / "usr/bin/sh").unlink()
+    (rootfs / "usr/bin/sh").symlink_to("busybox")
+    os.link(rootfs / "new-file", rootfs / "new-link")
+    os.mkfifo(rootfs / "dev/fifo2")
+    os.chmod(rootfs / "usr/bin/su", 0o755)
+    os.chown(rootfs / "xattr-file", 1000, 1000)
+    os.setxattr(rootfs / "xattr-file", "trusted.berth", b"t2")
+    for path in (rootfs / "new-file", rootfs / "etc/passwd", rootfs / "opq/fresh/f", rootfs / "xattr-file",
+                 rootfs / "usr/bin/su"):
+        os.utime(path, (1_700_000_000, 1_700_000_000))  # tar keeps whole seconds
+    os.utime(rootfs / "usr/bin/sh", (1_700_000_000, 1_700_000_000), follow_symlinks=False)
+    os.utime(rootfs / "dev/fifo2", (1_700_000_000, 1_700_000_000))
+
+
+@pytest.mark.parametrize("driver", ["overlay", "copy"])
+def test_the_diff_tar_rebuilds_the_containers_rootfs(config, stack, tmp_path, driver):
+    # What commit relies on: base layers + the diff layer == the container's rootfs.
+    lowers, _, layers = stack
+    snaps = Snapshotter(config, driver=driver)
+    rootfs = snaps.prepare("c1", lowers)
+    try:
+        change_things(rootfs)
+        out = io.BytesIO()
+        diff_id, size = snaps.write_diff("c1", out)
+        assert size == len(out.getvalue()) and diff_id == "sha256:" + hashlib.sha256(out.getvalue()).hexdigest()
+        names = tarfile.open(fileobj=io.BytesIO(out.getvalue())).getnames()
+        assert "lib/.wh.libc.so" in names and "home/.wh.user" in names
+        if driver == "overlay":
+            assert "opq/.wh..wh..opq" in names  # copy lists the deleted files instead
+        rebuilt = tmp_path / "rebuilt"
+        apply_flat([*layers, out.getvalue()], rebuilt)
+
+        def without_nlink(t):
+            # overlayfs shows a lower file's link count even after its partner was copied up
+            return {k: {f: v for f, v in info.items() if f != "nlink"} for k, info in t.items()}
+
+        assert without_nlink(tree(rebuilt)) == without_nlink(tree(rootfs))
+        assert (rebuilt / "new-link").stat().st_ino == (rebuilt / "new-file").stat().st_ino
+    finally:
+        snaps.remove("c1")
