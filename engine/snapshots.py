@@ -6,11 +6,15 @@ Each snapshot lives in ``root/snapshots/<key>/``:
   first), so that ``mount(key)`` can mount it again after a reboot;
 * overlay driver: ``upper/`` (the container's writes), ``work/`` and ``merged/`` (the
   mount point, the container's rootfs);
-* copy driver: ``merged/`` only, a plain directory with the layers flattened into it
-  (used where overlayfs does not work, e.g. on some nested or exotic filesystems).
+* copy driver: ``merged/``, a plain directory with the layers flattened into it (used
+  where overlayfs does not work, e.g. Berth itself in a container), and ``base.json``,
+  what the layers gave, to tell the container's changes from it.
 
-The driver is chosen by probing (``engine.host.overlay_usable``) unless forced. A
-snapshot keeps the driver it was made with.
+The driver is chosen by probing (``engine.host.overlay_usable``) unless forced, and the
+answer is kept in ``snapshots/.driver``. A snapshot keeps the driver it was made with.
+
+``diff`` lists changes as ``docker diff`` does; ``write_diff`` writes them as a layer tar
+(what ``commit`` adds on top of the image's layers).
 
 Limits of the overlay driver: at most ``OVL_MAX_STACK`` (500) layers, and the mount
 options must fit in one page (4 KiB). Layer directories are short
@@ -101,7 +105,7 @@ class Snapshotter:
     # -- names and records
 
     def _snap(self, key: str) -> Path:
-        if not isinstance(key, str) or not KEY_RE.match(key):
+        if not isinstance(key, str) or not KEY_RE.fullmatch(key):
             raise InvalidArgument(f"invalid snapshot key {key!r}")
         return self.dir / key
 
@@ -120,7 +124,7 @@ class Snapshotter:
         return self._snap(key) / "merged"
 
     def list(self) -> list[str]:
-        return sorted(p.name for p in self.dir.iterdir() if KEY_RE.match(p.name)
+        return sorted(p.name for p in self.dir.iterdir() if KEY_RE.fullmatch(p.name)
                       and (p / "snapshot.json").is_file())
 
     def lowers(self, key: str) -> list[Path]:

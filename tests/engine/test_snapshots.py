@@ -153,7 +153,7 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(config, stack, tmp_path):
         snaps.unmount("nope")
     with pytest.raises(NotFound):
         list(snaps.diff("nope"))
-    for key in ("../escape", "", "a/b", ".hidden", "x" * 200):
+    for key in ("../escape", "", "a/b", ".hidden", "x" * 200, "abc\n"):
         with pytest.raises(InvalidArgument, match="invalid snapshot key"):
             snaps.prepare(key, lowers)
     with pytest.raises(NotFound, match="missing"):
