@@ -748,6 +748,8 @@ class LayerStore:
     def __init__(self, config: EngineConfig, content):
         self.content = content
         self.dir = config.subdir("layers")
+        # Layers hold images' setuid binaries and device nodes: no host user may reach them.
+        os.chmod(self.dir, 0o700)
 
     def path(self, chain_id: str) -> Path:
         return self.dir / short_key(chain_id)

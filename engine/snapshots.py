@@ -96,6 +96,8 @@ def probe_driver(directory: Path) -> str:
 class Snapshotter:
     def __init__(self, config: EngineConfig, driver: str | None = None):
         self.dir = config.subdir("snapshots")
+        # Container rootfs hold setuid binaries and device nodes: no host user may reach them.
+        os.chmod(self.dir, 0o700)
         if driver is None:
             driver = probe_driver(self.dir)
         if driver not in DRIVERS:

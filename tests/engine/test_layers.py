@@ -395,6 +395,7 @@ def test_layer_store_unpacks_once_and_shares_layers_by_chain_id(tmp_path):
     other = fake_image(content, blobs[:2] + [gzip.compress(make_tar([entry("other", data=b"o")]))])
 
     paths = store.ensure(image)
+    assert stat.S_IMODE(store.dir.stat().st_mode) == 0o700  # setuid files inside: host users kept out
     ids = chain_ids([layer.diff_id for layer in image.layers])
     assert paths == [store.path(c) for c in ids]
     assert all(len(p.name) == 16 for p in paths)

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -67,6 +68,7 @@ def test_overlay_rootfs_shows_the_layers_and_writes_go_to_upper(config, stack):
     snaps = Snapshotter(config, driver="overlay")
     rootfs = snaps.prepare("c1", lowers)
     try:
+        assert stat.S_IMODE(snaps.dir.stat().st_mode) == 0o700  # host users kept out
         assert snaps.is_mounted("c1") and str(rootfs) in mount_points()
         assert tree(rootfs) == expected
 
