@@ -339,25 +339,33 @@ class Snapshotter:
         shutil.rmtree(trash)
 
 
+_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir_in(top: Path, parts: tuple[str, ...] | list[str]) -> int:
+    """An fd on ``top/parts``, reached without following any symlink (OSError if not)."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for comp in parts:
+            next_fd = os.open(comp, _DIR_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _lstat_in(layer: Path, parts: tuple[str, ...]) -> os.stat_result | None:
     """lstat ``layer/parts`` without following any symlink on the way."""
     try:
-        fd = os.open(layer, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = _open_dir_in(layer, parts[:-1])
     except OSError:
         return None
     try:
-        for comp in parts[:-1]:
-            try:
-                next_fd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                  dir_fd=fd)
-            except OSError:
-                return None
-            os.close(fd)
-            fd = next_fd
-        try:
-            return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-        except OSError:
-            return None
+        return os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return None
     finally:
         os.close(fd)
 
@@ -443,44 +451,61 @@ def _tar_whiteout(tar: tarfile.TarFile, name: str) -> None:
 
 
 def _tar_add(tar: tarfile.TarFile, root: Path, rel: str, links: dict[tuple[int, int], str]) -> None:
-    """Add ``root/rel`` as it is on disk (without following it)."""
-    path = root / rel
-    st = os.lstat(path)
-    info = tarfile.TarInfo(rel)
-    info.mode = stat.S_IMODE(st.st_mode)
-    info.uid, info.gid = st.st_uid, st.st_gid
-    info.mtime = st.st_mtime
-    fmt = stat.S_IFMT(st.st_mode)
-    if not stat.S_ISLNK(st.st_mode):
-        info.pax_headers = {
-            f"SCHILY.xattr.{k}": os.getxattr(path, k, follow_symlinks=False).decode("utf-8", "surrogateescape")
-            for k in os.listxattr(path, follow_symlinks=False) if not k.startswith("trusted.overlay.")
-        }
-    inode = (st.st_dev, st.st_ino)
-    if fmt != stat.S_IFDIR and st.st_nlink > 1 and inode in links:
-        info.type, info.linkname = tarfile.LNKTYPE, links[inode]
+    """Add ``root/rel`` as it is on disk.
+
+    Everything is read through directory fds opened without following symlinks, so a
+    container that swaps a directory for a symlink while we read cannot make us read the
+    host's files; such a race is reported, not followed.
+    """
+    *parents, name = rel.split("/")
+    try:
+        parent = _open_dir_in(root, parents)
+    except OSError as exc:
+        raise RuntimeFailure(f"{rel}: the container changed its files while they were read "
+                             f"(pause it first): {exc}") from exc
+    try:
+        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        info = tarfile.TarInfo(rel)
+        info.mode = stat.S_IMODE(st.st_mode)
+        info.uid, info.gid = st.st_uid, st.st_gid
+        info.mtime = st.st_mtime
+        fmt = stat.S_IFMT(st.st_mode)
+        if fmt != stat.S_IFLNK:
+            path = f"/proc/self/fd/{parent}/{name}"
+            info.pax_headers = {
+                f"SCHILY.xattr.{k}": os.getxattr(path, k, follow_symlinks=False).decode("utf-8", "surrogateescape")
+                for k in os.listxattr(path, follow_symlinks=False) if not k.startswith("trusted.overlay.")
+            }
+        inode = (st.st_dev, st.st_ino)
+        if fmt != stat.S_IFDIR and st.st_nlink > 1 and inode in links:
+            info.type, info.linkname = tarfile.LNKTYPE, links[inode]
+            tar.addfile(info)
+            return
+        if fmt != stat.S_IFDIR:
+            links[inode] = rel
+        if fmt == stat.S_IFREG:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
+            with open(fd, "rb") as data:
+                now = os.fstat(fd)
+                if (now.st_dev, now.st_ino) != inode or now.st_size != st.st_size:
+                    raise RuntimeFailure(f"{rel}: the container changed it while it was read (pause it first)")
+                info.size = st.st_size
+                tar.addfile(info, data)
+            return
+        if fmt == stat.S_IFDIR:
+            info.type = tarfile.DIRTYPE
+        elif fmt == stat.S_IFLNK:
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=parent)
+        elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
+            info.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        elif fmt == stat.S_IFIFO:
+            info.type = tarfile.FIFOTYPE
+        else:
+            return  # sockets are not layer content
         tar.addfile(info)
-        return
-    if fmt != stat.S_IFDIR:
-        links[inode] = rel
-    if fmt == stat.S_IFREG:
-        info.size = st.st_size
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with open(fd, "rb") as data:
-            tar.addfile(info, data)
-        return
-    if fmt == stat.S_IFDIR:
-        info.type = tarfile.DIRTYPE
-    elif fmt == stat.S_IFLNK:
-        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
-    elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
-        info.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
-        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    elif fmt == stat.S_IFIFO:
-        info.type = tarfile.FIFOTYPE
-    else:
-        return  # sockets are not layer content
-    tar.addfile(info)
+    finally:
+        os.close(parent)
 
 
 def _tar_upper(tar: tarfile.TarFile, upper: Path, links: dict[tuple[int, int], str]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import EngineConfig
-from engine.errors import Conflict, InvalidArgument, NotFound
+from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.layers import apply_layer
 from engine.snapshots import Change, Snapshotter, mount_points
 from tests.engine.test_layers import (
@@ -307,5 +307,22 @@ def test_the_diff_tar_rebuilds_the_containers_rootfs(config, stack, tmp_path, dr
 
         assert without_nlink(tree(rebuilt)) == without_nlink(tree(rootfs))
         assert (rebuilt / "new-link").stat().st_ino == (rebuilt / "new-file").stat().st_ino
+    finally:
+        snaps.remove("c1")
+
+
+def test_write_diff_never_reads_through_a_symlink_swapped_in_by_the_container(config, stack, monkeypatch):
+    # The race (a directory listed, then swapped for a symlink to the host's /etc before
+    # its files are read) is staged by listing a path below a symlink.
+    lowers, _, _ = stack
+    snaps = Snapshotter(config, driver="copy")
+    rootfs = snaps.prepare("c1", lowers)
+    try:
+        (rootfs / "evil").symlink_to("/etc")
+        monkeypatch.setattr(Snapshotter, "diff", lambda self, key: iter([Change("A", "/evil/hostname")]))
+        out = io.BytesIO()
+        with pytest.raises(RuntimeFailure, match="changed its files"):
+            snaps.write_diff("c1", out)
+        assert Path("/etc/hostname").read_bytes() not in out.getvalue()
     finally:
         snaps.remove("c1")
