@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "console.inventory",
     "console.registries",
     "console.images",
+    "console.containers",
     "console.accounts",
     "console.access",
     "console.audit",

@@ -19,6 +19,7 @@ urlpatterns = [
     path("environment/", views.switch_environment, name="switch_environment"),
     path("healthz", views.healthz, name="healthz"),
     path("images/", include("console.images.urls")),
+    path("containers/", include("console.containers.urls")),
     path("operations/", include("console.operations.urls")),
     path("registries/", include("console.registries.urls")),
 ]

@@ -56,3 +56,45 @@ class EngineDriver(abc.ABC):
 
     @abc.abstractmethod
     def load_images(self, tar: BinaryIO) -> list[dict]: ...
+
+    # -- containers -----------------------------------------------------------------
+    @abc.abstractmethod
+    def list_containers(self) -> list[dict]:
+        """Every container, as ``docker ps -a`` JSON (Id, Names, Image, ImageID, State...)."""
+
+    @abc.abstractmethod
+    def inspect_container(self, ref: str) -> dict: ...
+
+    @abc.abstractmethod
+    def create_container(self, spec: dict) -> dict:
+        """Create from a spec (image, command, name, entrypoint, env, workdir, user, tty,
+        open_stdin, labels, hostname, memory, cpus, pids_limit, read_only, restart, network);
+        returns {"id", "name"}."""
+
+    @abc.abstractmethod
+    def start_container(self, ref: str) -> None: ...
+
+    @abc.abstractmethod
+    def stop_container(self, ref: str, timeout: int | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def restart_container(self, ref: str, timeout: int | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def kill_container(self, ref: str, signal: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def pause_container(self, ref: str) -> None: ...
+
+    @abc.abstractmethod
+    def unpause_container(self, ref: str) -> None: ...
+
+    @abc.abstractmethod
+    def remove_container(self, ref: str, force: bool = False) -> None: ...
+
+    @abc.abstractmethod
+    def rename_container(self, ref: str, new_name: str) -> None: ...
+
+    @abc.abstractmethod
+    def container_logs(self, ref: str, tail: int = 200) -> list[dict]:
+        """The last ``tail`` log records: {"time", "stream", "log"}."""

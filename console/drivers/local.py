@@ -10,6 +10,7 @@ from console.drivers.base import EngineDriver
 from engine import archive, distribution, host
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
+from engine.containers import Containers, register_in_use_check
 from engine.images import Image, ImageStore
 
 
@@ -33,7 +34,14 @@ class LocalEngineDriver(EngineDriver):
 
     @property
     def images(self) -> ImageStore:
-        return ImageStore(self.config)
+        store = ImageStore(self.config)
+        # Refuse removing images that containers use, as the engine's CLI does.
+        register_in_use_check(store, self.config)
+        return store
+
+    @property
+    def containers(self) -> Containers:
+        return Containers(self.config)
 
     def facts(self) -> dict:
         return host.facts(self.config)
@@ -68,3 +76,44 @@ class LocalEngineDriver(EngineDriver):
 
     def load_images(self, tar) -> list[dict]:
         return [image_summary(image) for image in archive.load(self.images, tar)]
+
+    # -- containers -----------------------------------------------------------------
+    def list_containers(self) -> list[dict]:
+        return self.containers.list(all=True)
+
+    def inspect_container(self, ref: str) -> dict:
+        return self.containers.inspect(ref)
+
+    def create_container(self, spec: dict) -> dict:
+        options = dict(spec)
+        image = options.pop("image")
+        command = options.pop("command", None)
+        container = self.containers.create(image, command, **options)
+        return {"id": container.id, "name": container.name}
+
+    def start_container(self, ref: str) -> None:
+        self.containers.start(ref)
+
+    def stop_container(self, ref: str, timeout: int | None = None) -> None:
+        self.containers.stop(ref, timeout)
+
+    def restart_container(self, ref: str, timeout: int | None = None) -> None:
+        self.containers.restart(ref, timeout)
+
+    def kill_container(self, ref: str, signal: str | None = None) -> None:
+        self.containers.kill(ref, signal)
+
+    def pause_container(self, ref: str) -> None:
+        self.containers.pause(ref)
+
+    def unpause_container(self, ref: str) -> None:
+        self.containers.unpause(ref)
+
+    def remove_container(self, ref: str, force: bool = False) -> None:
+        self.containers.remove(ref, force=force)
+
+    def rename_container(self, ref: str, new_name: str) -> None:
+        self.containers.rename(ref, new_name)
+
+    def container_logs(self, ref: str, tail: int = 200) -> list[dict]:
+        return list(self.containers.logs(ref, tail=tail))

@@ -1,20 +1,42 @@
 """Make the mirror match the engine, idempotently.
 
-Called after each operation, periodically by beat, and (with containers) on
-engine events. Changes made outside the console, with ``python -m engine``,
-show up the same way.
+Called after each operation, periodically by beat, and on engine events.
+Changes made outside the console, with ``python -m engine``, show up the same way.
 """
 
 from __future__ import annotations
+
+import datetime
+import re
 
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from console.drivers import driver_for
-from console.inventory.models import Image
+from console.inventory.models import Container, Image
 
-IMAGE_FIELDS = ["repo_tags", "repo_digests", "name", "search_text", "size", "created", "platform",
-                "layer_count", "labels"]
+
+def _sync(model, environment, key_field: str, wanted: dict[str, dict]) -> dict:
+    """Create, update and delete ``model`` rows of ``environment`` so that they are ``wanted``
+    (engine id -> field values), touching only rows that differ."""
+    fields = sorted({field for values in wanted.values() for field in values})
+    with transaction.atomic():
+        rows = {getattr(row, key_field): row for row in model.objects.filter(environment=environment)}
+        create, update = [], []
+        for key, values in wanted.items():
+            row = rows.get(key)
+            if row is None:
+                create.append(model(environment=environment, **{key_field: key}, **values))
+            elif any(getattr(row, name) != value for name, value in values.items()):
+                for name, value in values.items():
+                    setattr(row, name, value)
+                update.append(row)
+        gone = [key for key in rows if key not in wanted]
+        model.objects.bulk_create(create, batch_size=500)
+        if update:
+            model.objects.bulk_update(update, fields, batch_size=500)
+        model.objects.filter(environment=environment, **{f"{key_field}__in": gone}).delete()
+    return {"created": len(create), "updated": len(update), "removed": len(gone)}
 
 
 def _image_values(data: dict) -> dict:
@@ -33,33 +55,39 @@ def _image_values(data: dict) -> dict:
 
 
 def reconcile_images(environment, driver) -> dict:
-    engine_images = {data["id"]: data for data in driver.list_images()}
-    with transaction.atomic():
-        rows = {row.image_id: row for row in Image.objects.filter(environment=environment)}
-        create, update = [], []
-        for image_id, data in engine_images.items():
-            values = _image_values(data)
-            row = rows.get(image_id)
-            if row is None:
-                create.append(Image(environment=environment, image_id=image_id, **values))
-            elif any(getattr(row, k) != v for k, v in values.items()):
-                for key, value in values.items():
-                    setattr(row, key, value)
-                update.append(row)
-        gone = [image_id for image_id in rows if image_id not in engine_images]
-        Image.objects.bulk_create(create, batch_size=500)
-        Image.objects.bulk_update(update, IMAGE_FIELDS, batch_size=500)
-        Image.objects.filter(environment=environment, image_id__in=gone).delete()
-    return {"created": len(create), "updated": len(update), "removed": len(gone)}
+    wanted = {data["id"]: _image_values(data) for data in driver.list_images()}
+    return _sync(Image, environment, "image_id", wanted)
 
 
-RECONCILERS = {"images": reconcile_images}
+EXIT_STATUS = re.compile(r"^Exited \((-?\d+)\)")
+
+
+def _container_values(data: dict) -> dict:
+    name = (data.get("Names") or ["/"])[0].lstrip("/")
+    match = EXIT_STATUS.match(data.get("Status", ""))
+    created = data.get("Created")
+    return {
+        "name": name,
+        "image": data.get("Image", ""),
+        "image_id": data.get("ImageID", ""),
+        "command": data.get("Command", ""),
+        "state": data.get("State", ""),
+        "status": data.get("Status", ""),
+        "exit_code": int(match.group(1)) if match else None,
+        "created": datetime.datetime.fromtimestamp(created, datetime.UTC) if created else None,
+        "ports": data.get("Ports") or [],
+        "labels": data.get("Labels") or {},
+        "search_text": " ".join([name, data.get("Image", ""), data["Id"]]).lower(),
+    }
+
+
+def reconcile_containers(environment, driver) -> dict:
+    wanted = {data["Id"]: _container_values(data) for data in driver.list_containers()}
+    return _sync(Container, environment, "container_id", wanted)
+
+
+RECONCILERS = {"images": reconcile_images, "containers": reconcile_containers}
 
 
 def reconcile(environment, kind: str, driver=None) -> dict:
     return RECONCILERS[kind](environment, driver or driver_for(environment))
-
-
-def register(kind: str, func) -> None:
-    """Other kinds (containers, volumes, networks) add their reconciler here."""
-    RECONCILERS[kind] = func

@@ -1,0 +1,53 @@
+"""What the worker does for each container operation (see console.operations.runner)."""
+
+from __future__ import annotations
+
+from console.containers.services import ACTIONS
+from console.operations.runner import handler
+from engine.errors import NotFound
+
+RECONCILE = ("containers",)
+
+
+@handler("container.create", permission="containers.create", reconcile=RECONCILE)
+def create(ctx):
+    created = ctx.driver.create_container(ctx.parameters["spec"])
+    ctx.line(f"Created {created['name']} ({created['id'][:12]})")
+    if ctx.parameters.get("start"):
+        ctx.driver.start_container(created["id"])
+        ctx.line(f"Started {created['name']}")
+    return created
+
+
+@handler("container.recreate", permission="containers.create", reconcile=RECONCILE)
+def recreate(ctx):
+    old = ctx.parameters["replace"]
+    try:
+        ctx.driver.remove_container(old, force=True)
+        ctx.line(f"Removed the old container {old[:12]}")
+    except NotFound:
+        ctx.line(f"The old container {old[:12]} was already gone")
+    return create(ctx)
+
+
+def _simple(verb: str, call):
+    @handler(f"container.{verb}", permission=ACTIONS[verb], reconcile=RECONCILE)
+    def run(ctx):
+        call(ctx.driver, ctx.parameters)
+        return {"done": verb}
+    return run
+
+
+_simple("start", lambda d, p: d.start_container(p["ref"]))
+_simple("stop", lambda d, p: d.stop_container(p["ref"], p.get("timeout")))
+_simple("restart", lambda d, p: d.restart_container(p["ref"], p.get("timeout")))
+_simple("kill", lambda d, p: d.kill_container(p["ref"], p.get("signal")))
+_simple("pause", lambda d, p: d.pause_container(p["ref"]))
+_simple("unpause", lambda d, p: d.unpause_container(p["ref"]))
+_simple("remove", lambda d, p: d.remove_container(p["ref"], force=p.get("force", False)))
+
+
+@handler("container.rename", permission="containers.recreate", reconcile=RECONCILE)
+def rename(ctx):
+    ctx.driver.rename_container(ctx.parameters["ref"], ctx.parameters["name"])
+    return {"name": ctx.parameters["name"]}
