@@ -696,7 +696,8 @@ class Containers:
             if self.monitor_alive(self._load(container.id, reconcile=False)) and \
                     container.state.get("MonitorPid") != os.getpid():
                 raise RuntimeFailure(f"the monitor of {container.name} does not exit")
-            self.runtime.delete(container.id, force=True)
+            if (self.runtime.root / container.id).exists():  # normally the monitor did it
+                self.runtime.delete(container.id, force=True)
             self._remove_snapshot(container.id)
             shutil.rmtree(self.run_dir(container.id), ignore_errors=True)
             self._release_name(container.name, container.id)

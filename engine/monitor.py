@@ -652,7 +652,7 @@ class Monitor:
             exit_code, _ = self.serve()
             self.log.flush()
             oom = self.oom_killed()
-            self.runtime_delete()
+            self.forget_stopped()
             restart = self.should_restart(exit_code, restart_count)
             update_state(self.dir, Status="restarting" if restart else "exited", Pid=0,
                          ExitCode=exit_code, OOMKilled=oom, Paused=False,
@@ -680,6 +680,33 @@ class Monitor:
             pass
         self.auto_remove()
         return 0
+
+    def forget_stopped(self) -> None:
+        """Drop a stopped container from the runtime: with its init reaped that is only
+        removing the cgroups runc recorded and runc's state directory. Done here to spare a
+        ``runc delete`` process (~15 ms of every run); anything unexpected falls back to it."""
+        state_dir = os.path.join(self.spec["runtime_root"], self.id)
+        try:
+            with open(os.path.join(state_dir, "state.json")) as f:
+                paths = json.load(f).get("cgroup_paths") or {}
+            for path in paths.values():
+                for attempt in range(50):  # other processes of the pid namespace may still be dying
+                    try:
+                        os.rmdir(path)
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError as exc:
+                        if exc.errno != errno.EBUSY or attempt == 49:
+                            raise
+                        time.sleep(0.002)
+            for name in os.listdir(state_dir):
+                os.unlink(os.path.join(state_dir, name))
+            os.rmdir(state_dir)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            self.runtime_delete()
 
     def runtime_delete(self) -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -843,4 +870,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    code = main(sys.argv)
+    os._exit(code)  # nothing left to flush: skip the interpreter's teardown

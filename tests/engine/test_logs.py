@@ -11,6 +11,7 @@ import time
 import pytest
 
 from engine import logs
+from engine.containers import parse_time
 from engine.monitor import MAX_LINE, LogWriter, now_rfc3339
 from tests.support.containers import cleanup, make_engine
 
@@ -50,7 +51,7 @@ def test_cli_logs_tail_and_timestamps(engine):
 def test_since_and_until(engine):
     c, _ = engine.run("test/busybox", ["sh", "-c", "echo early; sleep 1; echo late"], detach=False)
     records = list(engine.logs(c.id))
-    middle = records[0]["time"][:19] + ".9Z"  # between the two lines
+    middle = parse_time(records[0]["time"]) + 0.5  # between the two lines (Unix seconds)
     assert [r["log"] for r in engine.logs(c.id, since=middle)] == ["late\n"]
     assert [r["log"] for r in engine.logs(c.id, until=middle)] == ["early\n"]
     assert [r["log"] for r in engine.logs(c.id, since="1h")] == ["early\n", "late\n"]

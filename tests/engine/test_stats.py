@@ -26,8 +26,8 @@ def test_busy_container_uses_a_cpu_and_memory_within_its_limit(engine):
     engine.run("test/busybox", ["sleep", "100"], name="idle")
     busy = list(stats.stream(engine, "busy", interval=0.5, count=2))
     assert len(busy) == 2
-    # One shell spinning: about one CPU (100 %) on this machine, never more than the CPUs there are.
-    assert all(50 < s["cpu_percent"] <= 100 * (os.cpu_count() or 1) + 5 for s in busy), busy
+    # One shell spinning: up to one CPU (100 %), less on a loaded machine; never more than all CPUs.
+    assert all(15 < s["cpu_percent"] <= 100 * (os.cpu_count() or 1) + 5 for s in busy), busy
     assert busy[-1]["memory_limit"] == 64 * 1024 * 1024
     assert 0 < busy[-1]["memory_usage"] < 64 * 1024 * 1024
     assert busy[-1]["pids"] == 1

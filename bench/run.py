@@ -1,0 +1,165 @@
+"""Benchmark: ``run --rm IMAGE true`` through the engine's Python API, through its CLI, raw
+``runc run`` on a prepared bundle, and ``docker run --rm`` when a dockerd answers; plus the
+monitor's memory per idle running container (beside containerd-shim's if one runs here).
+
+Usage: ``.venv/bin/python bench/run.py [--runs N]``. Prints ONE JSON object on its last line.
+Needs root (runc, overlay mounts). Uses a throwaway engine root under /tmp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from engine.config import EngineConfig  # noqa: E402
+from engine.containers import Containers  # noqa: E402
+from engine.images import ImageStore  # noqa: E402
+from engine.layers import LayerStore  # noqa: E402
+from engine.snapshots import Snapshotter  # noqa: E402
+from tests.support import imagebuilder as ib  # noqa: E402
+
+IMAGE = "bench/busybox:latest"
+
+
+def timed(fn, runs: int) -> list[float]:
+    fn()  # warm-up: caches, first layer unpack
+    out = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def shim_rss() -> list[int]:
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().startswith("containerd-shim"):
+                value = rss_kib(int(comm.parent.name))
+                if value:
+                    found.append(value)
+        except OSError:
+            continue
+    return found
+
+
+def docker_reachable() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bb-", dir="/tmp"))
+    config = EngineConfig(base / "r", base / "x")
+    images = ImageStore(config)
+    ib.busybox_image(images, IMAGE)
+    engine = Containers(config, images=images, layers=LayerStore(config, images.content),
+                        snapshots=Snapshotter(config))
+    result: dict = {"runs": args.runs}
+    idle = []
+    try:
+        # 1. the Python API
+        api = timed(lambda: engine.run(IMAGE, ["true"], detach=False, remove=True), args.runs)
+
+        # 2. the CLI, with the real interpreter (no pyenv shim); -I: no user site, no env.
+        python = os.path.realpath(sys.executable) if not (Path(sys.prefix) / "pyvenv.cfg").exists() \
+            else sys.executable
+        bootstrap = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import runpy; "
+                     "runpy.run_module('engine', run_name='__main__')")
+        cli_argv = [python, "-I", "-c", bootstrap, "--root", str(config.root), "--run-root",
+                    str(config.run_root), "run", "--rm", IMAGE, "true"]
+        cli = timed(lambda: subprocess.run(cli_argv, check=True, stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.DEVNULL), args.runs)
+
+        # 3. raw runc on a prepared bundle: the very bundle the engine made for a container
+        prepared = engine.create(IMAGE, ["true"], name="bench-bundle")
+        bundle = prepared.dir / "bundle"
+        spec = json.loads((bundle / "config.json").read_text())
+        spec["linux"]["cgroupsPath"] = "/berth/bench-raw"
+        (bundle / "config.json").write_text(json.dumps(spec))
+        runc_root = base / "runc-raw"
+        runc = engine.runtime.path
+        raw = timed(lambda: subprocess.run([runc, "--root", str(runc_root), "run", "--bundle", str(bundle),
+                                            "bench-raw"], check=True, stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.DEVNULL), args.runs)
+
+        # 4. docker, when a daemon answers
+        if docker_reachable():
+            tar = base / "rootfs.tar"
+            subprocess.run(["tar", "-C", spec["root"]["path"], "-cf", str(tar), "."], check=True)
+            subprocess.run(["docker", "import", str(tar), "berth-bench:latest"], check=True,
+                           capture_output=True)
+            docker = timed(lambda: subprocess.run(["docker", "run", "--rm", "berth-bench:latest", "true"],
+                                                  check=True, capture_output=True), args.runs)
+            result["docker_run_s"] = round(statistics.median(docker), 4)
+        else:
+            docker = None
+            result["docker_run_s"] = "not running"
+
+        # 5. the monitor's memory per idle running container
+        for i in range(5):
+            c, _ = engine.run(IMAGE, ["sleep", "600"], name=f"idle{i}")
+            idle.append(c.id)
+        time.sleep(0.5)
+        rss = [rss_kib(engine.get(i).state["MonitorPid"]) for i in idle]
+        shims = shim_rss()
+
+        result.update({
+            "api_run_rm_s": round(statistics.median(api), 4),
+            "cli_run_rm_s": round(statistics.median(cli), 4),
+            "runc_run_s": round(statistics.median(raw), 4),
+            "api_vs_runc": round(statistics.median(api) / statistics.median(raw), 2),
+            "cli_vs_runc": round(statistics.median(cli) / statistics.median(raw), 2),
+            "cli_vs_docker": round(statistics.median(cli) / statistics.median(docker), 2) if docker else None,
+            "target_api_within_1_5x_runc": statistics.median(api) <= 1.5 * statistics.median(raw),
+            "target_cli_third_of_docker": (statistics.median(cli) <= statistics.median(docker) / 3)
+            if docker else "docker not running",
+            "monitor_rss_kib_median": int(statistics.median([r for r in rss if r])),
+            "monitor_rss_kib": rss,
+            "containerd_shim_rss_kib_median": int(statistics.median(shims)) if shims else "no shim running",
+            "python": python,
+        })
+    finally:
+        for container_id in idle:
+            try:
+                engine.remove(container_id, force=True)
+            except Exception as exc:  # keep cleaning
+                print(f"cleanup: {exc}", file=sys.stderr)
+        for c in engine.list(all=True):
+            engine.remove(c["Id"], force=True)
+        shutil.rmtree(base, ignore_errors=True)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
