@@ -463,3 +463,33 @@ def test_layer_store_cleans_what_a_killed_unpack_or_prune_left(tmp_path):
     assert not (store.dir / f".tmp-{short}-killed").exists()
     store.remove_unused([])
     assert [p for p in store.dir.iterdir() if not p.name.endswith(".lock")] == []
+
+
+@pytest.mark.parametrize("tar_format", ["posix", "gnu"])
+def test_layers_written_by_gnu_tar_apply_as_their_source(tmp_path, tar_format):
+    # Long names (GNU LongLink or PAX path), a hardlink, a fifo, a symlink, PAX xattrs.
+    src = tmp_path / "src"
+    deep = src / ("d" * 120) / "sub"
+    deep.mkdir(parents=True)
+    (deep / ("f" * 150)).write_bytes(b"long name\n")
+    os.link(deep / ("f" * 150), src / "hl")
+    os.mkfifo(src / "fifo")
+    (src / "sl").symlink_to("/nowhere")
+    os.chown(src / "hl", 1000, 1000)
+    os.chmod(src / "hl", 0o4750)
+    xattr_flags = []
+    if tar_format == "posix":
+        os.setxattr(src / "hl", "user.note", b"kept")
+        xattr_flags = ["--xattrs", "--xattrs-include=*"]
+    for path in [*src.rglob("*"), src]:
+        os.utime(path, ns=(T0 * 10**9, T0 * 10**9), follow_symlinks=False)
+    layer = tmp_path / "layer.tar"
+    subprocess.run(["tar", f"--format={tar_format}", *xattr_flags, "-C", str(src), "-cf", str(layer), "."],
+                   check=True)
+    for mode in ("flat", "overlay"):
+        target = tmp_path / mode
+        if mode == "flat":
+            target.mkdir()
+        with open(layer, "rb") as f:
+            apply_layer(f, target, mode)
+        assert tree(target) == tree(src), mode
