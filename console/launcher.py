@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"'{' '.join(command)}' failed (exit {result.returncode})")
                 return 1
         for name, command in (("worker", processes.worker()), ("beat", processes.beat()),
-                              ("web", processes.web(args.host, args.port))):
+                              ("events", processes.follower()), ("web", processes.web(args.host, args.port))):
             log(f"starting {name}: {' '.join(command)}")
             children.append(subprocess.Popen(venv_command(command), cwd=BASE_DIR, start_new_session=True))
         shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host

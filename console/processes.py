@@ -19,6 +19,11 @@ def beat() -> list[str]:
     return ["celery", "-A", "console", "beat", "--loglevel", "INFO"]
 
 
+def follower() -> list[str]:
+    """Follows engine events: keeps the mirror in step and feeds live pages."""
+    return ["python", "manage.py", "follow_engine"]
+
+
 # Run once before the processes above: schema, static files, first administrator.
 PREPARE = (
     ["python", "manage.py", "migrate", "--noinput"],

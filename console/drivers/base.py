@@ -98,3 +98,9 @@ class EngineDriver(abc.ABC):
     @abc.abstractmethod
     def container_logs(self, ref: str, tail: int = 200) -> list[dict]:
         """The last ``tail`` log records: {"time", "stream", "log"}."""
+
+    # -- events ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def follow_events(self, since=None, stop=None):
+        """Engine events (Docker-shaped dicts: Type, Action, Actor, time), past ones from
+        ``since`` then new ones; ends when ``stop()`` returns True."""

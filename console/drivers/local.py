@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 
 from console.drivers.base import EngineDriver
-from engine import archive, distribution, host
+from engine import archive, distribution, events, host
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
 from engine.containers import Containers, register_in_use_check
@@ -117,3 +117,7 @@ class LocalEngineDriver(EngineDriver):
 
     def container_logs(self, ref: str, tail: int = 200) -> list[dict]:
         return list(self.containers.logs(ref, tail=tail))
+
+    # -- events ---------------------------------------------------------------------
+    def follow_events(self, since=None, stop=None):
+        return events.follow(self.config, since=since, stop=stop)

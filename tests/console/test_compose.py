@@ -15,7 +15,7 @@ def load_compose():
 
 def test_services_are_redis_web_worker_and_beat():
     services = load_compose()["services"]
-    assert {"redis", "web", "worker", "beat"} <= set(services)
+    assert {"redis", "web", "worker", "beat", "events"} <= set(services)
 
 
 def test_services_start_the_same_entry_points_as_the_launcher():
@@ -23,13 +23,14 @@ def test_services_start_the_same_entry_points_as_the_launcher():
     assert services["web"]["command"] == processes.web("0.0.0.0", 8000)
     assert services["worker"]["command"] == processes.worker()
     assert services["beat"]["command"] == processes.beat()
+    assert services["events"]["command"] == processes.follower()
     prepare = " && ".join(" ".join(step) for step in processes.PREPARE)
     assert services["migrate"]["command"] == ["sh", "-c", prepare]
 
 
 def test_berth_services_share_one_configuration_and_the_data_volume():
     services = load_compose()["services"]
-    berth = [services[name] for name in ("web", "worker", "beat", "migrate")]
+    berth = [services[name] for name in ("web", "worker", "beat", "events", "migrate")]
     environments = [s["environment"] for s in berth]
     assert all(env == environments[0] for env in environments)
     assert environments[0]["BERTH_REDIS_URL"] == "redis://redis:6379/0"
