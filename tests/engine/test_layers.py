@@ -5,12 +5,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import re
 import stat
 import subprocess
+import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -493,3 +496,34 @@ def test_layers_written_by_gnu_tar_apply_as_their_source(tmp_path, tar_format):
         with open(layer, "rb") as f:
             apply_layer(f, target, mode)
         assert tree(target) == tree(src), mode
+
+
+def test_an_unpack_killed_half_way_is_finished_by_the_next_caller(tmp_path):
+    config = EngineConfig(root=tmp_path / "root", run_root=tmp_path / "run")
+    content = ContentStore(config)
+    big = make_tar([entry(f"f{i:05}", data=os.urandom(1024)) for i in range(3000)])
+    image = fake_image(content, [gzip.compress(big, 1)])
+    layers_dir = LayerStore(config, content).dir
+    script = (
+        "import sys, json; from pathlib import Path; from types import SimpleNamespace as N\n"
+        "from engine.config import EngineConfig; from engine.content import ContentStore\n"
+        "from engine.layers import LayerStore\n"
+        "c = EngineConfig(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "LayerStore(c, ContentStore(c)).ensure(N(layers=[N(**json.loads(sys.argv[3]))]))\n"
+    )
+    layer = vars(image.layers[0])
+    child = subprocess.Popen([sys.executable, "-c", script, str(config.root), str(config.run_root),
+                              json.dumps(layer)], cwd=Path(__file__).parents[2])
+    try:
+        deadline = time.monotonic() + 30
+        while not any(p.name.startswith(".tmp-") and len(os.listdir(p)) > 100 for p in layers_dir.iterdir()):
+            assert child.poll() is None and time.monotonic() < deadline, "the unpack never got going"
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait()
+    assert any(p.name.startswith(".tmp-") for p in layers_dir.iterdir())  # killed half-way
+
+    [path] = LayerStore(config, content).ensure(image)  # the lock died with the process
+    assert len(os.listdir(path)) == 3000
+    assert [p.name for p in layers_dir.iterdir() if p.is_dir()] == [path.name]
