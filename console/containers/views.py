@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import can_use_dangerous_options, has_permission, require
+from console.access.permissions import can_use_dangerous_options, has_permission, require, restrict
 from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
@@ -26,9 +26,10 @@ BULK_VERBS = ("start", "stop", "restart", "kill", "remove")
 
 
 def _visible_containers(request):
+    """The containers of the current environment this user may see (others are a 404)."""
     environment = current_environment(request)
     require(request.user, "containers.view", environment)
-    return environment, Container.objects.filter(environment=environment)
+    return environment, restrict(Container.objects.all(), request.user, "containers.view", environment)
 
 
 def _filter(containers, params):
@@ -94,7 +95,8 @@ def container_create(request):
     source = None
     initial = {}
     if request.GET.get("from"):
-        source = get_object_or_404(Container, environment=environment, pk=request.GET["from"])
+        source = get_object_or_404(restrict(Container.objects.all(), request.user, "containers.view", environment),
+                                   pk=request.GET["from"])
         try:
             initial = initial_from_inspect(driver_for(environment).inspect_container(source.container_id))
         except NotFound:

@@ -1,17 +1,36 @@
 """Dashboard, placeholder pages and the environment switcher."""
 
 from django.contrib.auth.decorators import login_not_required
+from django.db.models import Count, Sum
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from console.access.permissions import has_permission, restrict
+from console.core.environments import current_environment
 from console.core.models import Environment
 from console.core.navigation import MENU
+from console.inventory.models import Container, Image
+from console.operations.models import Operation
 
 
 def dashboard(request):
-    return render(request, "core/dashboard.html")
+    """Counts by state, disk used by images, and the latest operations, all from the mirror."""
+    environment = current_environment(request)
+    user = request.user
+    context = {}
+    if has_permission(user, "containers.view", environment):
+        rows = restrict(Container.objects.all(), user, "containers.view", environment)
+        by_state = dict(rows.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
+        context["containers"] = {"total": sum(by_state.values()), "by_state": by_state}
+    if has_permission(user, "images.view", environment):
+        images = restrict(Image.objects.all(), user, "images.view", environment)
+        context["images"] = images.aggregate(count=Count("id"), size=Sum("size"))
+    if has_permission(user, "operations.view", environment):
+        operations = restrict(Operation.objects.all(), user, "operations.view", environment)
+        context["operations"] = operations.order_by("-created_at")[:8]
+    return render(request, "core/dashboard.html", context)
 
 
 def not_built(request, url_name: str):

@@ -28,3 +28,13 @@ def state_class(state: str) -> str:
     return {"succeeded": "ok", "running": "busy", "queued": "busy", "failed": "bad",
             "cancelled": "muted", "exited": "muted", "created": "muted", "paused": "warn",
             "restarting": "warn", "dead": "bad"}.get(state, "")
+
+
+@register.filter
+def split(value: str) -> list[str]:
+    return value.split()
+
+
+@register.filter
+def get(mapping, key):
+    return (mapping or {}).get(key)
