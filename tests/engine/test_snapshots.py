@@ -326,3 +326,17 @@ def test_write_diff_never_reads_through_a_symlink_swapped_in_by_the_container(co
         assert Path("/etc/hostname").read_bytes() not in out.getvalue()
     finally:
         snaps.remove("c1")
+
+
+def test_a_prepare_killed_half_way_is_redone_by_the_next_prepare(config, stack):
+    lowers, expected, _ = stack
+    snaps = Snapshotter(config, driver="overlay")
+    snaps.prepare("c1", lowers)
+    (config.root / "snapshots/c1/snapshot.json").unlink()  # as if killed before its record
+    assert not snaps.exists("c1") and snaps.list() == []
+    rootfs = snaps.prepare("c1", lowers)
+    try:
+        assert mount_points().count(str(rootfs)) == 1
+        assert tree(rootfs) == expected
+    finally:
+        snaps.remove("c1")
