@@ -31,7 +31,8 @@ it comes from this layer or from the layers below. The rules:
 * a hardlink must name an existing non-directory inside the root (in overlay mode, inside
   the same layer), reached without symlinks;
 * ``trusted.overlay.*`` xattrs in a layer are dropped: a layer must not forge overlayfs
-  metadata.
+  metadata. (A 0/0 character device in a tar is still read by overlayfs as a whiteout,
+  as with Docker's overlay2; flat mode makes it a real device.)
 
 A refused layer raises ``InvalidArgument`` naming the entry. In overlay mode the layer is
 extracted into a temporary directory next to the target and renamed into place only on
