@@ -788,7 +788,18 @@ class LayerStore:
             meta.write_text(json.dumps({"chain_id": chain_id, "diff_id": layer.diff_id,
                                         "digest": layer.digest}))
             with self.content.open(layer.digest) as blob:
-                apply_layer(blob, path, "overlay", expected_diff_id=layer.diff_id)
+                result = apply_layer(blob, path, "overlay", expected_diff_id=layer.diff_id)
+            tmp = meta.with_name(meta.name + ".tmp")
+            tmp.write_text(json.dumps({"chain_id": chain_id, "diff_id": layer.diff_id,
+                                       "digest": layer.digest, "size": result.size}))
+            os.rename(tmp, meta)
+
+    def size(self, chain_id: str) -> int:
+        """Bytes of file content in the unpacked layer (0 if unknown)."""
+        try:
+            return int(json.loads(self.path(chain_id).with_suffix(".json").read_text()).get("size", 0))
+        except (OSError, ValueError):
+            return 0
 
     def _lock(self, short: str):
         return _FileLock(self.dir / f"{short}.lock")
@@ -804,10 +815,14 @@ class LayerStore:
                     continue
         return out
 
-    def remove_unused(self, in_use_chain_ids: Iterable[str]) -> list[str]:
-        """Delete unpacked layers not in ``in_use_chain_ids``; the chain ids removed."""
+    def remove_unused(self, in_use_chain_ids: Iterable[str]) -> dict[str, int]:
+        """Delete unpacked layers not in ``in_use_chain_ids``: {chain id removed: bytes}.
+
+        The caller passes every chain id an image or a container still needs; a layer
+        being unpacked or mounted meanwhile is the caller's to protect (image lock).
+        """
         keep = {short_key(c) for c in in_use_chain_ids}
-        removed = []
+        removed: dict[str, int] = {}
         for chain_id in self.chain_ids():
             short = short_key(chain_id)
             if short in keep:
@@ -816,11 +831,11 @@ class LayerStore:
                 path = self.dir / short
                 if not path.is_dir():
                     continue
+                removed[chain_id] = self.size(chain_id)
                 trash = Path(tempfile.mkdtemp(prefix=f".trash-{short}-", dir=self.dir))
                 os.rename(path, trash / "layer")  # gone at once for readers
                 shutil.rmtree(trash)
                 (self.dir / f"{short}.json").unlink(missing_ok=True)
-            removed.append(chain_id)
         # Trash of a removal killed half-way (another remover may be finishing it too).
         for trash in self.dir.glob(".trash-*"):
             shutil.rmtree(trash, ignore_errors=True)

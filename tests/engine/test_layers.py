@@ -409,8 +409,10 @@ def test_layer_store_unpacks_once_and_shares_layers_by_chain_id(tmp_path):
     assert other_paths[2] != paths[2]
     assert sorted(store.chain_ids()) == sorted(set(ids) | {chain_ids([layer.diff_id for layer in other.layers])[2]})
 
+    other_top = chain_ids([layer.diff_id for layer in other.layers])[2]
+    assert store.size(other_top) == 1  # the one byte of /other
     removed = store.remove_unused(ids)
-    assert len(removed) == 1 and not other_paths[2].exists()
+    assert removed == {other_top: 1} and not other_paths[2].exists()
     assert all(p.is_dir() for p in paths)
     store.remove_unused([])
     assert [p for p in store.dir.iterdir() if not p.name.endswith(".lock")] == []
