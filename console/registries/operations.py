@@ -12,7 +12,7 @@ from console.operations.runner import handler
 from console.registries.models import Registry, Repository
 from engine import credentials as engine_credentials
 from engine import distribution
-from engine.errors import EngineError, NotFound
+from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.registry import RegistryClient
 
 # Browsing lists the tags of this many repositories too; the others on demand.
@@ -26,6 +26,13 @@ def _registry(ctx) -> Registry:
     return registry
 
 
+def _credentials(registry: Registry):
+    try:
+        return registry.credentials()
+    except ValueError as exc:  # the stored secret cannot be decrypted with this console's key
+        raise InvalidArgument(f"{exc}; set the secret of {registry.name} again.") from None
+
+
 def _record_test(registry: Registry, ok: bool, message: str) -> None:
     registry.last_tested_at, registry.last_test_ok, registry.last_test_message = timezone.now(), ok, message
     Registry.objects.filter(pk=registry.pk).update(
@@ -35,8 +42,8 @@ def _record_test(registry: Registry, ok: bool, message: str) -> None:
 @handler("registry.test", permission="registries.use")
 def test(ctx):
     registry = _registry(ctx)
-    credentials = registry.credentials()
     try:
+        credentials = _credentials(registry)
         if credentials:
             engine_credentials.login(registry.host, credentials, save=False, insecure=registry.engine_insecure)
             message = f"Signed in to {registry.host} as {registry.username}."
@@ -60,11 +67,15 @@ def _tags(registry: Registry, repository: str, credentials) -> list[str]:
 @handler("registry.browse", permission="registries.use")
 def browse(ctx):
     registry = _registry(ctx)
-    credentials = registry.credentials()
+    credentials = _credentials(registry)
     names = sorted(set(distribution.catalog(registry.host, credentials, insecure=registry.engine_insecure)))
     ctx.line(f"{registry.host} lists {len(names)} repositor{'y' if len(names) == 1 else 'ies'}.")
     now = timezone.now()
-    Repository.objects.filter(registry=registry).exclude(name__in=names).delete()
+    listed = set(names)
+    stale = [pk for name, pk in Repository.objects.filter(registry=registry).values_list("name", "pk")
+             if name not in listed]
+    for start in range(0, len(stale), 500):  # small batches: SQLite limits query parameters
+        Repository.objects.filter(pk__in=stale[start:start + 500]).delete()
     Repository.objects.bulk_create([Repository(registry=registry, name=name) for name in names],
                                    ignore_conflicts=True, batch_size=500)
     failed = []
@@ -87,7 +98,7 @@ def browse(ctx):
 def tags(ctx):
     registry = _registry(ctx)
     repository = ctx.parameters["repository"]
-    found = _tags(registry, repository, registry.credentials())
+    found = _tags(registry, repository, _credentials(registry))
     Repository.objects.update_or_create(registry=registry, name=repository,
                                         defaults={"tags": found, "browsed_at": timezone.now()})
     ctx.line(f"{repository}: {len(found)} tag{'' if len(found) == 1 else 's'}")

@@ -112,9 +112,9 @@ def normalize_host(kind: str, host: str) -> tuple[str, bool]:
     return text, plain_http
 
 
-def _require(user, permission: str, action: str, environment, registry: Registry | None = None,
-             target_name: str = "") -> None:
-    """Check the permission; a refusal is audited too."""
+def authorize(user, permission: str, action: str, environment, registry: Registry | None = None,
+              target_name: str = "") -> None:
+    """Check the permission; a refusal is audited too (views call it before showing a form)."""
     try:
         require(user, permission, environment)
     except PermissionDenied:
@@ -156,7 +156,7 @@ def _validate(registry: Registry, *, name: str, kind: str, host: str, username: 
         raise ValidationError(errors)
     before = {f: getattr(registry, f) for f in ("name", "kind", "host", "username", "insecure")}
     registry.name, registry.kind, registry.host, registry.username = name, kind, host, username
-    registry.insecure = bool(insecure or plain_http)
+    registry.insecure = bool(insecure or plain_http) and kind != Registry.Kind.DOCKER_HUB
     changed = [f for f, value in before.items() if getattr(registry, f) != value]
     if secret:
         registry.set_secret(secret)
@@ -177,7 +177,7 @@ def _save(registry: Registry) -> None:
 
 def create(user, environment, *, name: str, kind: str, host: str, username: str = "", secret: str = "",
            insecure: bool = False) -> Registry:
-    _require(user, "registries.manage", "registry.create", environment, target_name=name)
+    authorize(user, "registries.manage", "registry.create", environment, target_name=name)
     registry = Registry(created_by=user if user.is_authenticated else None)
     _validate(registry, name=name, kind=kind, host=host, username=username, secret=secret,
               clear_secret=False, insecure=insecure)
@@ -192,7 +192,7 @@ def create(user, environment, *, name: str, kind: str, host: str, username: str 
 def update(user, environment, registry: Registry, *, name: str, kind: str, host: str, username: str = "",
            secret: str = "", clear_secret: bool = False, insecure: bool = False) -> Registry:
     """Change a registry. An empty ``secret`` keeps the stored one unless ``clear_secret``."""
-    _require(user, "registries.manage", "registry.update", environment, registry)
+    authorize(user, "registries.manage", "registry.update", environment, registry)
     old_host = registry.host
     change = _validate(registry, name=name, kind=kind, host=host, username=username, secret=secret,
                        clear_secret=clear_secret, insecure=insecure)
@@ -214,7 +214,7 @@ def update(user, environment, registry: Registry, *, name: str, kind: str, host:
 
 
 def delete(user, environment, registry: Registry) -> None:
-    _require(user, "registries.manage", "registry.delete", environment, registry)
+    authorize(user, "registries.manage", "registry.delete", environment, registry)
     pk, name, host = registry.pk, registry.name, registry.host
     registry.delete()
     audit.record(user=user, action="registry.delete", environment=environment, target_type="registry",

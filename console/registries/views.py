@@ -79,7 +79,7 @@ def _save_form(request, form, save):
 
 def registry_add(request):
     environment = _viewable(request)
-    require(request.user, "registries.manage", environment)
+    services.authorize(request.user, "registries.manage", "registry.create", environment)
     form = RegistryForm(request.POST or None)
     if request.method == "POST":
         registry = _save_form(request, form, lambda **kw: services.create(request.user, environment, **kw))
@@ -93,7 +93,7 @@ def registry_add(request):
 def registry_edit(request, pk):
     environment = _viewable(request)
     registry = get_object_or_404(Registry, pk=pk)
-    require(request.user, "registries.manage", environment)
+    services.authorize(request.user, "registries.manage", "registry.update", environment, registry)
     form = RegistryForm(request.POST or None, registry=registry)
     if request.method == "POST":
         saved = _save_form(request, form, lambda **kw: services.update(request.user, environment, registry, **kw))
@@ -108,7 +108,7 @@ def registry_edit(request, pk):
 def registry_delete(request, pk):
     environment = _viewable(request)
     registry = get_object_or_404(Registry, pk=pk)
-    require(request.user, "registries.manage", environment)
+    services.authorize(request.user, "registries.manage", "registry.delete", environment, registry)
     if request.method == "POST":
         name = registry.name
         services.delete(request.user, environment, registry)
@@ -182,6 +182,7 @@ def registry_browse(request, pk):
 def registry_tags(request, pk):
     environment = _viewable(request)
     registry = get_object_or_404(Registry, pk=pk)
+    services.authorize(request.user, "registries.use", "registry.tags", environment, registry)
     form = RepositoryForm(request.POST)
     if form.is_valid():
         try:
