@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from engine import distribution
 from engine.config import EngineConfig
 from engine.images import ImageStore
-from tests.support.browser import screenshot
+from tests.support.browser import open_menu, screenshot, sign_in
 from tests.support.imagebuilder import multilayer_image
 from tests.support.registry import run_registry
 
@@ -27,17 +27,11 @@ def published(tmp_path_factory):
         yield reference
 
 
-def sign_in(page, console):
-    page.goto(console.url)
-    page.get_by_label("Username").fill(console.admin_username)
-    page.get_by_label("Password").fill(console.admin_password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("signed-in-user")).to_be_visible()
-
 
 def test_pull_with_progress_then_list_open_and_remove(page, live_console, published):
     sign_in(page, live_console)
-    page.get_by_role("link", name="Images").click()
+    expect(page.get_by_test_id("signed-in-user")).to_be_visible()
+    open_menu(page, "Images")
     page.get_by_test_id("pull-image").click()
     page.get_by_label("Image").fill("not a reference!")
     page.get_by_role("button", name="Pull").click()
@@ -52,7 +46,7 @@ def test_pull_with_progress_then_list_open_and_remove(page, live_console, publis
     expect(page.get_by_test_id("operation-result")).to_contain_text("Pulled")
     screenshot(page, "image-pulled")
 
-    page.get_by_role("link", name="Images").first.click()
+    open_menu(page, "Images")
     page.get_by_label("Search images").fill("demo/layers")
     row = page.locator("tr[data-image]", has_text="demo/layers:2.0")
     expect(row).to_have_count(1)

@@ -5,6 +5,7 @@ Playwright."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ class LiveConsole:
     url: str
     data_dir: Path
     log_path: Path
+    run_root: Path
     admin_username: str = "admin"
     admin_password: str = ADMIN_PASSWORD
 
@@ -58,6 +60,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log_path: Path, timeout: fl
 def live_console(tmp_path_factory):
     """The launcher with its real worker, beat and daphne, on a fresh data dir."""
     data_dir = tmp_path_factory.mktemp("console-data")
+    run_root = Path(tempfile.mkdtemp(prefix="bl-", dir="/tmp"))
     port = free_port()
     env = {
         **os.environ,
@@ -66,6 +69,8 @@ def live_console(tmp_path_factory):
         # its own Redis database, so no stray message from other tests reaches its worker
         "BERTH_REDIS_URL": os.environ["BERTH_REDIS_URL"].rsplit("/", 1)[0] + "/3",
         "BERTH_ENGINE_ROOT": str(data_dir / "engine"),
+        # short: unix socket paths under it are limited to 108 bytes
+        "BERTH_ENGINE_RUN": str(run_root),
     }
     log_path = data_dir / "launcher.log"
     with open(log_path, "w") as log:
@@ -76,7 +81,7 @@ def live_console(tmp_path_factory):
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(url, proc, log_path)
-        yield LiveConsole(url=url, data_dir=data_dir, log_path=log_path)
+        yield LiveConsole(url=url, data_dir=data_dir, log_path=log_path, run_root=run_root)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -84,6 +89,7 @@ def live_console(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        shutil.rmtree(run_root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -112,3 +118,15 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOT_DIR / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def open_menu(page, label: str) -> None:
+    """Click an entry of the side menu (page content may have links with the same name)."""
+    page.get_by_role("navigation", name="Main menu").get_by_role("link", name=label, exact=True).click()
+
+
+def sign_in(page, console, password: str | None = None) -> None:
+    page.goto(console.url)
+    page.get_by_label("Username").fill(console.admin_username)
+    page.get_by_label("Password").fill(password or console.admin_password)
+    page.get_by_role("button", name="Sign in").click()

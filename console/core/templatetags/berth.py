@@ -38,3 +38,11 @@ def split(value: str) -> list[str]:
 @register.filter
 def get(mapping, key):
     return (mapping or {}).get(key)
+
+
+@register.filter
+def shell_join(words) -> str:
+    """A command as a user would type it, quoting where needed."""
+    import shlex
+
+    return shlex.join(str(w) for w in (words or []))
