@@ -95,7 +95,7 @@ BUILTIN_ROLES: tuple[BuiltinRole, ...] = (
     BuiltinRole(
         "environment-admin", "Environment administrator",
         "Everything in the environment, including the dangerous container options; "
-        "not users, teams or roles.",
+        "not users, teams, roles or registry credentials (global).",
         SCOPE_ENVIRONMENT, frozenset(ASSIGNABLE) - {"registries.manage"},
     ),
     BuiltinRole(

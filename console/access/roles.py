@@ -22,3 +22,15 @@ def builtin_role(key: str):
 
     ensure_builtin_roles()
     return Role.objects.get(builtin_key=key)
+
+
+def grant(holder, role, environment):
+    """Give ``holder`` (a user or a team) ``role`` (a Role or a built-in key) in ``environment``."""
+    from console.access.models import Assignment
+    from console.accounts.models import Team
+
+    if isinstance(role, str):
+        role = builtin_role(role)
+    field = "team" if isinstance(holder, Team) else "user"
+    assignment, _ = Assignment.objects.get_or_create(role=role, environment=environment, **{field: holder})
+    return assignment
