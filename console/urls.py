@@ -1,26 +1,22 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from console.accounts.auth_views import SignInView, sign_in_code
 from console.core import views
-from console.core.forms import SignInForm
 from console.core.navigation import NOT_BUILT_YET
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            template_name="core/login.html", authentication_form=SignInForm,
-            redirect_authenticated_user=True,
-        ),
-        name="login",
-    ),
+    # Lockout with back-off after repeated failures, then the two-factor code when it is on.
+    path("login/", SignInView.as_view(), name="login"),
+    path("login/code/", sign_in_code, name="login_code"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("environment/", views.switch_environment, name="switch_environment"),
     path("healthz", views.healthz, name="healthz"),
     path("images/", include("console.images.urls")),
     path("containers/", include("console.containers.urls")),
     path("operations/", include("console.operations.urls")),
+    path("users/", include("console.accounts.urls")),
     path("registries/", include("console.registries.urls")),
 ]
 
