@@ -8,7 +8,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import has_permission, require
+from console.access.permissions import has_permission, require, restrict
 from console.core.environments import current_environment
 from console.drivers import driver_for
 from console.images import services
@@ -23,9 +23,10 @@ SORTS = {"name": ("name", "image_id"), "-size": ("-size", "name"), "size": ("siz
 
 
 def _visible_images(request):
+    """The images the user may see here: what they may not see is a 404, not a 403."""
     environment = current_environment(request)
     require(request.user, "images.view", environment)
-    return environment, Image.objects.filter(environment=environment)
+    return environment, restrict(Image.objects.all(), request.user, "images.view", environment)
 
 
 def image_list(request):
@@ -78,9 +79,9 @@ def image_detail(request, pk):
         "image": image, "inspect": inspect, "tag_form": TagForm(), "push_form": PushForm(),
         "containers": Container.objects.filter(environment=environment, image_id=image.image_id)
         .order_by("name")[:100],
-        "can_tag": has_permission(request.user, "images.tag", environment),
-        "can_push": has_permission(request.user, "images.push", environment),
-        "can_remove": has_permission(request.user, "images.remove", environment),
+        "can_tag": has_permission(request.user, "images.tag", environment, image),
+        "can_push": has_permission(request.user, "images.push", environment, image),
+        "can_remove": has_permission(request.user, "images.remove", environment, image),
     }
     return render(request, "images/detail.html", context)
 
@@ -89,6 +90,7 @@ def image_detail(request, pk):
 def image_tag(request, pk):
     environment, images = _visible_images(request)
     image = get_object_or_404(images, pk=pk)
+    require(request.user, "images.tag", environment, image)
     form = TagForm(request.POST)
     if form.is_valid():
         try:
@@ -104,6 +106,7 @@ def image_tag(request, pk):
 def image_push(request, pk):
     environment, images = _visible_images(request)
     image = get_object_or_404(images, pk=pk)
+    require(request.user, "images.push", environment, image)
     form = PushForm(request.POST)
     if form.is_valid():
         try:
@@ -122,8 +125,10 @@ def _detail_with_errors(request, environment, image, **forms):
     except EngineError:
         inspect = None
     context = {"image": image, "inspect": inspect, "tag_form": TagForm(), "push_form": PushForm(),
-               "containers": [], "can_tag": True, "can_push": True,
-               "can_remove": has_permission(request.user, "images.remove", environment), **forms}
+               "containers": [],
+               "can_tag": has_permission(request.user, "images.tag", environment, image),
+               "can_push": has_permission(request.user, "images.push", environment, image),
+               "can_remove": has_permission(request.user, "images.remove", environment, image), **forms}
     return render(request, "images/detail.html", context, status=400)
 
 
@@ -132,7 +137,8 @@ def image_remove(request):
     """Remove the selected images (or one tag of one image)."""
     environment, images = _visible_images(request)
     require(request.user, "images.remove", environment)
-    selected = list(images.filter(pk__in=request.POST.getlist("image")))
+    removable = restrict(images, request.user, "images.remove", environment)
+    selected = list(removable.filter(pk__in=request.POST.getlist("image")))
     if not selected:
         messages.error(request, "Select at least one image to remove.")
         return redirect("images")

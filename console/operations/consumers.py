@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from console.access.permissions import restrict
 from console.core.consumers import CLOSE_BAD_MESSAGE, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from console.operations.models import Operation
 from console.operations.services import visible_operations
@@ -18,7 +19,9 @@ def _load(user, operation_id):
     if operation is None:
         return None
     # Visible in its own environment to this user, or not at all (404, not 403).
-    return visible_operations(user, operation.environment).filter(pk=operation.pk).first()
+    visible = restrict(visible_operations(user, operation.environment), user, "operations.view",
+                       operation.environment)
+    return visible.filter(pk=operation.pk).first()
 
 
 @database_sync_to_async

@@ -19,6 +19,7 @@ from celery import shared_task
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
+from console.access import ownership
 from console.access.permissions import has_permission
 from console.drivers import driver_for
 from console.operations.models import Operation
@@ -114,7 +115,8 @@ def run_operation(operation_id: str) -> str:
         _finish(operation, Operation.State.FAILED, error=f"No handler for {operation.action}")
         publish(operation, {"kind": "state"})
         return operation.state
-    if not has_permission(operation.user, spec.permission, operation.environment):
+    resource = (operation.target_type, operation.target_id) if operation.target_id else None
+    if not has_permission(operation.user, spec.permission, operation.environment, resource):
         # The user lost the right between asking and running.
         _finish(operation, Operation.State.CANCELLED, error="Permission withdrawn before the operation ran.")
         publish(operation, {"kind": "state"})
@@ -135,6 +137,10 @@ def run_operation(operation_id: str) -> str:
         _finish(operation, Operation.State.FAILED, error=f"Internal error: {exc.__class__.__name__}: {exc}")
     else:
         _finish(operation, Operation.State.SUCCEEDED, result=result)
+        try:
+            ownership.record_from_result(operation, result)  # who owns what it made
+        except Exception:
+            log.exception("recording the ownership of %s's result failed", operation.pk)
     try:
         for kind in spec.reconcile:
             reconcile(operation.environment, kind, driver)

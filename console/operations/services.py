@@ -19,7 +19,7 @@ def start(*, user, environment, action: str, permission: str, target_type: str =
           target_id: str = "", target_name: str = "", parameters: dict | None = None) -> Operation:
     parameters = audit.redact(parameters or {})
     try:
-        require(user, permission, environment)
+        require(user, permission, environment, (target_type, target_id) if target_id else None)
     except PermissionDenied:
         audit.record(user=user, action=action, environment=environment, target_type=target_type,
                      target_id=target_id, target_name=target_name, outcome="denied", details=parameters)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
+from console.access.permissions import restrict
 from console.core.environments import current_environment
 from console.operations.models import Operation
 from console.operations.services import visible_operations
@@ -14,7 +15,8 @@ PAGE_SIZE = 50
 
 def operation_list(request):
     environment = current_environment(request)
-    operations = visible_operations(request.user, environment).select_related("environment")
+    operations = restrict(visible_operations(request.user, environment), request.user, "operations.view",
+                          environment).select_related("environment")
     state = request.GET.get("state", "")
     if state in Operation.State.values:
         operations = operations.filter(state=state)
@@ -31,5 +33,7 @@ def operation_list(request):
 
 def operation_detail(request, pk):
     environment = current_environment(request)
-    operation = get_object_or_404(visible_operations(request.user, environment), pk=pk)
+    operation = get_object_or_404(
+        restrict(visible_operations(request.user, environment), request.user, "operations.view", environment),
+        pk=pk)
     return render(request, "operations/detail.html", {"operation": operation})

@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
+from console.access.roles import grant
 from console.core.models import Environment
 from console.inventory.models import Image
 from console.inventory.reconcile import reconcile
@@ -107,6 +108,7 @@ def test_bad_reference_is_an_inline_error_and_enqueues_nothing(admin_client, ref
 
 def test_viewer_sees_images_but_cannot_pull(client, django_user_model, local):
     viewer = django_user_model.objects.create_user("viewer", password="x" * 12)
+    grant(viewer, "read-only", local)  # a user with no role sees nothing
     client.force_login(viewer)
     assert client.get(reverse("images")).status_code == 200
     assert b"Pull image" not in client.get(reverse("images")).content
