@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -24,7 +24,7 @@ from console.registries.models import Registry
 
 PAGE_SIZE = 50
 SORTS = {"name": ("name",), "host": ("host", "name"), "kind": ("kind", "name"),
-         "-tested": ("-last_tested_at", "name")}
+         "-tested": (F("last_tested_at").desc(nulls_last=True), "name")}
 ACTIVITY = ("registry.test", "registry.browse", "registry.tags")
 TAGS_SHOWN = 30
 

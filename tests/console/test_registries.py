@@ -52,9 +52,24 @@ def local():
 
 
 @pytest.fixture
-def audit_log(caplog):
+def audit_log(caplog, monkeypatch):
+    """Every log line (caplog) and every ``console.audit.record`` call (``.calls``), the real hook still run."""
+    from console import audit
+
     caplog.set_level(logging.DEBUG)
+    caplog.calls = []
+    real = audit.record
+
+    def spy(**kwargs):
+        caplog.calls.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(audit, "record", spy)
     return caplog
+
+
+def audited(log, action: str, outcome: str = "succeeded") -> list[dict]:
+    return [call for call in log.calls if call["action"] == action and call.get("outcome", "succeeded") == outcome]
 
 
 def form(**fields):
@@ -106,9 +121,10 @@ def test_added_secret_is_encrypted_and_never_shown(admin_client, published, audi
     assert SECRET not in html and raw not in html
     edit = admin_client.get(reverse("registry_edit", args=[registry.pk])).content.decode()
     assert "A secret is set: leave empty to keep it." in edit and "Clear the stored secret" in edit
-    audits = [r for r in audit_log.records if r.name == "berth.audit"]
-    assert audits and audits[-1].getMessage().startswith("registry.create succeeded")
-    assert audits[-1].audit["details"]["username"] == "alice"
+    (created,) = audited(audit_log, "registry.create")
+    assert created["details"]["username"] == "alice" and created["details"]["secret_set"] is True
+    assert created["target_id"] == str(registry.pk)
+    assert SECRET not in repr(audit_log.calls)
     assert SECRET not in audit_log.text and SECRET not in repr([r.__dict__ for r in audit_log.records])
 
 
@@ -138,6 +154,16 @@ def test_credentials_test_good_then_bad(admin_client, celery_worker, published, 
     assert SECRET not in audit_log.text and "not-the-password" not in audit_log.text
     assert_secret_nowhere_in_the_database()
     assert_secret_nowhere_in_the_database("not-the-password")
+
+
+def test_a_secret_that_cannot_be_decrypted_is_a_clear_failure(admin_client, celery_worker, published):  # noqa: F811
+    registry = add(admin_client, host=published["auth"], username="alice", secret=SECRET)
+    Registry.objects.filter(pk=registry.pk).update(secret_encrypted="gAAAAA-not-a-fernet-token")
+    operation = start_and_wait(admin_client, "registry_test", registry)
+    assert operation.state == "failed" and "cannot be decrypted" in operation.error
+    assert "Internal error" not in operation.error
+    registry.refresh_from_db()
+    assert registry.last_test_ok is False and "set the secret of private again" in registry.last_test_message
 
 
 def test_anonymous_test_says_whether_the_registry_lets_anyone_in(admin_client, celery_worker, published):  # noqa: F811
@@ -209,8 +235,7 @@ def test_edit_keeps_the_secret_when_left_empty_and_clears_it_when_asked(admin_cl
     registry.refresh_from_db()
     assert registry.name == "renamed" and registry.secret_encrypted == raw
     assert registry.credentials().password == SECRET
-    update = [r for r in audit_log.records if r.getMessage().startswith("registry.update")][-1]
-    assert update.audit["details"]["changed"] == ["name"]
+    assert audited(audit_log, "registry.update")[-1]["details"]["changed"] == ["name"]
 
     # A new secret and "clear" together is refused.
     response = admin_client.post(reverse("registry_edit", args=[registry.pk]),
@@ -226,11 +251,12 @@ def test_edit_keeps_the_secret_when_left_empty_and_clears_it_when_asked(admin_cl
     assert response.status_code == 302
     registry.refresh_from_db()
     assert registry.secret_encrypted == "" and not registry.has_secret
-    update = [r for r in audit_log.records if r.getMessage().startswith("registry.update")][-1]
-    assert update.audit["details"]["changed"] == ["secret"] and update.audit["details"]["cleared"] == ["secret"]
+    details = audited(audit_log, "registry.update")[-1]["details"]
+    assert details["changed"] == ["secret"] and details["cleared"] == ["secret"] and details["username"] == "alice"
     detail = admin_client.get(reverse("registry_detail", args=[registry.pk])).content.decode()
     assert 'data-testid="secret-state">none' in detail
-    assert SECRET not in audit_log.text and "other-secret" not in audit_log.text
+    assert len(audited(audit_log, "registry.update")) == 2  # the refused edit changed nothing
+    assert SECRET not in audit_log.text + repr(audit_log.calls) and "other-secret" not in repr(audit_log.calls)
 
 
 def test_changing_the_host_forgets_the_browsed_repositories(admin_client, published):
@@ -249,7 +275,8 @@ def test_delete_asks_then_deletes_with_its_repositories(admin_client, published,
     response = admin_client.post(reverse("registry_delete", args=[registry.pk]))
     assert response.status_code == 302 and response["Location"] == reverse("registries")
     assert not Registry.objects.exists() and not Repository.objects.exists()
-    assert any(r.getMessage().startswith("registry.delete succeeded") for r in audit_log.records)
+    (deleted,) = audited(audit_log, "registry.delete")
+    assert deleted["target_name"] == "private" and deleted["target_id"] == str(registry.pk)
 
 
 def test_viewer_sees_registries_but_cannot_change_or_use_them(client, django_user_model, published, audit_log):
@@ -279,7 +306,9 @@ def test_viewer_sees_registries_but_cannot_change_or_use_them(client, django_use
     assert registry.credentials().password == SECRET
     assert list(Registry.objects.values_list("name", flat=True)) == ["private"]
     assert not Operation.objects.exists()
-    assert any("denied" in r.getMessage() for r in audit_log.records if r.name == "berth.audit")
+    denied = {call["action"] for call in audit_log.calls if call.get("outcome") == "denied"}
+    assert {"registry.create", "registry.update", "registry.delete", "registry.test", "registry.browse",
+            "registry.tags"} <= denied
 
 
 @pytest.mark.parametrize(("fields", "field", "message"), [
@@ -363,3 +392,25 @@ def test_list_and_search(admin_client):
     rows = admin_client.get(reverse("registries"), {"q": "BETA.example"}, HTTP_HX_REQUEST="true",
                             HTTP_HX_TARGET="registry-rows").content.decode()
     assert 'data-registry="beta"' in rows and 'data-registry="alpha"' not in rows and "<html" not in rows
+
+
+def test_repositories_paginate_and_search_with_a_constant_number_of_queries(admin_client, django_assert_max_num_queries):
+    registry = add(admin_client, name="big", host="registry.example.com")
+    Repository.objects.bulk_create([Repository(registry=registry, name=f"team/app{i:04d}", tags=["1.0", "latest"])
+                                    for i in range(1200)])
+    url = reverse("registry_detail", args=[registry.pk])
+    first = admin_client.get(url).content.decode()
+    assert first.count("data-repository=") == 50 and "Page 1 of 24" in first and "team/app0000" in first
+    with django_assert_max_num_queries(12):
+        page = admin_client.get(url, {"page": 3}).content.decode()
+    assert "team/app0100" in page and "team/app0099" not in page
+    found = admin_client.get(url, {"q": "app11"}).content.decode()
+    assert found.count("data-repository=") == 50 and "Page 1 of 2" in found
+    assert 'value="team/app0100:latest"' in page  # a Pull button per tag
+
+
+def test_many_tags_fold_behind_a_more_link(admin_client):
+    registry = add(admin_client, name="tags", host="registry.example.com")
+    Repository.objects.create(registry=registry, name="team/app", tags=[f"1.{i}" for i in range(45)])
+    page = admin_client.get(reverse("registry_detail", args=[registry.pk])).content.decode()
+    assert page.count('data-testid="pull-tag"') == 45 and "<summary>15 more</summary>" in page
