@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from console.operations.runner import handler
 from console.registries.models import Registry
 
@@ -49,3 +51,28 @@ def prune(ctx):
     for image_id in removed:
         ctx.line(f"Deleted: {image_id}")
     return {"removed": removed, "reclaimed_bytes": reclaimed}
+
+
+@handler("image.load", permission="images.import_export", reconcile=("images",))
+def load(ctx):
+    path = Path(ctx.parameters["path"])
+    try:
+        with open(path, "rb") as tar:
+            images = ctx.driver.load_images(tar)
+    finally:
+        path.unlink(missing_ok=True)
+    for image in images:
+        ctx.line(f"Loaded image: {', '.join(image['repo_tags']) or image['id']}")
+    return {"images": [{"id": i["id"], "repo_tags": i["repo_tags"]} for i in images]}
+
+
+@handler("image.save", permission="images.import_export")
+def save(ctx):
+    path = Path(ctx.parameters["path"])
+    try:
+        with open(path, "wb") as out:
+            ctx.driver.save_images(ctx.parameters["names"], out)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return {"size": path.stat().st_size}

@@ -6,8 +6,12 @@ then starts an Operation, which checks the permission and audits.
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from console.access.permissions import require
 from console.operations import services as operations
 from console.registries.models import Registry
 from engine.errors import InvalidArgument
@@ -73,4 +77,44 @@ def prune(user, environment, all_unused: bool = False):
         user=user, environment=environment, action="image.prune", permission="images.prune",
         target_type="image", target_name="all unused" if all_unused else "dangling",
         parameters={"all": bool(all_unused)},
+    )
+
+
+def transfers_dir():
+    """Where uploaded tars wait for a worker and exported tars wait for their download."""
+    path = settings.DATA_DIR / "transfers"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def load(user, environment, upload):
+    """Load images from an uploaded ``docker save`` tar (or OCI layout tar)."""
+    require(user, "images.import_export", environment)  # before writing anything to disk
+    if upload is None or upload.size == 0:
+        raise ValidationError("Choose a tar file made by docker save (or an OCI layout tar).")
+    path = transfers_dir() / f"upload-{uuid.uuid4().hex}.tar"
+    with open(path, "wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    try:
+        return operations.start(
+            user=user, environment=environment, action="image.load", permission="images.import_export",
+            target_type="image", target_name=upload.name[:300],
+            parameters={"path": str(path), "filename": upload.name, "size": upload.size},
+        )
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def save(user, environment, images):
+    """Write the images to a tar that ``docker load`` accepts, to download from the operation."""
+    if not images:
+        raise ValidationError("Select at least one image to export.")
+    names = [image.name or image.image_id for image in images]
+    path = transfers_dir() / f"export-{uuid.uuid4().hex}.tar"
+    return operations.start(
+        user=user, environment=environment, action="image.save", permission="images.import_export",
+        target_type="image", target_name=", ".join(names)[:300],
+        parameters={"names": names, "path": str(path)},
     )

@@ -1,12 +1,15 @@
 from django.urls import path
 
-from console.images import views
+from console.images import transfer, views
 
 urlpatterns = [
     path("", views.image_list, name="images"),
     path("pull/", views.image_pull, name="image_pull"),
     path("remove/", views.image_remove, name="image_remove"),
     path("prune/", views.image_prune, name="image_prune"),
+    path("import/", transfer.image_import, name="image_import"),
+    path("export/", transfer.image_export, name="image_export"),
+    path("export/<uuid:pk>/download/", transfer.export_download, name="image_export_download"),
     path("<int:pk>/", views.image_detail, name="image_detail"),
     path("<int:pk>/tag/", views.image_tag, name="image_tag"),
     path("<int:pk>/push/", views.image_push, name="image_push"),

@@ -46,3 +46,14 @@ def shell_join(words) -> str:
     import shlex
 
     return shlex.join(str(w) for w in (words or []))
+
+
+@register.simple_tag(takes_context=True)
+def can(context, permission: str) -> bool:
+    """``{% can "images.pull" as can_pull %}``: whether to show a button. Views and services
+    check again; this only keeps the page honest about what the user may do."""
+    from console.access.permissions import has_permission
+    from console.core.environments import current_environment
+
+    request = context["request"]
+    return has_permission(request.user, permission, current_environment(request))
