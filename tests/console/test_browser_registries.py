@@ -80,5 +80,20 @@ def test_add_test_browse_and_pull_from_a_registry(page, live_console, private_re
     expect(page.get_by_test_id("operation-result")).to_contain_text(f"{private_registry.host}/tools/shell:2024.1")
 
     page.get_by_role("link", name="Registries").click()
-    expect(page.locator('tr[data-registry="team registry"]')).to_contain_text("ok")
+    row = page.locator('tr[data-registry="team registry"]')
+    expect(row).to_contain_text("ok")
     screenshot(page, "registries-list")
+
+    # Editing shows that a secret is set, never the secret; ACR offers its regions.
+    row.get_by_role("link", name="team registry").click()
+    page.get_by_role("button", name="Edit").or_(page.get_by_role("link", name="Edit")).click()
+    expect(page.get_by_text("A secret is set: leave empty to keep it.")).to_be_visible()
+    expect(page.get_by_label("Password or token")).to_have_value("")
+    expect(page.get_by_label("Clear the stored secret")).not_to_be_checked()
+    page.get_by_label("Kind").select_option("acr")
+    expect(page.get_by_label("ACR region")).to_be_visible()
+    page.get_by_label("Kind").select_option("dockerhub")
+    expect(page.get_by_role("textbox", name=re.compile("^Host"))).to_be_hidden()
+    page.get_by_label("Kind").select_option("v2")
+    screenshot(page, "registry-edit")
+    assert "wonderland" not in page.content()
