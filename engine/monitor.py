@@ -27,18 +27,32 @@ byte, a 4-byte big-endian length, the payload. Types below (``F_*``).
 
 from __future__ import annotations
 
-import ctypes
+import _signal  # the C module: ``signal`` imports enum, milliseconds on every start
 import errno
 import fcntl
-import json
+import marshal
 import os
-import selectors
-import signal
-import socket
-import struct
 import sys
-import termios
 import time
+
+# Imported by _late_imports(): the monitor needs them only once it has told its starter
+# that the container runs, so they stay off the start's critical path.
+json = selectors = socket = struct = termios = None
+
+
+def _late_imports() -> None:
+    global json, selectors, socket, struct, termios
+    import json
+    import selectors
+    import socket
+    import struct
+    import termios
+
+
+# Run as the monitor, this file is imported as the top-level module "monitor" (so its
+# bytecode is cached, unlike a __main__ script's); as part of the engine, load everything.
+if __name__ not in ("__main__", "monitor"):
+    _late_imports()
 
 F_STDIN, F_STDOUT, F_STDERR, F_EXIT, F_RESIZE, F_CLOSE_STDIN, F_INFO = 0, 1, 2, 3, 4, 5, 7
 PR_SET_CHILD_SUBREAPER = 36
@@ -217,8 +231,9 @@ class Session:
 
 
 class Monitor:
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, listen_fd: int):
         self.spec = spec
+        self.listener = socket.socket(fileno=listen_fd)
         self.dir = spec["dir"]
         self.id = spec["id"]
         self.sel = selectors.DefaultSelector()
@@ -283,25 +298,13 @@ class Monitor:
             pass
 
     # ------------------------------------------------------------ starting the container
-    def start_container(self, launched: dict | None = None) -> str | None:
-        """Finish ``runc run -d`` (see ``launch``); an error message, or None once the init runs."""
+    def attach_stdio(self, info: dict) -> None:
+        """Take over the container's stdio (pipes, or the pty master the runtime sent)."""
         spec = self.spec
-        info = launched or launch(spec)
-        code = exit_code_of(self.wait_for(info["pid"]))
         err_r, out_r = info["err_r"], info.get("out_r")
-        console = socket.socket(fileno=info["console_fd"]) if "console_fd" in info else None
-        if code != 0:
-            error = read_available(err_r).decode(errors="replace").strip()
-            for fd in (err_r, out_r, info.get("stdin_w")):
-                if fd is not None:
-                    os.close(fd)
-            if console:
-                console.close()
-            return runtime_error(error) or f"runtime exited with status {code}"
-        with open(os.path.join(self.dir, "init.pid")) as f:
-            self.init_pid = int(f.read().strip())
-        if console is not None:
+        if "console_fd" in info:
             os.close(err_r)
+            console = socket.socket(fileno=info["console_fd"])
             master = receive_pty(console)
             console.close()
             os.unlink(info["console_path"])
@@ -316,7 +319,6 @@ class Monitor:
             self.add_reader(err_r, self.container, "stderr")
             self.container.stdin_fd = info.get("stdin_w")
         self.container.pid = self.init_pid
-        return None
 
     def add_reader(self, fd: int, session: Session, stream: str) -> None:
         self.readers[fd] = (session, stream)
@@ -467,7 +469,7 @@ class Monitor:
                 size = json.loads(payload)
                 set_winsize(session.pty_fd, int(size["h"]), int(size["w"]))
                 if session.pid:
-                    os.kill(session.pid, signal.SIGWINCH)
+                    os.kill(session.pid, _signal.SIGWINCH)
             except (ValueError, KeyError, OSError):
                 pass
 
@@ -610,45 +612,42 @@ class Monitor:
             if read_json(os.path.join(self.dir, "state.json")).get("StoppedByUser"):
                 return
 
-    def run(self, sync_fd: int, launched: dict | None = None) -> int:
+    def run(self, first: tuple) -> int:
+        """``first``: (error, init pid, launch info, StartedAt) of the start ``main`` awaited."""
         spec = self.spec
-        become_subreaper()
         os.set_blocking(self.wake_w, False)
         os.set_blocking(self.wake_r, False)
-        signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGUSR1, lambda *_: None)  # "look at the state again"
+        _signal.set_wakeup_fd(self.wake_w)
+        _signal.signal(_signal.SIGCHLD, lambda *_: None)
+        _signal.signal(_signal.SIGUSR1, lambda *_: None)  # "look at the state again"
         self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake",))
-        self.listener = listen_unix(spec["attach_socket"])
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, ("listen",))
         self.log = LogWriter(spec["log_path"], spec["log_max_size"], spec["log_max_files"])
         me = {"MonitorPid": os.getpid(), "MonitorStart": process_start_time(os.getpid())}
 
         restart_count = int(read_json(os.path.join(self.dir, "state.json")).get("RestartCount") or 0)
-        first = True
         backoff = 0.1
         while True:
-            error = self.start_container(launched)
-            launched = None
+            if first is not None:
+                error, pid, info, started_at = first
+                first = None
+            else:
+                info = launch(spec)
+                error, pid = await_runtime(spec, info, self.wait_for)
+                started_at = now_rfc3339()
             if error is not None:
-                if first:
-                    code = 127 if "not found" in error or "no such file" in error else 126
-                    update_state(self.dir, Status="created", Error=error, ExitCode=code, Pid=0, **me)
-                    report(sync_fd, {"error": error})
-                else:
-                    update_state(self.dir, Status="exited", Error=error, ExitCode=128, Pid=0,
-                                 FinishedAt=now_rfc3339(), Restarting=False)
+                update_state(self.dir, Status="exited", Error=error, ExitCode=128, Pid=0,
+                             FinishedAt=now_rfc3339())
                 self.runtime_delete()
                 break
+            self.init_pid = pid
+            self.attach_stdio(info)
             started = time.monotonic()
-            update_state(self.dir, Status="running", Pid=self.init_pid, StartedAt=now_rfc3339(),
+            update_state(self.dir, Status="running", Pid=self.init_pid, StartedAt=started_at,
                          Error="", ExitCode=0, OOMKilled=False, Paused=False, RestartCount=restart_count,
                          FinishedAt="0001-01-01T00:00:00Z", **me)
             self.event("start")
-            if first:
-                report(sync_fd, {"pid": self.init_pid})
-                first = False
             exit_code, _ = self.serve()
             self.log.flush()
             oom = self.oom_killed()
@@ -770,7 +769,28 @@ def launch(spec: dict) -> dict:
     return info
 
 
+def _waitpid(pid: int) -> int:
+    return os.waitpid(pid, 0)[1]
+
+
+def await_runtime(spec: dict, info: dict, wait=_waitpid) -> tuple[str | None, int]:
+    """Wait for the ``runc run -d`` that ``launch`` spawned: (error, 0) or (None, init pid).
+    Uses ``os`` only: it runs before the monitor's late imports."""
+    code = exit_code_of(wait(info["pid"]))
+    if code != 0:
+        error = read_available(info["err_r"]).decode(errors="replace").strip()
+        for key in ("err_r", "out_r", "stdin_w", "console_fd"):
+            if key in info:
+                os.close(info[key])
+        return runtime_error(error) or f"runtime exited with status {code}", 0
+    with open(os.path.join(spec["dir"], "init.pid")) as f:
+        return None, int(f.read().strip())
+
+
 def become_subreaper() -> None:
+    """Called by the starter before exec'ing the monitor: the flag survives execve."""
+    import ctypes
+
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
@@ -828,6 +848,7 @@ def read_json(path: str) -> dict:
 
 def runtime_error(text: str) -> str:
     """The meaningful part of runc's error output."""
+    _late_imports()
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return ""
@@ -839,36 +860,43 @@ def runtime_error(text: str) -> str:
     return message
 
 
-_reported = False
-
-
-def report(sync_fd: int, message: dict) -> None:
-    """Tell the starter how the first start went, once (the fd number may be reused after)."""
-    global _reported
-    if _reported:
-        return
-    _reported = True
+def report(sync_fd: int, message: str) -> None:
+    """Tell the starter how the first start went: ``ok <init pid> <monitor pid> <monitor start>
+    <StartedAt>`` or ``error <message>``."""
     try:
-        os.write(sync_fd, json.dumps(message).encode())
+        os.write(sync_fd, message.encode())
     finally:
         os.close(sync_fd)
 
 
 def main(argv: list[str]) -> int:
-    spec_path, sync_fd = argv[1], int(argv[2])
-    launched = json.loads(argv[3]) if len(argv) > 3 else None
-    with open(spec_path) as f:
-        spec = json.load(f)
-    try:
-        return Monitor(spec).run(sync_fd, launched)
-    except Exception as exc:  # reported to the starter if it still listens, and kept on disk
-        try:
-            report(sync_fd, {"error": f"monitor failed: {exc}"})
-        except OSError:
-            pass
-        raise
+    """``monitor.py SPEC k=fd,...``: SPEC is marshal'd (no json import before the report); the
+    fds are the launch's (see ``launch``) plus ``sync`` (to the starter) and ``listen``."""
+    with open(argv[1], "rb") as f:
+        spec = marshal.load(f)
+    info = {k: (v if k == "console_path" else int(v)) for k, v in
+            (item.split("=", 1) for item in argv[2].split(","))}
+    sync_fd, listen_fd = info.pop("sync"), info.pop("listen")
+    # runc is busy starting the container meanwhile: load the rest now, not after.
+    _late_imports()
+    error, pid = await_runtime(spec, info)
+    if error is not None:
+        # The start failed: record it and clean up before answering, so the starter sees
+        # the final state.
+        code = 127 if "not found" in error or "no such file" in error else 126
+        update_state(spec["dir"], Status="created", Error=error, ExitCode=code, Pid=0)
+        Monitor(spec, listen_fd).runtime_delete()
+        report(sync_fd, f"error {error}")
+        return 0
+    started_at = now_rfc3339()
+    me = os.getpid()
+    report(sync_fd, f"ok {pid} {me} {process_start_time(me)} {started_at}")
+    return Monitor(spec, listen_fd).run((None, pid, info, started_at))
+
+
+def run_main() -> None:
+    os._exit(main(sys.argv))  # nothing left to flush: skip the interpreter's teardown
 
 
 if __name__ == "__main__":
-    code = main(sys.argv)
-    os._exit(code)  # nothing left to flush: skip the interpreter's teardown
+    run_main()

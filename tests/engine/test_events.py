@@ -77,7 +77,9 @@ async def test_follow_async_and_exec_events(engine):
 
     async def collect():
         out = []
-        async for event in events.follow_async(engine.config, filters={"container": [c.id]}):
+        exec_actions = ["exec_create", "exec_start", "exec_die"]
+        async for event in events.follow_async(engine.config, filters={"container": [c.id],
+                                                                       "event": exec_actions}):
             out.append(event["Action"])
             if event["Action"] == "exec_die":
                 return out
