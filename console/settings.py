@@ -85,6 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "console.audit.context.RequestContextMiddleware",  # request id, source IP for the audit log
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -203,6 +204,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
 }
+
+# The audit log (console/audit). Retention archives then purges records older than this
+# many days (0 keeps everything); archives go to BERTH_AUDIT_ARCHIVE_DIR.
+BERTH_AUDIT_RETENTION_DAYS = int(os.environ.get("BERTH_AUDIT_RETENTION_DAYS", 365))
+BERTH_AUDIT_ARCHIVE_DIR = Path(os.environ.get("BERTH_AUDIT_ARCHIVE_DIR", DATA_DIR / "audit-archive"))
+BERTH_AUDIT_VERIFY_SECONDS = float(os.environ.get("BERTH_AUDIT_VERIFY_SECONDS", 3600))
+BERTH_AUDIT_RECORD_TERMINALS = env_bool("BERTH_AUDIT_RECORD_TERMINALS", True)
+BERTH_AUDIT_RECORD_TERMINAL_INPUT = env_bool("BERTH_AUDIT_RECORD_TERMINAL_INPUT", False)
+BERTH_AUDIT_RECORDING_MAX_BYTES = int(os.environ.get("BERTH_AUDIT_RECORDING_MAX_BYTES", 16 * 1024 * 1024))
+# Proxies (addresses or networks) whose X-Forwarded-For is believed for the source IP.
+BERTH_TRUSTED_PROXIES = env_list("BERTH_TRUSTED_PROXIES")
+CELERY_BEAT_SCHEDULE["audit-verify"] = {"task": "console.audit.verify", "schedule": BERTH_AUDIT_VERIFY_SECONDS}
+CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "console.audit.retention", "schedule": 24 * 3600.0}
 
 # The embedded engine on this host.
 ENGINE_ROOT = os.environ.get("BERTH_ENGINE_ROOT", "/var/lib/berth")

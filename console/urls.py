@@ -16,6 +16,7 @@ urlpatterns = [
     path("images/", include("console.images.urls")),
     path("containers/", include("console.containers.urls")),
     path("operations/", include("console.operations.urls")),
+    path("audit/", include("console.audit.urls")),
     path("users/", include("console.accounts.urls")),
     path("registries/", include("console.registries.urls")),
 ]
