@@ -12,7 +12,7 @@ from console.operations.runner import handler
 from console.registries.models import Registry, Repository
 from engine import credentials as engine_credentials
 from engine import distribution
-from engine.errors import EngineError, InvalidArgument, NotFound
+from engine.errors import EngineError, InvalidArgument, NotFound, RegistryError
 from engine.registry import RegistryClient
 
 # Browsing lists the tags of this many repositories too; the others on demand.
@@ -68,7 +68,14 @@ def _tags(registry: Registry, repository: str, credentials) -> list[str]:
 def browse(ctx):
     registry = _registry(ctx)
     credentials = _credentials(registry)
-    names = sorted(set(distribution.catalog(registry.host, credentials, insecure=registry.engine_insecure)))
+    try:
+        names = sorted(set(distribution.catalog(registry.host, credentials, insecure=registry.engine_insecure)))
+    except RegistryError as exc:
+        if getattr(exc, "status", None) in (403, 404, 405) or getattr(exc, "code", "") in ("UNSUPPORTED", "DENIED"):
+            # Many hosted registries (ACR, Hub, GHCR...) keep their catalog to themselves.
+            raise RegistryError(f"{exc}. This registry does not list its repositories to you: "
+                                "type a repository name to list its tags.") from None
+        raise
     ctx.line(f"{registry.host} lists {len(names)} repositor{'y' if len(names) == 1 else 'ies'}.")
     now = timezone.now()
     listed = set(names)

@@ -205,6 +205,24 @@ def test_browse_lists_repositories_and_tags_then_search_and_list_tags(
     assert "List tags of no/such" in activity and 'data-testid="activity-error"' in activity
 
 
+def test_a_registry_that_keeps_its_catalog_says_so_with_a_way_out(
+        admin_client, celery_worker, published, monkeypatch):  # noqa: F811
+    from engine.errors import RegistryError
+
+    def refused(*args, **kwargs):
+        error = RegistryError(f"denied: requested access to {published['open']} is denied")
+        error.status, error.code = 403, "DENIED"
+        raise error
+
+    monkeypatch.setattr(distribution, "catalog", refused)
+    registry = add(admin_client, name="closed", host=published["open"])
+    operation = start_and_wait(admin_client, "registry_browse", registry)
+    assert operation.state == "failed"
+    assert operation.error.startswith("denied: requested access") and "type a repository name" in operation.error
+    detail = admin_client.get(reverse("registry_detail", args=[registry.pk])).content.decode()
+    assert "type a repository name to list its tags" in detail and 'data-testid="list-tags"' in detail
+
+
 def test_browse_with_credentials_then_pull_a_browsed_tag_through_the_page(
         admin_client, celery_worker, published, local):  # noqa: F811
     registry = add(admin_client, host=published["auth"], username="alice", secret=SECRET)
