@@ -1,0 +1,62 @@
+"""The operation-progress websocket through the matrix: every built-in role and
+the outsider, on their own operation and on someone else's. Not visible is 4404,
+before anything is subscribed."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from console.access import catalog
+from console.access.roles import grant
+from console.asgi import application
+from console.core.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
+from console.core.models import Environment
+from console.operations.models import Operation
+
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True),
+              pytest.mark.asyncio(loop_scope="module")]
+ORIGIN = (b"origin", b"http://localhost")
+ROLES = [r.key for r in catalog.BUILTIN_ROLES] + ["outsider"]
+
+
+def setup_world(role_key):
+    local = Environment.objects.get(name="local")
+    User = get_user_model()
+    alice, bob = User.objects.create_user("alice"), User.objects.create_user("bob")
+    if role_key != "outsider":
+        grant(alice, role_key, local)
+    mine = Operation.objects.create(environment=local, user=alice, username="alice", action="image.pull")
+    theirs = Operation.objects.create(environment=local, user=bob, username="bob", action="image.pull")
+    client = Client()
+    client.force_login(alice)
+    return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), mine.pk, theirs.pk
+
+
+async def connect(path, *headers):
+    ws = WebsocketCommunicator(application, path, headers=list(headers))
+    connected, code = await ws.connect(timeout=10)
+    if connected:
+        await ws.receive_from(timeout=10)  # the current progress, sent at once
+        await ws.disconnect()
+    return connected, code
+
+
+@pytest.mark.parametrize("role_key", ROLES)
+async def test_operation_socket_follows_the_matrix(role_key):
+    cookie, mine, theirs = await sync_to_async(setup_world)(role_key)
+    role = catalog.BUILTIN_BY_KEY.get(role_key)
+    sees_own = role is not None and "operations.view" in role.permissions
+    sees_all = sees_own and role.scope == catalog.SCOPE_ENVIRONMENT
+    connected, code = await connect(f"/ws/operations/{mine}/", ORIGIN, cookie)
+    assert connected is sees_own and (connected or code == CLOSE_NOT_FOUND)
+    connected, code = await connect(f"/ws/operations/{theirs}/", ORIGIN, cookie)
+    assert connected is sees_all and (connected or code == CLOSE_NOT_FOUND)
+
+
+async def test_signed_out_is_4401():
+    _, mine, _ = await sync_to_async(setup_world)("helpdesk")
+    assert await connect(f"/ws/operations/{mine}/", ORIGIN) == (False, CLOSE_UNAUTHENTICATED)
