@@ -595,10 +595,6 @@ class Containers:
         container = self.get(ref)
         if container.status not in ("running", "paused"):
             raise Conflict(f"Cannot kill container {container.name}: container is not running")
-        if number in (signal_module.SIGKILL, signal_module.SIGTERM, signal_module.SIGINT):
-            # A kill the user asked for: the restart policy must not undo it (Docker: only for stop,
-            # but for unless-stopped/always a deliberate kill restarts; keep Docker's behaviour).
-            pass
         self.runtime.kill(container.id, number, all_processes=number == signal_module.SIGKILL)
         events.emit(self.config, "container", "kill", container.id,
                     {"name": container.name, "signal": str(number)})

@@ -153,6 +153,7 @@ def exec_inspect(containers: Containers, ref: str, exec_id: str) -> dict:
 
 
 def record_exit(containers: Containers, ref: str, exec_id: str, code: int) -> None:
+    """The exec_die event of a non-TTY exec (the monitor emits it for TTY execs)."""
     container = containers.get(ref)
     events.emit(containers.config, "container", "exec_die", container.id,
                 {"name": container.name, "execID": exec_id, "exitCode": code})

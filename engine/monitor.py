@@ -568,6 +568,7 @@ class Monitor:
                 code = getattr(session, "exit_code", 255)
                 write_json_atomic(os.path.join(self.dir, "execs", f"{exec_id}.state.json"),
                                   {"Running": False, "Pid": 0, "ExitCode": code})
+                self.event("exec_die", execID=exec_id, exitCode=code)
                 self.end_session(session, {"ExitCode": code})
                 del self.execs[exec_id]
             elif session.pid is None and session.pty_fd is not None and not self.sel.select(0):

@@ -343,9 +343,9 @@ def cmd_ps(args, config) -> int:
     print(f"{'CONTAINER ID':<14}{'IMAGE':<22}{'COMMAND':<24}{'CREATED':<18}{'STATUS':<28}NAMES")
     now = time.time()
     for row in rows:
-        command = row["Command"] if len(row["Command"]) <= 20 else row["Command"][:19] + "…"
+        command = row["Command"] if len(row["Command"]) <= 20 else row["Command"][:17] + "..."
         created = _ago(now - row["Created"])
-        print(f"{row['Id'][:12]:<14}{row['Image'][:20]:<22}{json.dumps(command):<24}{created:<18}"
+        print(f"{row['Id'][:12]:<14}{row['Image'][:20]:<22}{chr(34) + command + chr(34):<24}{created:<18}"
               f"{row['Status'][:26]:<28}{row['Names'][0].lstrip('/')}")
     return 0
 
@@ -386,7 +386,6 @@ def cmd_exec(args, config) -> int:
             conn.close()
         if code is None:
             code = ex.exec_inspect(store, args.container, exec_id).get("ExitCode") or 0
-        ex.record_exit(store, args.container, exec_id, code)
         return code
     proc = ex.exec_start(store, args.container, args.command, user=args.user, workdir=args.workdir,
                          env=args.env, stdin=args.interactive, detach=args.detach)
@@ -485,7 +484,6 @@ def cmd_stats(args, config) -> int:
 def cmd_events(args, config) -> int:
     from engine import events
     from engine.logs import parse_when
-    from engine.monitor import now_rfc3339  # noqa: F401  (format reference)
 
     def seconds(value):
         stamp = parse_when(value)
@@ -497,13 +495,13 @@ def cmd_events(args, config) -> int:
 
     since, until = seconds(args.since), seconds(args.until)
     filters = _filters(args.filter)
-    if until is not None:
-        for record in events.read(config, since=since or 0, until=until, filters=filters):
-            print(json.dumps(record), flush=True)
-        return 0
     try:
-        for record in events.follow(config, since=since, filters=filters):
-            print(json.dumps(record), flush=True)
+        if until is not None:
+            for record in events.read(config, since=since or 0, until=until, filters=filters):
+                print(json.dumps(record), flush=True)
+        else:
+            for record in events.follow(config, since=since, filters=filters):
+                print(json.dumps(record), flush=True)
     except BrokenPipeError:
-        pass
+        sys.stdout = None  # nobody reads any more; do not complain at exit
     return 0

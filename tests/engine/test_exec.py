@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from engine import events
 from engine import exec as ex
 from engine.errors import Conflict
 from engine.monitor import F_EXIT, F_STDOUT
@@ -90,6 +91,9 @@ def test_exec_with_tty_resize_detach_and_attach_again(running):
     assert kind == F_EXIT and b'"ExitCode": 5' in payload
     wait_for(lambda: ex.exec_inspect(engine, "box", exec_id)["Running"] is False)
     assert ex.exec_inspect(engine, "box", exec_id)["ExitCode"] == 5
+    died = [e for e in events.read(engine.config, filters={"event": ["exec_die"]})
+            if e["Actor"]["Attributes"]["execID"] == exec_id]
+    assert [e["Actor"]["Attributes"]["exitCode"] for e in died] == ["5"]
 
 
 def _drive(argv: list[str], steps: list[tuple[bytes, bytes]], timeout: float = 20) -> tuple[int, bytes]:
