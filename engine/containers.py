@@ -717,7 +717,12 @@ class Containers:
                 raise RuntimeFailure(f"the monitor of {container.name} does not exit")
             if (self.runtime.root / container.id).exists():  # normally the monitor did it
                 self.runtime.delete(container.id, force=True)
-            self._remove_snapshot(container.id)
+            try:
+                self.snapshots.remove(container.id)
+            except EngineError as exc:
+                # Docker's "dead": half removed; `rm -f` again retries.
+                update_state(str(container.dir), Status="dead", Error=f"removal failed: {exc}")
+                raise
             shutil.rmtree(self.run_dir(container.id), ignore_errors=True)
             self._release_name(container.name, container.id)
             # Rename first so that a crash half-way leaves no container that looks whole.

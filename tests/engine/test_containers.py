@@ -221,6 +221,28 @@ def test_rename_and_unique_names(engine):
     assert len(engine.list(all=True)) == 2
 
 
+def test_a_name_is_given_once_under_concurrency(engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(_):
+        try:
+            return engine.create("test/busybox", ["true"], name="race").id
+        except Conflict:
+            return None
+
+    with ThreadPoolExecutor(6) as pool:
+        winners = [r for r in pool.map(attempt, range(6)) if r]
+    assert len(winners) == 1 and engine.inspect("race")["Id"] == winners[0]
+    assert len(engine.list(all=True)) == 1
+
+
+def test_host_network_and_no_network(engine):
+    host = run_out(engine, ["cat", "/proc/net/dev"], network="host")[1]
+    private = run_out(engine, ["cat", "/proc/net/dev"], network="none")[1]
+    assert "eth0" in host or host.count(":") > 1
+    assert [line.split(":")[0].strip() for line in private.splitlines()[2:]] == ["lo"]
+
+
 def test_bad_input_is_refused_and_leaves_nothing(engine):
     engine.create("test/busybox", ["true"], name="taken")
     before = sorted(all_leftovers(engine))
