@@ -124,6 +124,8 @@ def record(*, user, action: str, environment=None, target_type: str = "", target
     }
     fields["search_text"] = _search_text(fields)
     event = chain.append(fields, recording=_recording)
+    if outcome == "denied" and info.request_id:
+        info.denied.append(event.pk)
     log.info("audit #%s %s %s by %s on %s/%s", event.pk, action, outcome, actor_name or "-",
              target_type, target_name or target_id)
     return event

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -28,6 +28,7 @@ class RequestInfo:
     request_id: str = ""
     source_ip: str | None = None
     user_agent: str = ""
+    denied: list = field(default_factory=list, compare=False)  # denied events recorded in this request
 
 
 current: ContextVar[RequestInfo | None] = ContextVar("berth_audit_request", default=None)
@@ -87,7 +88,12 @@ def info_for(request) -> RequestInfo:
 
 
 class RequestContextMiddleware:
-    """Give each request an id and make its source known to ``audit.record``."""
+    """Give each request an id and make its source known to ``audit.record``.
+
+    A state-changing request (POST, PUT, PATCH, DELETE) that a view refuses with
+    PermissionDenied before any service recorded the denial is recorded here, as
+    ``http.<url name>`` with outcome ``denied``: no refused attempt goes unrecorded.
+    """
 
     sync_capable = True
     async_capable = True
@@ -115,6 +121,23 @@ class RequestContextMiddleware:
             current.reset(token)
         response["X-Request-ID"] = request.request_id
         return response
+
+    def process_exception(self, request, exception):
+        from django.core.exceptions import PermissionDenied
+
+        info = getattr(request, "_berth_audit_info", None)
+        if (not isinstance(exception, PermissionDenied) or info is None or info.denied
+                or request.method in ("GET", "HEAD", "OPTIONS", "TRACE")):
+            return None
+        from console import audit
+
+        match = getattr(request, "resolver_match", None)
+        name = (match.view_name if match and match.view_name else "unknown").replace(":", ".")
+        user = getattr(request, "user", None)
+        audit.record(user=user, action=f"http.{name}", outcome="denied", error=str(exception)[:500],
+                     target_type="url", target_name=request.path[:300], request=request,
+                     details={"method": request.method})
+        return None
 
     async def __acall__(self, request):
         token = self._begin(request)
