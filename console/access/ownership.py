@@ -160,3 +160,52 @@ def forget(environment, kind: str, engine_id: str) -> None:
     from console.access.models import Ownership
 
     Ownership.objects.filter(environment=environment, kind=kind, engine_id=engine_id).delete()
+
+
+def can_change(user, environment, kind: str, engine_id: str) -> bool:
+    """Global administrators and environment administrators change any ownership here;
+    an owner changes their own resource's (but may not make it administrators-only)."""
+    from console.access import catalog
+    from console.access.permissions import access_for
+
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser or catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles:
+        return True
+    record = ownership_of(environment, kind, engine_id)
+    return record is not None and record.owner_id == user.pk
+
+
+@transaction.atomic
+def change(by, environment, kind: str, engine_id: str, *, visibility: str, users=(), teams=(), owner=None):
+    """Set who may see a resource. Refusals raise PermissionDenied and are audited."""
+    from django.core.exceptions import PermissionDenied, ValidationError
+
+    from console import audit
+    from console.access import catalog
+    from console.access.models import Ownership
+    from console.access.permissions import access_for
+
+    administrator = by.is_superuser or catalog.DANGEROUS_OPTIONS_ROLE in access_for(by, environment).roles
+    if not can_change(by, environment, kind, engine_id) or (
+            visibility == Ownership.Visibility.ADMINISTRATORS and not administrator) or (
+            owner is not None and not administrator):
+        audit.record(user=by, action=f"{kind}.ownership", environment=environment, target_type=kind,
+                     target_id=engine_id, outcome="denied", details={"visibility": visibility})
+        raise PermissionDenied("You may not change who owns this.")
+    if visibility not in Ownership.Visibility.values:
+        raise ValidationError({"visibility": "Pick a visibility."})
+    record, _ = Ownership.objects.get_or_create(
+        environment=environment, kind=kind, engine_id=engine_id,
+        defaults={"owner": by, "owner_name": by.get_username()})
+    if owner is not None:
+        record.owner, record.owner_name = owner, owner.get_username()
+    record.visibility = visibility
+    record.save()
+    record.users.set(users)
+    record.teams.set(teams)
+    audit.record(user=by, action=f"{kind}.ownership", environment=environment, target_type=kind,
+                 target_id=engine_id, details={"visibility": visibility, "owner": record.owner_name,
+                                               "users": sorted(u.get_username() for u in users),
+                                               "teams": sorted(t.name for t in teams)})
+    return record

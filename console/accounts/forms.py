@@ -71,6 +71,8 @@ class UserAssignmentForm(AssignmentForm):
 
 class OwnershipForm(forms.Form):
     visibility = forms.ChoiceField(choices=Ownership.Visibility.choices, widget=forms.RadioSelect)
+    owner = forms.ModelChoiceField(User.objects.filter(is_active=True).order_by("username"), required=False,
+                                   to_field_name="username", help_text="Leave empty to keep the owner.")
     users = forms.ModelMultipleChoiceField(User.objects.filter(is_active=True).order_by("username"),
                                            required=False, widget=forms.CheckboxSelectMultiple)
     teams = forms.ModelMultipleChoiceField(Team.objects.all(), required=False,

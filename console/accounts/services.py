@@ -89,6 +89,15 @@ def reset_password(by, user, password: str):
     _done(by, "user.reset_password", "user", user)
 
 
+def turn_off_two_factor(by, user):
+    """For a user who lost their authenticator: they sign in with the password alone again."""
+    from console.accounts import twofactor
+
+    _manage(by, "user.two_factor_off", "user", user.username, user.pk)
+    twofactor.disable(user)
+    _done(by, "user.two_factor_off", "user", user)
+
+
 # Teams
 
 def create_team(by, *, name: str, description: str = ""):

@@ -8,6 +8,7 @@ urlpatterns = [
     path("<int:pk>/", views.user_detail, name="user_detail"),
     path("access/", views.effective_access, name="effective_access"),
     path("two-factor/", auth_views.two_factor, name="two_factor"),
+    path("ownership/<str:kind>/<str:engine_id>/", views.ownership_detail, name="ownership"),
     path("teams/", views.team_list, name="teams"),
     path("teams/new/", views.team_create, name="team_create"),
     path("teams/<int:pk>/", views.team_detail, name="team_detail"),

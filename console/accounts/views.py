@@ -16,7 +16,7 @@ from console.access import catalog
 from console.access.models import Assignment, Role
 from console.access.permissions import has_permission, require
 from console.access.roles import ensure_builtin_roles
-from console.accounts import services
+from console.accounts import services, twofactor
 from console.accounts.forms import (
     AssignmentForm,
     MemberForm,
@@ -83,6 +83,10 @@ def user_detail(request, pk):
     status = 200
     if request.method == "POST":
         try:
+            if request.POST.get("form") == "two_factor_off":
+                services.turn_off_two_factor(request.user, subject)
+                messages.success(request, f"Two-factor sign-in is off for {subject.username}.")
+                return redirect("user_detail", subject.pk)
             if request.POST.get("form") == "password":
                 password_form = PasswordResetForm(request.POST)
                 if password_form.is_valid():
@@ -103,7 +107,7 @@ def user_detail(request, pk):
         "memberships": Membership.objects.filter(user=subject).select_related("team"),
         "assignments": Assignment.objects.filter(user=subject).select_related("role", "environment"),
         "assignment_form": AssignmentForm(initial={"environment": current_environment(request)}),
-        "section": "users",
+        "section": "users", "two_factor": twofactor.enabled(subject),
     }
     ensure_builtin_roles()
     return render(request, "accounts/user_detail.html", context, status=status)
@@ -301,3 +305,43 @@ def effective_access(request):
         "users": User.objects.order_by("username") if manager else [], "section": "access",
         "teams": Membership.objects.filter(user=subject).select_related("team"),
     })
+
+
+# Ownership of one resource
+
+OWNABLE_VIEW = {"image": "images.view", "container": "containers.view", "volume": "volumes.view",
+                "network": "networks.view"}
+
+
+def ownership_detail(request, kind, engine_id):
+    """Who owns a resource of the current environment and who may see it; change it when allowed."""
+    from console.access import ownership
+    from console.accounts.forms import OwnershipForm
+
+    if kind not in OWNABLE_VIEW:
+        raise Http404
+    environment = current_environment(request)
+    require(request.user, OWNABLE_VIEW[kind], environment)
+    if not has_permission(request.user, OWNABLE_VIEW[kind], environment, (kind, engine_id)):
+        raise Http404
+    record = ownership.ownership_of(environment, kind, engine_id)
+    can_change = ownership.can_change(request.user, environment, kind, engine_id)
+    initial = {"visibility": record.visibility if record else "administrators",
+               "users": list(record.users.all()) if record else [],
+               "teams": list(record.teams.all()) if record else []}
+    form = OwnershipForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                ownership.change(request.user, environment, kind, engine_id, visibility=data["visibility"],
+                                 users=data["users"], teams=data["teams"], owner=data["owner"])
+            except ValidationError as exc:
+                _apply_errors(form, exc)
+            else:
+                messages.success(request, "Ownership saved.")
+                return redirect("ownership", kind, engine_id)
+    return render(request, "accounts/ownership.html", {
+        "kind": kind, "engine_id": engine_id, "record": record, "form": form, "can_change": can_change,
+        "environment": environment, "section": "",
+    }, status=400 if form.errors else 200)

@@ -184,3 +184,41 @@ def test_the_worker_checks_again_when_the_operation_runs(world, local):
     assert run_operation(str(operation.pk)) == "cancelled"
     operation.refresh_from_db()
     assert operation.error == "Permission withdrawn before the operation ran."
+
+
+def ownership_url(image):
+    return reverse("ownership", args=["image", image.image_id])
+
+
+def test_owner_shares_with_a_team_but_cannot_hide_it_as_administrators_only(client, world, local):
+    as_role(client, world, local, "standard")
+    image = world["images"]["own"]
+    team = Team.objects.get(name="web")
+    assert client.post(ownership_url(image), {"visibility": "restricted", "teams": [team.pk]}).status_code == 302
+    assert list(Ownership.objects.get(engine_id=image.image_id).teams.all()) == [team]
+    assert client.post(ownership_url(image), {"visibility": "administrators"}).status_code == 403
+    assert client.post(ownership_url(image), {"visibility": "public", "owner": "alice"}).status_code == 403
+    assert Ownership.objects.get(engine_id=image.image_id).visibility == "restricted"
+
+
+def test_others_cannot_change_what_they_do_not_own(client, world, local):
+    as_role(client, world, local, "standard")
+    public, other = world["images"]["public"], world["images"]["other"]
+    assert client.get(ownership_url(public)).status_code == 200
+    assert client.post(ownership_url(public), {"visibility": "restricted"}).status_code == 403
+    assert client.get(ownership_url(other)).status_code == 404
+    assert client.post(ownership_url(other), {"visibility": "public"}).status_code == 404
+    assert Ownership.objects.get(engine_id=other.image_id).visibility == "restricted"
+
+
+def test_an_administrator_publishes_an_unowned_image_and_standard_users_then_see_it(client, world, local):
+    admin = User.objects.create_user("root", is_superuser=True)
+    image = world["images"]["unowned"]
+    client.force_login(admin)
+    assert "made outside the console" in client.get(ownership_url(image)).content.decode()
+    client.post(ownership_url(image), {"visibility": "public", "owner": "bob"})
+    record = Ownership.objects.get(engine_id=image.image_id)
+    assert (record.visibility, record.owner) == ("public", world["bob"])
+    grant(world["alice"], "read-only", local)
+    client.force_login(world["alice"])
+    assert client.get(reverse("image_detail", args=[image.pk])).status_code == 200

@@ -114,3 +114,20 @@ def test_turning_two_factor_on_and_off_from_the_page(client, nina):
     client.post(reverse("two_factor"), {"action": "disable", "code": totp.now()})
     assert not twofactor.enabled(nina)
     assert twofactor.device_of(nina) is None
+
+
+def test_an_administrator_turns_off_two_factor_for_a_user_who_lost_their_phone(admin_client, client, nina):
+    enable_two_factor(nina)
+    assert 'value="two_factor_off"' in admin_client.get(reverse("user_detail", args=[nina.pk])).content.decode()
+    admin_client.post(reverse("user_detail", args=[nina.pk]), {"form": "two_factor_off"})
+    assert not twofactor.enabled(nina)
+
+
+def test_nobody_else_turns_off_someone_elses_two_factor(nina):
+    from django.test import Client
+
+    enable_two_factor(nina)
+    other = Client()
+    other.force_login(get_user_model().objects.create_user("mallory"))
+    assert other.post(reverse("user_detail", args=[nina.pk]), {"form": "two_factor_off"}).status_code == 403
+    assert twofactor.enabled(nina)
