@@ -77,3 +77,34 @@ class OwnershipForm(forms.Form):
                                            required=False, widget=forms.CheckboxSelectMultiple)
     teams = forms.ModelMultipleChoiceField(Team.objects.all(), required=False,
                                            widget=forms.CheckboxSelectMultiple)
+
+
+def add_access_fields(form, user, environment):
+    """Add "who may see what this makes" to a create form (pull, create container, volume...).
+
+    Non-administrators choose between restricted (the default: themselves and the teams
+    they pick) and public; administrators may also hide it as administrators-only. Put
+    ``access_parameters(form.cleaned_data)`` in the operation's ``parameters["access"]``
+    and the runner's ownership hook applies it.
+    """
+    from console.access.permissions import can_use_dangerous_options
+
+    choices = [(Ownership.Visibility.RESTRICTED, "Me and the teams I pick"),
+               (Ownership.Visibility.PUBLIC, "Everyone with access to this environment")]
+    if can_use_dangerous_options(user, environment):  # administrators and environment administrators
+        choices.append((Ownership.Visibility.ADMINISTRATORS, "Administrators only"))
+    form.fields["visibility"] = forms.ChoiceField(choices=choices, initial=Ownership.Visibility.RESTRICTED,
+                                                  label="Who may see it", required=False)
+    teams = Team.objects.all() if user.is_superuser else Team.objects.filter(memberships__user=user)
+    form.fields["share_teams"] = forms.ModelMultipleChoiceField(
+        teams.distinct().order_by("name"), required=False, label="Teams",
+        help_text="By default, your teams that hold a role here.")
+    return form
+
+
+def access_parameters(cleaned_data) -> dict:
+    access = {"visibility": cleaned_data.get("visibility") or Ownership.Visibility.RESTRICTED}
+    teams = cleaned_data.get("share_teams")
+    if teams:
+        access["teams"] = [team.pk for team in teams]
+    return access

@@ -243,3 +243,18 @@ def test_builtin_roles_exist_and_take_their_permissions_from_the_code():
     role.stored_permissions = list(catalog.ASSIGNABLE)  # a stored list never widens a built-in role
     role.save()
     assert role.permissions == catalog.BUILTIN_BY_KEY["helpdesk"].permissions
+
+
+def test_create_forms_offer_administrators_only_to_administrators(world, local):
+    from django import forms
+
+    from console.accounts.forms import access_parameters, add_access_fields
+
+    alice = world["alice"]
+    grant(alice, "standard", local)
+    form = add_access_fields(forms.Form(), alice, local)
+    assert [c for c, _ in form.fields["visibility"].choices] == ["restricted", "public"]
+    assert list(form.fields["share_teams"].queryset) == [world["team"]]
+    admin = make_user("root", is_superuser=True)
+    form = add_access_fields(forms.Form({"visibility": "administrators"}), admin, local)
+    assert form.is_valid() and access_parameters(form.cleaned_data) == {"visibility": "administrators"}

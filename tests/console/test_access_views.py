@@ -222,3 +222,16 @@ def test_an_administrator_publishes_an_unowned_image_and_standard_users_then_see
     grant(world["alice"], "read-only", local)
     client.force_login(world["alice"])
     assert client.get(reverse("image_detail", args=[image.pk])).status_code == 200
+
+
+def test_the_runner_records_the_owner_of_what_an_operation_made(world, local, monkeypatch):
+    from console.operations import runner
+
+    monkeypatch.setitem(runner.HANDLERS, "volume.create", runner.Handler(
+        lambda ctx: {"created": {"kind": "volume", "id": ctx.parameters["name"]}}, "volumes.create", ()))
+    grant(world["alice"], "standard", local)
+    operation = Operation.objects.create(environment=local, user=world["alice"], username="alice",
+                                         action="volume.create", parameters={"name": "data"})
+    assert runner.run_operation(str(operation.pk)) == "succeeded"
+    record = Ownership.objects.get(kind="volume", engine_id="data")
+    assert record.owner == world["alice"] and record.operation_id == operation.pk
