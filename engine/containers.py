@@ -199,6 +199,7 @@ class Containers:
         self.names.mkdir(exist_ok=True)
         self._images, self._layers, self._snapshots = images, layers, snapshots
         self._runtime: Runtime | None = None
+        self._networks = self._volumes = None
 
     # Stores are made lazily: `ps` or `logs` need none of them.
     @property
@@ -226,6 +227,26 @@ class Containers:
 
             self._snapshots = Snapshotter(self.config)
         return self._snapshots
+
+    @property
+    def networks(self):
+        """engine.networks.Networks, or None in an engine built without it."""
+        if self._networks is None:
+            try:
+                from engine.networks import Networks
+            except ImportError:
+                return None
+            self._networks = Networks(self.config)
+        return self._networks
+
+    @property
+    def volumes(self):
+        if self._volumes is None:
+            module = vols_module()
+            if module is None:
+                return None
+            self._volumes = module.Volumes(self.config)
+        return self._volumes
 
     @property
     def runtime(self) -> Runtime:
@@ -319,7 +340,11 @@ class Containers:
                hostname: str | None = None, memory: str | int | None = None,
                cpus: str | float | None = None, pids_limit: int | None = None,
                read_only: bool = False, restart: str | None = None, network: str | None = None,
+               publish: list[str] | None = None, volumes: list[str] | None = None,
                auto_remove: bool = False) -> Container:
+        """``docker create``. ``network``: none, host, private (the default: a namespace with
+        only ``lo``), bridge or a network's name; ``publish``: ``-p`` specs; ``volumes``: ``-v``
+        specs (engine.networks and engine.volumes do those parts)."""
         # Everything the user typed is checked before anything is touched.
         memory_bytes = parse_bytes(memory)
         nano_cpus = parse_cpus(cpus)
@@ -328,9 +353,16 @@ class Containers:
         policy = parse_restart(restart)
         if auto_remove and policy["Name"] != "no":
             raise InvalidArgument("conflicting options: --restart and --rm")
-        network = network or "private"
-        if network not in ("private", "none", "host", "default", "bridge"):
-            raise InvalidArgument(f"network {network} not found (networks: none, host)")
+        nets, vols = self.networks, self.volumes
+        if nets is not None:
+            network, ports = nets.check_mode(network, publish)
+        else:
+            network, ports = network or "private", []
+            if network not in ("private", "none", "host") or publish:
+                raise InvalidArgument(f"network {network} not found (networks: none, host, private)")
+        mount_specs = vols_module().parse_mounts(volumes) if vols is not None else []
+        if volumes and vols is None:
+            raise InvalidArgument("volumes are not available in this engine")
         env_list = parse_env(env)
         if name is not None:
             name = name.lstrip("/")
@@ -346,6 +378,8 @@ class Containers:
         name = self._reserve_name(name, container_id)
         directory = self.root / container_id
         snapshot_made = False
+        created_volumes: list[str] = []
+        network_hooked = False
         try:
             directory.mkdir()
             lowers = self.layers.ensure(img)
@@ -378,6 +412,11 @@ class Containers:
                                     gid=resolved.gid, additional_gids=resolved.additional_gids,
                                     terminal=tty)
             extra_mounts = self._etc_mounts(directory, hostname, network)
+            docker_mounts: list[dict] = []
+            if vols is not None:
+                oci_mounts, docker_mounts, created_volumes = vols.prepare_mounts(
+                    mount_specs, image_config.get("Volumes"), rootfs)
+                extra_mounts += oci_mounts
             annotations = {f"org.opencontainers.image.label.{k}": str(v) for k, v in all_labels.items()}
             annotations["org.opencontainers.image.stopSignal"] = stop_signal
             if image_config.get("ExposedPorts"):
@@ -386,6 +425,12 @@ class Containers:
                               hostname=hostname, readonly=read_only, network=network,
                               memory=memory_bytes, nano_cpus=nano_cpus, pids_limit=int(pids_limit or 0),
                               annotations=annotations, extra_mounts=extra_mounts)
+            network_mode = network
+            if nets is not None:
+                # Addresses, hosts and resolv.conf, and the spec pointed at the namespace that
+                # Networks.start makes (the hook for bridge networks; builtin modes pass through).
+                network_hooked = True
+                network_mode = nets.on_create(container_id, name, hostname, network, ports, directory, spec)
             (directory / "bundle").mkdir()
             write_json_atomic(str(directory / "bundle" / "config.json"), spec)
             created = now_rfc3339()
@@ -410,9 +455,11 @@ class Containers:
                     "Memory": memory_bytes, "NanoCpus": nano_cpus, "PidsLimit": int(pids_limit or 0),
                     "ReadonlyRootfs": bool(read_only), "RestartPolicy": policy,
                     "AutoRemove": bool(auto_remove),
-                    "NetworkMode": "default" if network in ("private", "bridge") else network,
+                    "NetworkMode": network_mode,
+                    "PortBindings": {f"{p.container_port}/{p.proto}": [{"HostIp": p.host_ip,
+                                     "HostPort": str(p.host_port or "")}] for p in ports},
                 },
-                "Mounts": [],
+                "Mounts": docker_mounts,
             }
             write_json_atomic(str(directory / "config.json"), config)
             write_json_atomic(str(directory / "state.json"), {
@@ -420,6 +467,13 @@ class Containers:
                 "FinishedAt": ZERO_TIME, "OOMKilled": False, "RestartCount": 0, "Paused": False,
             })
         except BaseException:
+            if network_hooked:
+                nets.on_remove(container_id)
+            for volume in created_volumes:
+                try:
+                    vols.remove(volume)
+                except EngineError:
+                    pass
             if snapshot_made:
                 self._remove_snapshot(container_id)
             shutil.rmtree(directory, ignore_errors=True)
@@ -501,10 +555,20 @@ class Containers:
             tmp = spec_path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_bytes(marshal.dumps(spec))
             os.replace(tmp, spec_path)
-            reply = spawn_monitor(spec, spec_path, container.dir / "monitor.err")
+            net = self.networks.start(container.id) if self.networks is not None else None
+            try:
+                reply = spawn_monitor(spec, spec_path, container.dir / "monitor.err")
+            except BaseException:
+                if net is not None:
+                    net.abort()
+                raise
             if reply[0] == "error":
+                if net is not None:
+                    net.abort()
                 raise RuntimeFailure(f"failed to start container {container.name}: {reply[1]}")
             self._record_started(container, reply)
+            if net is not None:  # its keeper releases the network when the monitor exits
+                net.started(int(reply[2]), int(reply[3]))
         return self._load(container.id, reconcile=False)
 
     def _record_started(self, container: Container, reply: list[str]) -> None:
@@ -581,6 +645,8 @@ class Containers:
                 pass
             self._wait_exit(container, 30)
         self._wait_monitor_gone(container, 10)
+        if self.networks is not None:
+            self.networks.stopped(container.id)
         events.emit(self.config, "container", "stop", container.id, {"name": container.name})
         return self._load(container.id)
 
@@ -723,6 +789,10 @@ class Containers:
                 # Docker's "dead": half removed; `rm -f` again retries.
                 update_state(str(container.dir), Status="dead", Error=f"removal failed: {exc}")
                 raise
+            if self.networks is not None:
+                self.networks.on_remove(container.id)
+            if self.volumes is not None:
+                self.volumes.release(container.config.get("Mounts"))
             shutil.rmtree(self.run_dir(container.id), ignore_errors=True)
             self._release_name(container.name, container.id)
             # Rename first so that a crash half-way leaves no container that looks whole.
@@ -850,6 +920,8 @@ class Containers:
             "FinishedAt": state.get("FinishedAt", ZERO_TIME),
         }
         data["RestartCount"] = state.get("RestartCount", 0)
+        if self.networks is not None:
+            data["NetworkSettings"] = self.networks.settings(container.id)
         data["GraphDriver"] = {"Data": {"MergedDir": container.config.get("Rootfs")}}
         return data
 
@@ -1046,6 +1118,15 @@ def spawn_monitor(spec: dict, spec_path: Path, err_path: Path) -> list[str]:
     if data.startswith("error "):
         return ["error", data[6:]]
     return data.split()
+
+
+def vols_module():
+    """engine.volumes, or None in an engine built without it."""
+    try:
+        from engine import volumes
+    except ImportError:
+        return None
+    return volumes
 
 
 def register_in_use_check(images, config: EngineConfig) -> None:

@@ -33,7 +33,9 @@ def _add_create_options(p) -> None:
     p.add_argument("--restart")
     p.add_argument("-l", "--label", action="append", default=[])
     p.add_argument("-h", "--hostname")
-    p.add_argument("--network", choices=["none", "host", "default", "bridge"])
+    p.add_argument("--network", help="none, host, private (default), bridge or a network's name")
+    p.add_argument("-p", "--publish", action="append", default=[])
+    p.add_argument("-v", "--volume", action="append", default=[])
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("image")
@@ -135,6 +137,7 @@ def _create_kwargs(args) -> dict:
         entrypoint=args.entrypoint, memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit,
         read_only=args.read_only, restart=args.restart, labels=_labels(args.label),
         hostname=args.hostname, network=args.network, tty=args.tty, open_stdin=args.interactive,
+        publish=args.publish or None, volumes=args.volume or None,
     )
 
 
