@@ -26,7 +26,7 @@ CLOSE_NOT_FOUND = 4404
 def current_environment(scope) -> Environment | None:
     chosen = scope["session"].get("environment_id")
     environments = Environment.objects.order_by("name")
-    return environments.filter(pk=chosen).first() or environments.first()
+    return environments.filter(pk=chosen).first() or environments.first() or Environment.local()
 
 
 class EngineFactsConsumer(AsyncJsonWebsocketConsumer):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.http import Http404
-
 from console.core.models import Environment
 
 
@@ -13,8 +11,7 @@ def current_environment(request) -> Environment:
         return cached
     environments = Environment.objects.order_by("name")
     chosen = request.session.get("environment_id")
-    environment = (chosen and environments.filter(pk=chosen).first()) or environments.first()
-    if environment is None:
-        raise Http404("No environment is configured.")
+    environment = (chosen and environments.filter(pk=chosen).first()) or environments.first() \
+        or Environment.local()
     request._berth_environment = environment
     return environment

@@ -1,5 +1,7 @@
 """Core models: the environments the console manages."""
 
+from __future__ import annotations
+
 from django.db import models
 
 
@@ -22,6 +24,12 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def local(cls) -> Environment:
+        """The embedded engine on this host: it always exists (made again if it went missing)."""
+        environment, _ = cls.objects.get_or_create(name="local", defaults={"kind": cls.Kind.LOCAL})
+        return environment
 
     @property
     def facts_group(self) -> str:
