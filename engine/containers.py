@@ -1002,6 +1002,27 @@ class Containers:
                                  lambda: self._load(container.id).status in ACTIVE,
                                  tail=tail, since=since, stdout=stdout, stderr=stderr)
 
+    def restore(self) -> list[str]:
+        """Start again what a reboot (or the death of monitors) stopped and whose restart
+        policy asks for it: ``always``, and ``unless-stopped`` unless the user stopped it, as
+        dockerd does when it starts. For the console to call at its start; returns the ids."""
+        started = []
+        for container_id in self.ids():
+            try:
+                container = self._load(container_id)
+            except NotFound:
+                continue
+            policy = container.config["HostConfig"]["RestartPolicy"]["Name"]
+            if container.status != "exited" or self.monitor_alive(container):
+                continue
+            if policy == "always" or (policy == "unless-stopped" and not container.state.get("StoppedByUser")):
+                try:
+                    self.start(container_id)
+                    started.append(container_id)
+                except EngineError:
+                    continue
+        return started
+
     def in_use(self, image_id: str) -> list[str]:
         names = []
         for container_id in self.ids():

@@ -137,3 +137,19 @@ def test_no_restart_by_default(engine):
 def test_auto_remove_when_detached(engine):
     c, _ = engine.run("test/busybox", ["sh", "-c", "sleep 0.3"], remove=True)
     wait_for(lambda: all_leftovers(engine) == [], timeout=20)
+
+
+def test_restore_after_every_monitor_died(engine):
+    """As after a reboot: monitors and containers gone; restore starts what its policy asks."""
+    always, _ = engine.run("test/busybox", COUNTER, restart="always", name="always")
+    stopped, _ = engine.run("test/busybox", COUNTER, restart="unless-stopped", name="stopped")
+    plain, _ = engine.run("test/busybox", COUNTER, name="plain")
+    engine.stop("stopped", timeout=1)
+    for c in (always, plain):
+        os.kill(engine.get(c.id).state["MonitorPid"], signal.SIGKILL)
+        engine.runtime.kill(c.id, signal.SIGKILL, all_processes=True)
+    wait_for(lambda: all(engine.inspect(c)["State"]["Status"] == "exited" for c in ("always", "plain")))
+    assert Containers(engine.config).restore() == [always.id]
+    assert engine.inspect("always")["State"]["Status"] == "running"
+    assert engine.inspect("stopped")["State"]["Status"] == "exited"
+    assert engine.inspect("plain")["State"]["Status"] == "exited"
