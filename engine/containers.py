@@ -659,7 +659,10 @@ class Containers:
     def kill(self, ref: str, sig: str | int | None = None) -> Container:
         number = parse_signal(sig)
         container = self.get(ref)
-        if container.status not in ("running", "paused"):
+        if container.status == "paused":
+            raise Conflict(f"Cannot kill container {container.name}: it is paused. "
+                           "Unpause the container before stopping or killing")
+        if container.status != "running":
             raise Conflict(f"Cannot kill container {container.name}: container is not running")
         self.runtime.kill(container.id, number, all_processes=number == signal_module.SIGKILL)
         events.emit(self.config, "container", "kill", container.id,
