@@ -13,6 +13,11 @@ Layout:
 Creating goes image -> layers -> snapshot (rootfs) -> bundle config.json; starting
 spawns the monitor (``engine.monitor``), which survives us. Reading a container
 checks the truth: a dead monitor is noticed and reported, never hidden.
+
+API (``Containers(config)``): create, start, run, stop, restart, kill, pause, unpause,
+remove, rename, wait, get, inspect, list (Docker's ps filters), top, logs, logs_async,
+attach, restore, in_use. Exec is in ``engine.exec``, stats in ``engine.stats``, events in
+``engine.events``.
 """
 
 from __future__ import annotations
