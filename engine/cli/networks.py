@@ -1,0 +1,139 @@
+"""Network commands: ``network create|ls|inspect|rm|connect|disconnect|prune``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from engine.errors import EngineError, InvalidArgument
+
+
+def _networks(config):
+    from engine.networks import Networks
+
+    return Networks(config)
+
+
+def _container_id(config, ref: str) -> str:
+    from engine.containers import Containers
+
+    return Containers(config).resolve(ref)
+
+
+def _pairs(items, what: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not key or (what == "filter" and not eq):
+            raise InvalidArgument(f"bad {what} {item!r}: use key=value")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def register(subparsers) -> None:
+    top = subparsers.add_parser("network", help="manage networks")
+    sub = top.add_subparsers(dest="network_command", metavar="COMMAND")
+    top.set_defaults(handler=lambda args, config: top.print_help() or 2)
+
+    p = sub.add_parser("create", help="create a bridge network")
+    p.add_argument("-d", "--driver", default="bridge")
+    p.add_argument("--subnet")
+    p.add_argument("--gateway")
+    p.add_argument("--internal", action="store_true")
+    p.add_argument("--label", action="append", default=[])
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_create)
+    p = sub.add_parser("ls", aliases=["list"], help="list networks")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.set_defaults(handler=cmd_ls)
+    p = sub.add_parser("inspect", help="show networks in detail")
+    p.add_argument("networks", nargs="+")
+    p.set_defaults(handler=cmd_inspect)
+    p = sub.add_parser("rm", aliases=["remove"], help="remove networks")
+    p.add_argument("networks", nargs="+")
+    p.set_defaults(handler=cmd_rm)
+    p = sub.add_parser("connect", help="connect a container to a network")
+    p.add_argument("--alias", action="append", default=[])
+    p.add_argument("network")
+    p.add_argument("container")
+    p.set_defaults(handler=cmd_connect)
+    p = sub.add_parser("disconnect", help="disconnect a container from a network")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("network")
+    p.add_argument("container")
+    p.set_defaults(handler=cmd_disconnect)
+    p = sub.add_parser("prune", help="remove unused networks")
+    p.add_argument("-f", "--force", action="store_true")
+    p.set_defaults(handler=cmd_prune)
+
+
+def cmd_create(args, config) -> int:
+    if args.driver != "bridge":
+        raise InvalidArgument(f"network driver {args.driver!r} is not supported (bridge only)")
+    labels = {k: v[-1] for k, v in _pairs(args.label, "label").items()}
+    net = _networks(config).create(args.name, subnet=args.subnet, gateway=args.gateway,
+                                   labels=labels, internal=args.internal)
+    print(net["Id"])
+    return 0
+
+
+def cmd_ls(args, config) -> int:
+    nets = _networks(config).list(filters=_pairs(args.filter, "filter"))
+    if args.quiet:
+        for n in nets:
+            print(n["Id"][:12])
+        return 0
+    rows = [["NETWORK ID", "NAME", "DRIVER", "SUBNET", "SCOPE"]]
+    for n in nets:
+        subnet = ",".join(c["Subnet"] for c in n["IPAM"]["Config"])
+        rows.append([n["Id"][:12], n["Name"], n["Driver"], subnet, n["Scope"]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_inspect(args, config) -> int:
+    nets = _networks(config)
+    out, code = [], 0
+    for ref in args.networks:
+        try:
+            out.append(nets.inspect(ref))
+        except EngineError as exc:  # reported per network, as Docker does
+            print(f"Error: {exc}", file=sys.stderr)
+            code = 1
+    print(json.dumps(out, indent=4))
+    return code
+
+
+def cmd_rm(args, config) -> int:
+    nets = _networks(config)
+    code = 0
+    for ref in args.networks:
+        try:
+            nets.remove(ref)
+            print(ref)
+        except EngineError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_connect(args, config) -> int:
+    _networks(config).connect(args.network, _container_id(config, args.container), aliases=args.alias)
+    return 0
+
+
+def cmd_disconnect(args, config) -> int:
+    _networks(config).disconnect(args.network, _container_id(config, args.container), force=args.force)
+    return 0
+
+
+def cmd_prune(args, config) -> int:
+    removed = _networks(config).prune()
+    if removed:
+        print("Deleted Networks:")
+        for name in removed:
+            print(name)
+    return 0

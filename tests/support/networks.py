@@ -1,0 +1,42 @@
+"""Host network state for tests: what Berth made (bridges, veths, namespaces, iptables
+rules) and cleanup that removes it whatever a test left."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+
+from engine.errors import EngineError
+
+
+def host_state() -> dict[str, set[str]]:
+    links = set(os.listdir("/sys/class/net"))
+    netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    rules = set()
+    for table in ("filter", "nat"):
+        out = subprocess.run(["iptables", "-w", "5", "-t", table, "-S"], capture_output=True, text=True).stdout
+        rules |= {line for line in out.splitlines() if "berth" in line.lower()}
+    return {"links": {x for x in links if x.startswith(("bb-", "vb"))},
+            "netns": {x for x in netns if x.startswith("berth-")}, "rules": rules}
+
+
+def strays(before: dict[str, set[str]]) -> dict[str, set[str]]:
+    now = host_state()
+    return {k: v - before[k] for k, v in now.items() if v - before[k]}
+
+
+def remove_all(engine) -> None:
+    """Containers first (they hold addresses), then every network of the engine root."""
+    from engine.networks import Networks
+
+    for container_id in engine.ids():
+        with contextlib.suppress(EngineError):
+            engine.remove(container_id, force=True)
+    nets = Networks(engine.config)
+    for net in nets._records():
+        for cid in list(net.get("Endpoints") or {}):
+            with contextlib.suppress(EngineError):
+                nets.on_remove(cid)
+        with contextlib.suppress(EngineError):
+            nets.remove(net["Id"])
