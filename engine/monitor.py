@@ -870,15 +870,23 @@ def report(sync_fd: int, message: str) -> None:
         os.close(sync_fd)
 
 
+SYNC_FD, LISTEN_FD = 3, 4  # where the starter puts our answer pipe and the attach socket
+
+
 def main(argv: list[str]) -> int:
-    """``monitor.py SPEC k=fd,...``: SPEC is marshal'd (no json import before the report); the
-    fds are the launch's (see ``launch``) plus ``sync`` (to the starter) and ``listen``."""
+    """``monitor.py SPEC``: SPEC is marshal'd (json would cost milliseconds before runc starts).
+
+    Spawned by the starter (posix_spawn, new session), we fork once more so the monitor is
+    nobody's child, become a subreaper, launch runc, and load the rest of Python while runc
+    works. Nothing of the starter's memory is copied, whatever its size and threads."""
+    if os.fork() != 0:
+        os._exit(0)  # the starter reaps this first stage at once
     with open(argv[1], "rb") as f:
         spec = marshal.load(f)
-    info = {k: (v if k == "console_path" else int(v)) for k, v in
-            (item.split("=", 1) for item in argv[2].split(","))}
-    sync_fd, listen_fd = info.pop("sync"), info.pop("listen")
-    # runc is busy starting the container meanwhile: load the rest now, not after.
+    become_subreaper()  # before runc: its container must be re-parented to us
+    if spec["tty"]:
+        _late_imports()  # the console socket needs ``socket``
+    info = launch(spec)
     _late_imports()
     error, pid = await_runtime(spec, info)
     if error is not None:
@@ -886,13 +894,13 @@ def main(argv: list[str]) -> int:
         # the final state.
         code = 127 if "not found" in error or "no such file" in error else 126
         update_state(spec["dir"], Status="created", Error=error, ExitCode=code, Pid=0)
-        Monitor(spec, listen_fd).runtime_delete()
-        report(sync_fd, f"error {error}")
+        Monitor(spec, LISTEN_FD).runtime_delete()
+        report(SYNC_FD, f"error {error}")
         return 0
     started_at = now_rfc3339()
     me = os.getpid()
-    report(sync_fd, f"ok {pid} {me} {process_start_time(me)} {started_at}")
-    return Monitor(spec, listen_fd).run((None, pid, info, started_at))
+    report(SYNC_FD, f"ok {pid} {me} {process_start_time(me)} {started_at}")
+    return Monitor(spec, LISTEN_FD).run((None, pid, info, started_at))
 
 
 def run_main() -> None:
