@@ -1,10 +1,11 @@
 """The per-container supervisor (the "monitor").
 
-One small process per started container. It is started by ``engine.containers``
-with fork + setsid + fork and then exec'd as a fresh ``python -I -S`` running this
-file, so it holds none of its starter's memory (a Celery worker, the console) and
-survives the starter's death. It is a child subreaper, so the container's init and
-every ``runc exec -d`` process are re-parented to it and it learns their exit codes.
+One small process per started container. ``engine.containers`` posix_spawns it as a
+fresh ``python -I -S`` in a new session and it forks once more, so it holds none of its
+starter's memory (a Celery worker, the console: measured, a forked copy of the CLI alone
+holds ~36 MB RSS against ~11 MB for this lean interpreter) and survives the starter's
+death. It is a child subreaper, so the container's init and every ``runc exec -d``
+process are re-parented to it and it learns their exit codes.
 
 It:
 - runs ``runc run -d`` with pipes (or ``--console-socket`` for a TTY) and owns stdio;
