@@ -758,10 +758,9 @@ class Containers:
     def wait(self, ref: str, timeout: float | None = None) -> int:
         """Block until the container is not running; its exit code."""
         container = self.get(ref)
-        if container.status in ACTIVE:
-            if container.status == "restarting" or not self._wait_exit(container, timeout):
-                if container.status != "restarting":
-                    raise RuntimeFailure(f"timed out waiting for {container.name}")
+        # A restarting container has just exited: its last exit code is the answer.
+        if container.status in ("running", "paused") and not self._wait_exit(container, timeout):
+            raise RuntimeFailure(f"timed out waiting for {container.name}")
         container = self._load(container.id)
         return int(container.state.get("ExitCode") or 0)
 
