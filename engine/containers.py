@@ -379,13 +379,18 @@ class Containers:
         img = self.images.get(image)
         image_config = (img.config or {}).get("config") or {}
         container_id = secrets.token_hex(32)
-        name = self._reserve_name(name, container_id)
         directory = self.root / container_id
+        # The directory first: a name link whose directory is missing is known to be stale.
+        directory.mkdir()
+        try:
+            name = self._reserve_name(name, container_id)
+        except BaseException:
+            directory.rmdir()
+            raise
         snapshot_made = False
         created_volumes: list[str] = []
         network_hooked = False
         try:
-            directory.mkdir()
             lowers = self.layers.ensure(img)
             rootfs = Path(self.snapshots.prepare(container_id, lowers))
             snapshot_made = True
@@ -510,8 +515,7 @@ class Containers:
                 return candidate
             except FileExistsError:
                 target = os.readlink(self.names / candidate)
-                if not (self.root / target / "config.json").exists() and \
-                        not (self.root / target).exists():
+                if not (self.root / target).exists():
                     # A stale link left by a crash: take it over.
                     os.unlink(self.names / candidate)
                     os.symlink(container_id, self.names / candidate)
@@ -547,12 +551,14 @@ class Containers:
                 return container  # Docker: starting a running container is a no-op
             if container.status == "paused":
                 raise Conflict(f"cannot start a paused container {container.name}, try unpause instead")
+            if container.status == "dead":
+                raise Conflict(f"container {container.name} is marked for removal and cannot be started")
             if not self.snapshots.is_mounted(container.id):
                 self.snapshots.mount(container.id)
             run_dir = self.run_dir(container.id)
             run_dir.mkdir(parents=True, exist_ok=True)
-            self.runtime.delete(container.id, force=True) if (self.runtime.root / container.id).exists() \
-                else None
+            if (self.runtime.root / container.id).exists():  # left by a crash
+                self.runtime.delete(container.id, force=True)
             update_state(str(container.dir), StoppedByUser=False, Error="")
             spec = self._monitor_spec(container, run_dir, waiter)
             spec_path = container.dir / "monitor.spec"
