@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "console.accounts",
     "console.access",
     "console.audit",
+    "console.live",
 ]
 
 MIDDLEWARE = [

@@ -19,6 +19,7 @@ urlpatterns = [
     path("audit/", include("console.audit.urls")),
     path("users/", include("console.accounts.urls")),
     path("registries/", include("console.registries.urls")),
+    path("live/", include("console.live.urls")),
 ]
 
 # Menu pages that are not built yet say so plainly; their apps replace these routes.

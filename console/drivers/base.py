@@ -104,3 +104,28 @@ class EngineDriver(abc.ABC):
     def follow_events(self, since=None, stop=None):
         """Engine events (Docker-shaped dicts: Type, Action, Actor, time), past ones from
         ``since`` then new ones; ends when ``stop()`` returns True."""
+
+    # -- live (websockets) ----------------------------------------------------------
+    # Not abstract: a driver without them gives a clear error, and the live pages say so.
+    def log_stream(self, ref: str):
+        """An ``engine.logstream.LogStream``-like reader of the container's log (raw JSON
+        lines with cursors: tail, around, search, follower)."""
+        raise NotImplementedError("live logs are not available for this environment")
+
+    def container_state(self, ref: str) -> dict:
+        """{"status", "exit_code", "running"} of the container, cheap enough to poll."""
+        raise NotImplementedError("live logs are not available for this environment")
+
+    def open_terminal(self, ref: str, command: list[str] | None = None, *, user: str | None = None,
+                      cols: int = 80, rows: int = 24):
+        """A terminal session (``engine.terminal.TerminalSession``-like: ``fd``, ``read``,
+        ``write``, ``resize``, ``poll``, ``close``)."""
+        raise NotImplementedError("terminals are not available for this environment")
+
+    def stats_sample(self, ref: str) -> dict:
+        """One raw resource reading of a running container (``summarize`` two of them)."""
+        raise NotImplementedError("stats are not available for this environment")
+
+    def stats_summary(self, current: dict, previous: dict | None) -> dict:
+        """``docker stats`` columns from two readings."""
+        raise NotImplementedError("stats are not available for this environment")

@@ -121,3 +121,33 @@ class LocalEngineDriver(EngineDriver):
     # -- events ---------------------------------------------------------------------
     def follow_events(self, since=None, stop=None):
         return events.follow(self.config, since=since, stop=stop)
+
+    # -- live (websockets) ----------------------------------------------------------
+    def log_stream(self, ref: str):
+        from engine.logstream import LogStream
+
+        return LogStream(self.containers.get(ref).config["LogPath"])
+
+    def container_state(self, ref: str) -> dict:
+        state = self.containers.inspect(ref)["State"]
+        return {"status": state["Status"], "exit_code": state["ExitCode"], "running": state["Running"]}
+
+    def open_terminal(self, ref, command=None, *, user=None, cols=80, rows=24):
+        from engine.terminal import open_session
+
+        return open_session(self.containers, ref, command, user=user, cols=cols, rows=rows)
+
+    def stats_sample(self, ref: str) -> dict:
+        from engine import stats
+
+        container = self.containers.get(ref)
+        if container.status not in ("running", "paused"):
+            from engine.errors import Conflict
+
+            raise Conflict(f"Container {container.name} is not running")
+        return stats.sample(container)
+
+    def stats_summary(self, current, previous) -> dict:
+        from engine import stats
+
+        return stats.summarize(current, previous)

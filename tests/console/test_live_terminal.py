@@ -1,0 +1,225 @@
+"""The terminal websocket: who may open one, a shell with `echo`, UTF-8 split across
+frames, resize (and refused sizes), flow control with `yes`, the exit code, closing the
+socket ends the process, several at once, audit. Real containers (runc)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from console.asgi import application
+from console.core.models import Environment
+from console.inventory.models import Container
+from console.inventory.reconcile import reconcile
+from console.live import protocol as p
+from tests.console.test_containers import engine, grant  # noqa: F401
+
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def cookie(client):
+    return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+
+
+@pytest.fixture(scope="module")
+def sleeper(engine):  # noqa: F811
+    container, _ = engine.run("test/busybox:latest", ["sleep", "3600"], name="live-term")
+    yield container
+    engine.remove(container.id, force=True)
+
+
+@pytest.fixture
+def row(sleeper):
+    environment = Environment.objects.get(name="local")
+    reconcile(environment, "containers")
+    return Container.objects.get(environment=environment, container_id=sleeper.id)
+
+
+async def terminal(row, client, query="cols=80&rows=24"):
+    ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/?{query}",
+                               headers=[ORIGIN, cookie(client)])
+    connected, _ = await ws.connect(timeout=10)
+    assert connected
+    return ws
+
+
+async def info(ws, wanted, timeout=10):
+    deadline = time.monotonic() + timeout
+    output = b""
+    while time.monotonic() < deadline:
+        out = await ws.receive_output(timeout=deadline - time.monotonic())
+        if out["type"] == "websocket.close":
+            return {"t": "closed", "code": out.get("code")}, output
+        data = out.get("bytes")
+        if data is None:
+            raise AssertionError(f"a text frame on the terminal: {out}")
+        if data[:1] == p.T_OUTPUT:
+            output += data[1:]
+            continue
+        message = json.loads(data[1:])
+        if message["t"] == wanted:
+            return message, output
+
+
+async def output_until(ws, needle: bytes, timeout=10):
+    deadline = time.monotonic() + timeout
+    output = b""
+    while needle not in output:
+        out = await ws.receive_output(timeout=max(0.01, deadline - time.monotonic()))
+        assert out["type"] != "websocket.close", (out, output)
+        if out["bytes"][:1] == p.T_OUTPUT:
+            output += out["bytes"][1:]
+    return output
+
+
+async def closed_with(ws):
+    while True:
+        out = await ws.receive_output(timeout=10)
+        if out["type"] == "websocket.close":
+            return out.get("code")
+
+
+async def test_echo_resize_utf8_exit_code_and_audit(row, admin_client):
+    ws = await terminal(row, admin_client)
+    started, _ = await info(ws, "started")
+    assert started["command"] == ["/bin/sh"] and started["user"] == "root"
+    await ws.send_to(bytes_data=p.T_INPUT + b"echo hi\r")
+    assert b"hi\r\n" in await output_until(ws, b"hi\r\n")
+    await ws.send_to(bytes_data=p.T_RESIZE + json.dumps({"cols": 123, "rows": 45}).encode())
+    await ws.send_to(bytes_data=p.T_INPUT + b"stty size\r")
+    await output_until(ws, b"45 123")
+    # "é" split across two frames arrives whole
+    await ws.send_to(bytes_data=p.T_INPUT + b"echo caf\xc3")
+    await ws.send_to(bytes_data=p.T_INPUT + b"\xa9 ok\r")
+    await output_until(ws, "café ok\r\n".encode())
+    await ws.send_to(bytes_data=p.T_INPUT + b"exit 7\r")
+    message, _ = await info(ws, "exit")
+    assert message["code"] == 7
+    assert (await closed_with(ws)) == 1000
+    from console.audit.models import AuditEvent
+
+    await asyncio.sleep(0.3)
+    actions = await database_sync_to_async(lambda: list(
+        AuditEvent.objects.filter(target_id=row.container_id).values_list("action", flat=True)))()
+    assert "container.terminal.open" in actions
+    assert "container.terminal" in actions or "container.terminal.close" in actions
+
+
+async def test_closing_the_socket_ends_the_process_and_several_at_once(row, admin_client):
+    first = await terminal(row, admin_client)
+    second = await terminal(row, admin_client, "cmd=sh&rows=10&cols=40")
+    await info(first, "started")
+    await info(second, "started")
+    await first.send_to(bytes_data=p.T_INPUT + b"echo $$ > /tmp/one.pid; echo one\r")
+    await second.send_to(bytes_data=p.T_INPUT + b"echo two\r")
+    await output_until(first, b"one\r\n")
+    await output_until(second, b"two\r\n")
+    await first.disconnect()
+    # the first shell is gone; the second one still answers
+    await second.send_to(bytes_data=p.T_INPUT + b"for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do kill -0 $(cat /tmp/one.pid) 2>/dev/null || "
+                       b"{ echo gone; break; }; sleep 0.3; done\r")
+    await output_until(second, b"gone\r\n")
+    await second.disconnect()
+
+
+async def test_flow_control_keeps_memory_bounded(row, admin_client):
+    ws = await terminal(row, admin_client)
+    await info(ws, "started")
+    await ws.send_to(bytes_data=p.T_INPUT + b"yes\r")
+    received = 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # read without acknowledging
+        if await ws.receive_nothing(timeout=0.5):
+            break
+        out = await ws.receive_output(timeout=1)
+        received += len(out["bytes"])
+    assert time.monotonic() < deadline, "the output did not stop"
+    # stopped by the window, not by the 2 s: `yes` waits for us
+    assert received < p.TERMINAL_HIGH + 4 * 65536 + 4096, received
+    await ws.send_to(bytes_data=p.T_ACK + str(received).encode())
+    more = await ws.receive_output(timeout=5)
+    assert more["bytes"][:1] == p.T_OUTPUT
+    await ws.send_to(bytes_data=p.T_INPUT + b"\x03")
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize("query", ["cols=0&rows=0", "cols=1000000000&rows=24", "cols=x&rows=1"])
+async def test_bad_sizes_are_refused(row, admin_client, query):
+    ws = await terminal(row, admin_client, query)
+    assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
+
+
+@pytest.mark.parametrize("frame", [
+    {"text_data": "echo hi"}, {"raw": b""}, {"bytes_data": b"7what"},
+    {"bytes_data": p.T_RESIZE + b'{"cols": 0, "rows": 0}'},
+    {"bytes_data": p.T_RESIZE + b'{"cols": 1000000000, "rows": 24}'},
+    {"bytes_data": p.T_RESIZE + b"\xff\xfe garbage"}, {"bytes_data": p.T_ACK + b"-5"},
+])
+async def test_bad_frames_close_with_4400_and_end_the_shell(row, admin_client, frame):
+    ws = await terminal(row, admin_client)
+    await info(ws, "started")
+    if "raw" in frame:  # an empty binary frame (the test client refuses to send one)
+        await ws.send_input({"type": "websocket.receive", "bytes": frame["raw"]})
+    else:
+        await ws.send_to(**frame)
+    assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
+
+
+async def test_who_may_open_a_terminal(row, admin_client, client, django_user_model):
+    ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/", headers=[ORIGIN])
+    await ws.connect(timeout=10)
+    assert await closed_with(ws) == p.CLOSE_UNAUTHENTICATED
+    ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/",
+                               headers=[(b"origin", b"http://evil.example"), cookie(admin_client)])
+    assert (await ws.connect(timeout=10))[0] is False
+    environment = await database_sync_to_async(Environment.objects.get)(name="local")
+    helper = await database_sync_to_async(django_user_model.objects.create_user)("helper", password="x" * 12)
+    await database_sync_to_async(grant)(helper, "helpdesk", environment)  # logs, no terminal
+    await database_sync_to_async(client.force_login)(helper)
+    ws = await terminal(row, client)
+    assert await closed_with(ws) == p.CLOSE_FORBIDDEN
+    from console.audit.models import AuditEvent
+
+    assert await database_sync_to_async(AuditEvent.objects.filter(
+        action="container.terminal", outcome="denied", actor_name="helper").exists)()
+    ws = WebsocketCommunicator(application, "/ws/containers/987654/terminal/", headers=[ORIGIN, cookie(admin_client)])
+    await ws.connect(timeout=10)
+    assert await closed_with(ws) == p.CLOSE_NOT_FOUND
+
+
+async def test_a_stopped_container_is_refused_with_4409(engine, admin_client):  # noqa: F811
+    container = await asyncio.to_thread(engine.create, "test/busybox:latest", ["true"], name="live-stopped")
+    try:
+        environment = await database_sync_to_async(Environment.objects.get)(name="local")
+        await database_sync_to_async(reconcile)(environment, "containers")
+        row = await database_sync_to_async(Container.objects.get)(container_id=container.id)
+        ws = await terminal(row, admin_client)
+        message, _ = await info(ws, "error")
+        assert "not running" in message["message"]
+        assert await closed_with(ws) == p.CLOSE_CONFLICT
+    finally:
+        await asyncio.to_thread(engine.remove, container.id, force=True)
+
+
+def test_no_runc_exec_left_behind():
+    time.sleep(0.5)
+    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _is_terminal_runc(pid)]
+    assert not leftovers
+
+
+def _is_terminal_runc(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"exec" in argv and b"-t" in argv and any(b"runc" in a for a in argv[:1]) and \
+        any(b"/execs/" in a for a in argv)
