@@ -319,6 +319,8 @@ class Monitor:
             self.add_reader(out_r, self.container, "stdout")
             self.add_reader(err_r, self.container, "stderr")
             self.container.stdin_fd = info.get("stdin_w")
+            if self.container.stdin_fd is not None:
+                os.set_blocking(self.container.stdin_fd, False)
         self.container.pid = self.init_pid
 
     def add_reader(self, fd: int, session: Session, stream: str) -> None:
@@ -457,11 +459,7 @@ class Monitor:
     def on_frame(self, client: Client, kind: int, payload: bytes) -> None:
         session = client.session
         if kind == F_STDIN and session.stdin_fd is not None and client.header.get("stdin", True):
-            try:
-                os.set_blocking(session.stdin_fd, True)
-                os.write(session.stdin_fd, payload)
-            except OSError:
-                pass
+            write_bounded(session.stdin_fd, payload)
         elif kind == F_CLOSE_STDIN and session.stdin_fd is not None and session.pty_fd is None:
             os.close(session.stdin_fd)
             session.stdin_fd = None
@@ -820,6 +818,22 @@ def receive_pty(console: socket.socket) -> int:
     if not fds:
         raise OSError("the runtime sent no terminal")
     return fds[0]
+
+
+def write_bounded(fd: int, data: bytes, patience: float = 1.0) -> None:
+    """Write stdin for the container without ever blocking the monitor for long: a process
+    that does not read its stdin loses what does not fit in ``patience`` seconds."""
+    import select
+
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            if not select.select([], [fd], [], patience)[1]:
+                return
+        except OSError:
+            return
 
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:

@@ -339,3 +339,25 @@ def test_many_containers_at_once(engine):
     for i in ids:
         engine.remove(i, force=True)
     wait_for(lambda: all_leftovers(engine) == [])
+
+
+def test_attach_with_stdin_and_a_late_second_client(engine):
+    from engine.monitor import F_EXIT, F_STDOUT
+
+    c = engine.create("test/busybox", ["sh", "-c", "echo ready; read line; echo got $line; sleep 0.3"],
+                      open_stdin=True)
+    engine.start(c.id)
+    conn = engine.attach(c.id, stdin=True, replay=True)
+    watcher = engine.attach(c.id, replay=True)  # a second client sees the same output
+    conn.write(b"hello\n")
+    conn.close_stdin()
+    seen = {id(conn): b"", id(watcher): b""}
+    for client in (conn, watcher):
+        while True:
+            kind, payload = client.read()
+            if kind == F_STDOUT:
+                seen[id(client)] += payload
+            if kind in (F_EXIT, None):
+                break
+        assert kind == F_EXIT and json.loads(payload)["ExitCode"] == 0
+    assert seen[id(conn)] == seen[id(watcher)] == b"ready\ngot hello\n"
