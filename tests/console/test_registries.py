@@ -7,10 +7,14 @@ Debian's docker-registry on loopback (one open, one with alice/wonderland).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from pathlib import Path
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.apps import apps
 from django.db import connection
 from django.urls import reverse
@@ -28,9 +32,11 @@ from engine.credentials import Credentials
 from engine.images import ImageStore
 from tests.support.imagebuilder import busybox_image
 from tests.support.registry import auth_registry, open_registry  # noqa: F401
-from tests.support.worker import celery_worker, wait_for_operation  # noqa: F401
+from tests.support.worker import celery_worker  # noqa: F401
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db
+# Tests with the worker (a thread with its own connection) need committed rows.
+with_worker = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 SECRET = "wonderland"
 
 
@@ -84,12 +90,58 @@ def add(client, **fields) -> Registry:
     return Registry.objects.get(name=fields.get("name", "private"))
 
 
+def post_and_wait(client, url: str, data: dict | None = None, expect_location: str | None = None,
+                  timeout: float = 60) -> Operation:
+    """POST what starts one operation, and return it once finished.
+
+    The worker tells when over the channel layer (as the pages learn it), so this thread
+    does not read the operations table while the worker writes it: the test database is
+    SQLite's shared-cache memory, where a read and a write that meet fail at once
+    ("database table is locked") instead of waiting.
+    """
+    layer = get_channel_layer()
+    group = f"operations.{Environment.objects.get(name='local').pk}"
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(group, channel)
+    try:
+        response = client.post(url, data or {})
+        assert response.status_code == 302, response.content.decode()[:3000]
+        if expect_location:
+            assert response["Location"] == expect_location
+        operation_id = async_to_sync(_finished)(layer, channel, timeout)
+    finally:
+        async_to_sync(layer.group_discard)(group, channel)
+    return Operation.objects.get(pk=operation_id)
+
+
+async def _finished(layer, channel: str, timeout: float) -> str:
+    """The id of the first operation whose final state message arrives: a run says "state" twice
+    (running, then finished); a refusal before running says it once, then nothing more."""
+    states: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        quiet = 3 if any(states.values()) else deadline - time.monotonic()
+        try:
+            message = await asyncio.wait_for(layer.receive(channel), timeout=max(quiet, 0.1))
+        except TimeoutError:
+            # Refused before running (one message only), or a long quiet step: look once.
+            for operation_id in states:
+                if await Operation.objects.filter(pk=operation_id, state__in=Operation.FINISHED).aexists():
+                    return operation_id
+            continue
+        if message.get("kind") == "state":
+            operation_id = message["operation_id"]
+            states[operation_id] = states.get(operation_id, 0) + 1
+            if states[operation_id] == 2:
+                return operation_id
+    raise AssertionError(f"no operation finished within {timeout}s")
+
+
 def start_and_wait(client, url_name, registry, **data) -> Operation:
-    before = set(Operation.objects.values_list("pk", flat=True))
-    response = client.post(reverse(url_name, args=[registry.pk]), data)
-    assert response.status_code == 302 and response["Location"] == reverse("registry_detail", args=[registry.pk])
-    operation = Operation.objects.exclude(pk__in=before).get()
-    return wait_for_operation(operation)
+    detail = reverse("registry_detail", args=[registry.pk])
+    operation = post_and_wait(client, reverse(url_name, args=[registry.pk]), data, expect_location=detail)
+    assert operation.finished, operation.state
+    return operation
 
 
 def assert_secret_nowhere_in_the_database(secret: str = SECRET) -> None:
@@ -128,6 +180,7 @@ def test_added_secret_is_encrypted_and_never_shown(admin_client, published, audi
     assert SECRET not in audit_log.text and SECRET not in repr([r.__dict__ for r in audit_log.records])
 
 
+@with_worker
 def test_credentials_test_good_then_bad(admin_client, celery_worker, published, audit_log):  # noqa: F811
     registry = add(admin_client, host=published["auth"], username="alice", secret=SECRET)
     good = start_and_wait(admin_client, "registry_test", registry)
@@ -156,6 +209,7 @@ def test_credentials_test_good_then_bad(admin_client, celery_worker, published, 
     assert_secret_nowhere_in_the_database("not-the-password")
 
 
+@with_worker
 def test_a_secret_that_cannot_be_decrypted_is_a_clear_failure(admin_client, celery_worker, published):  # noqa: F811
     registry = add(admin_client, host=published["auth"], username="alice", secret=SECRET)
     Registry.objects.filter(pk=registry.pk).update(secret_encrypted="gAAAAA-not-a-fernet-token")
@@ -166,6 +220,7 @@ def test_a_secret_that_cannot_be_decrypted_is_a_clear_failure(admin_client, cele
     assert registry.last_test_ok is False and "set the secret of private again" in registry.last_test_message
 
 
+@with_worker
 def test_anonymous_test_says_whether_the_registry_lets_anyone_in(admin_client, celery_worker, published):  # noqa: F811
     open_one = add(admin_client, name="open", host=published["open"])
     assert start_and_wait(admin_client, "registry_test", open_one).state == "succeeded"
@@ -174,6 +229,7 @@ def test_anonymous_test_says_whether_the_registry_lets_anyone_in(admin_client, c
     assert failed.state == "failed" and "authentication required" in failed.error
 
 
+@with_worker
 def test_browse_lists_repositories_and_tags_then_search_and_list_tags(
         admin_client, celery_worker, published):  # noqa: F811
     registry = add(admin_client, name="team", host=published["open"])
@@ -205,6 +261,7 @@ def test_browse_lists_repositories_and_tags_then_search_and_list_tags(
     assert "List tags of no/such" in activity and 'data-testid="activity-error"' in activity
 
 
+@with_worker
 def test_a_registry_that_keeps_its_catalog_says_so_with_a_way_out(
         admin_client, celery_worker, published, monkeypatch):  # noqa: F811
     from engine.errors import RegistryError
@@ -223,6 +280,7 @@ def test_a_registry_that_keeps_its_catalog_says_so_with_a_way_out(
     assert "type a repository name to list its tags" in detail and 'data-testid="list-tags"' in detail
 
 
+@with_worker
 def test_browse_with_credentials_then_pull_a_browsed_tag_through_the_page(
         admin_client, celery_worker, published, local):  # noqa: F811
     registry = add(admin_client, host=published["auth"], username="alice", secret=SECRET)
@@ -234,10 +292,9 @@ def test_browse_with_credentials_then_pull_a_browsed_tag_through_the_page(
     assert f'name="registry" value="{registry.pk}"' in detail
 
     # What the Pull button posts.
-    response = admin_client.post(reverse("image_pull"), {"reference": "private/busybox:1.0",
-                                                         "registry": registry.pk})
-    assert response.status_code == 302
-    pull = wait_for_operation(Operation.objects.get(action="image.pull"))
+    pull = post_and_wait(admin_client, reverse("image_pull"), {"reference": "private/busybox:1.0",
+                                                               "registry": registry.pk})
+    assert pull.action == "image.pull"
     assert pull.state == "succeeded", pull.error
     assert f"{published['auth']}/private/busybox:1.0" in pull.result["repo_tags"]
     assert Image.objects.filter(environment=local, search_text__contains="private/busybox").exists()
