@@ -28,16 +28,17 @@ KINDS: dict[str, tuple[str, str]] = {
     "inventory.Network": ("network", "network_id"),
 }
 
-# action -> (kind, key in the handler's result holding the new engine id)
+# action -> (kind, key in the handler's result holding the new engine id, or a list of {"id"})
 CREATING_ACTIONS: dict[str, tuple[str, str]] = {
     "image.pull": ("image", "image_id"),
     "image.build": ("image", "image_id"),
-    "image.import": ("image", "image_id"),
     "image.commit": ("image", "image_id"),
-    "container.create": ("container", "container_id"),
-    "container.run": ("container", "container_id"),
+    "image.load": ("image", "images"),
+    "container.create": ("container", "id"),
+    "container.recreate": ("container", "id"),
+    "container.run": ("container", "id"),
     "volume.create": ("volume", "name"),
-    "network.create": ("network", "network_id"),
+    "network.create": ("network", "id"),
 }
 
 
@@ -145,14 +146,47 @@ def record_created(operation, kind: str, engine_id: str, *, visibility: str | No
 
 
 def record_from_result(operation, result: dict) -> None:
-    """Called by the runner after an operation succeeded: record what it created, if anything."""
-    created = result.get("created") if isinstance(result, dict) else None
+    """Called by the runner after an operation succeeded: record what it created, if anything.
+
+    A handler may say so itself with ``result["created"] = {"kind", "id"}``; otherwise the
+    actions of ``CREATING_ACTIONS`` are understood. A recreated container keeps the
+    ownership of the one it replaces (``parameters["replace"]``).
+    """
+    if not isinstance(result, dict):
+        return
+    created = result.get("created")
     if isinstance(created, dict) and created.get("kind") and created.get("id"):
         record_created(operation, created["kind"], str(created["id"]))
         return
     spec = CREATING_ACTIONS.get(operation.action)
-    if spec and isinstance(result, dict) and result.get(spec[1]):
-        record_created(operation, spec[0], str(result[spec[1]]))
+    if not spec or not result.get(spec[1]):
+        return
+    kind, value = spec[0], result[spec[1]]
+    ids = [str(item["id"]) for item in value if isinstance(item, dict) and item.get("id")] \
+        if isinstance(value, list) else [str(value)]
+    replaced = (operation.parameters or {}).get("replace")
+    for engine_id in ids:
+        if replaced and inherit(operation.environment, kind, str(replaced), engine_id):
+            continue
+        record_created(operation, kind, engine_id)
+
+
+def inherit(environment, kind: str, old_id: str, new_id: str) -> bool:
+    """The resource ``new_id`` replaces ``old_id``: it takes over its ownership. False if there was none."""
+    from console.access.models import Ownership
+
+    with transaction.atomic():
+        old = Ownership.objects.filter(environment=environment, kind=kind, engine_id=old_id).first()
+        if old is None:
+            return False
+        users, teams = list(old.users.all()), list(old.teams.all())
+        new, _ = Ownership.objects.update_or_create(
+            environment=environment, kind=kind, engine_id=new_id,
+            defaults={"owner": old.owner, "owner_name": old.owner_name, "visibility": old.visibility,
+                      "operation": old.operation})
+        new.users.set(users)
+        new.teams.set(teams)
+    return True
 
 
 def forget(environment, kind: str, engine_id: str) -> None:

@@ -258,3 +258,22 @@ def test_create_forms_offer_administrators_only_to_administrators(world, local):
     admin = make_user("root", is_superuser=True)
     form = add_access_fields(forms.Form({"visibility": "administrators"}), admin, local)
     assert form.is_valid() and access_parameters(form.cleaned_data) == {"visibility": "administrators"}
+
+
+def test_loaded_images_and_recreated_containers(world, local):
+    alice, bob = world["alice"], world["bob"]
+    load = Operation.objects.create(environment=local, user=alice, username="alice", action="image.load")
+    ownership.record_from_result(load, {"images": [{"id": "sha256:" + "1" * 64, "repo_tags": []},
+                                                   {"id": "sha256:" + "2" * 64, "repo_tags": ["x:1"]}]})
+    assert Ownership.objects.filter(owner=alice, engine_id__in=["sha256:" + "1" * 64, "sha256:" + "2" * 64]).count() == 2
+    made = Operation.objects.create(environment=local, user=alice, username="alice", action="container.create")
+    ownership.record_from_result(made, {"id": "c1", "name": "web"})
+    old = Ownership.objects.get(kind="container", engine_id="c1")
+    old.visibility = "public"
+    old.save()
+    # bob (an operator, say) recreates it: the new container is still alice's, still public.
+    again = Operation.objects.create(environment=local, user=bob, username="bob", action="container.recreate",
+                                     parameters={"replace": "c1"})
+    ownership.record_from_result(again, {"id": "c2", "name": "web"})
+    new = Ownership.objects.get(kind="container", engine_id="c2")
+    assert (new.owner, new.visibility) == (alice, "public")
