@@ -1,0 +1,131 @@
+"""The stats, containers-list and events websockets: readings of a running container, live
+list rows (CPU, memory, re-rendered rows when the engine changes a container) and the
+events page's stream; who may connect; bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from console.asgi import application
+from console.core.models import Environment
+from console.inventory.follower import EnvironmentFollower
+from console.inventory.models import Container
+from console.inventory.reconcile import reconcile
+from console.live import protocol as p
+from tests.console.test_containers import engine  # noqa: F401
+
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def cookie(client):
+    return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+
+
+async def socket(path, client):
+    ws = WebsocketCommunicator(application, path, headers=[ORIGIN, cookie(client)])
+    connected, _ = await ws.connect(timeout=10)
+    assert connected
+    return ws
+
+
+async def until(ws, predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        out = await ws.receive_output(timeout=max(0.1, deadline - time.monotonic()))
+        assert out["type"] != "websocket.close", out
+        message = json.loads(out["text"])
+        if predicate(message):
+            return message
+
+
+async def closed_with(ws):
+    while True:
+        out = await ws.receive_output(timeout=10)
+        if out["type"] == "websocket.close":
+            return out.get("code")
+
+
+@pytest.fixture
+def busy(engine):  # noqa: F811
+    container, _ = engine.run("test/busybox:latest", ["sh", "-c", "while true; do :; done"], name="live-busy")
+    environment = Environment.objects.get(name="local")
+    reconcile(environment, "containers")
+    yield Container.objects.get(environment=environment, container_id=container.id)
+    engine.remove(container.id, force=True)
+
+
+async def test_stats_of_a_busy_container_then_its_stop(busy, admin_client, engine):  # noqa: F811
+    ws = await socket(f"/ws/containers/{busy.pk}/stats/", admin_client)
+    stats = await until(ws, lambda m: m["t"] == "stats")
+    assert stats["cpu_percent"] > 20 and stats["memory_usage"] > 0 and stats["pids"] >= 1
+    assert {"net_rx", "net_tx", "block_read", "block_write", "memory_limit"} <= set(stats)
+    await asyncio.to_thread(engine.kill, busy.container_id)
+    state = await until(ws, lambda m: m["t"] == "state" and not m["running"])
+    assert state["status"] == "exited"
+    await ws.send_to(text_data="garbage")
+    assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
+
+
+async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_client, engine):  # noqa: F811
+    environment = await database_sync_to_async(Environment.objects.get)(name="local")
+    stop = threading.Event()
+    follower = EnvironmentFollower(environment, stop)
+    follower.start()
+    try:
+        await asyncio.sleep(0.5)
+        ws = await socket("/ws/containers/live/", admin_client)
+        await ws.send_json_to({"t": "watch", "ids": [busy.pk]})
+        stats = await until(ws, lambda m: m["t"] == "stats")
+        assert stats["rows"][str(busy.pk)]["cpu"] > 20
+        await asyncio.to_thread(engine.stop, busy.container_id, 1)  # not through the console
+        await until(ws, lambda m: m["t"] == "rows" and 'data-state="exited"' in m["rows"].get(str(busy.pk), ""))
+        await ws.send_json_to({"t": "watch", "ids": "all"})
+        assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
+    finally:
+        stop.set()
+        await asyncio.to_thread(follower.join, 10)
+
+
+async def test_events_page_stream(busy, admin_client, client, engine):  # noqa: F811
+    environment = await database_sync_to_async(Environment.objects.get)(name="local")
+    stop = threading.Event()
+    follower = EnvironmentFollower(environment, stop)
+    follower.start()
+    try:
+        await asyncio.sleep(0.5)
+        ws = await socket("/ws/events/", admin_client)
+        # the last hour first: this container's start
+        await until(ws, lambda m: m["t"] == "event" and m["event"]["Actor"]["ID"] == busy.container_id
+                    and m["event"]["Action"] == "start")
+        await asyncio.to_thread(engine.kill, busy.container_id)
+        await until(ws, lambda m: m["t"] == "event" and m["event"]["Action"] == "die"
+                    and m["event"]["Actor"]["ID"] == busy.container_id)
+        await ws.send_to(text_data=json.dumps({"t": "subscribe"}))
+        assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
+    finally:
+        stop.set()
+        await asyncio.to_thread(follower.join, 10)
+    anonymous = WebsocketCommunicator(application, "/ws/events/", headers=[ORIGIN])
+    await anonymous.connect(timeout=10)
+    assert await closed_with(anonymous) == p.CLOSE_UNAUTHENTICATED
+
+
+def test_pages_render(admin_client, busy):
+    from django.urls import reverse
+
+    listing = admin_client.get(reverse("containers")).content.decode()
+    assert f'id="container-row-{busy.pk}"' in listing and "live-list.js" in listing
+    detail = admin_client.get(reverse("container_detail", args=[busy.pk])).content.decode()
+    assert "data-log-viewer" in detail and "data-terminal" in detail and "data-stats" in detail
+    merged = admin_client.get(reverse("merged_logs"), {"container": [busy.pk]}).content.decode()
+    assert "live-busy" in merged and "data-log-viewer" in merged
+    assert admin_client.get(reverse("events")).status_code == 200
