@@ -172,6 +172,10 @@ SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Sign-in protection (console/accounts/signin.py): failed sign-ins before a lockout with back-off,
+# per name and per client address; 0 turns one off (behind a proxy every client has its address).
+SIGNIN_USER_THRESHOLD = int(os.environ.get("BERTH_SIGNIN_USER_THRESHOLD", 5))
+SIGNIN_IP_THRESHOLD = int(os.environ.get("BERTH_SIGNIN_IP_THRESHOLD", 20))
 if env_bool("BERTH_BEHIND_HTTPS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
