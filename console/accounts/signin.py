@@ -1,7 +1,7 @@
 """Sign-in protection: lockout with back-off after repeated failures.
 
 Failures are counted per name as typed (``user:<name>``) and per address
-(``ip:<address>``). From the ``USER_THRESHOLD``-th failure on, each new failure
+(``ip:<address>``). From the ``settings.SIGNIN_USER_THRESHOLD``-th failure on (``SIGNIN_IP_THRESHOLD`` for an address), each new failure
 locks the key for twice as long as the last (30 s, 1 min, 2 min... up to 15 min).
 A name that does not exist is throttled exactly like one that does, and the
 locked message is the same for both: the lockout tells nobody who has an account.
@@ -20,18 +20,25 @@ from django.utils import timezone
 from console import audit
 from console.accounts.models import SignInThrottle
 
-USER_THRESHOLD = getattr(settings, "BERTH_SIGNIN_USER_THRESHOLD", 5)
-IP_THRESHOLD = getattr(settings, "BERTH_SIGNIN_IP_THRESHOLD", 20)
 BASE_LOCK_SECONDS = 30
 MAX_LOCK_SECONDS = 15 * 60
 FORGET_AFTER = dt.timedelta(hours=24)  # a key with no failure for this long starts again from zero
 
 
+def user_threshold() -> int:
+    return getattr(settings, "SIGNIN_USER_THRESHOLD", 5)
+
+
+def ip_threshold() -> int:
+    return getattr(settings, "SIGNIN_IP_THRESHOLD", 20)
+
+
 def _keys(username: str, ip: str | None) -> list[tuple[str, int]]:
-    keys = [(f"user:{(username or '').strip().lower()[:150]}", USER_THRESHOLD)]
+    """The keys a sign-in counts against, with their thresholds; a threshold of 0 is off."""
+    keys = [(f"user:{(username or '').strip().lower()[:150]}", user_threshold())]
     if ip:
-        keys.append((f"ip:{ip}", IP_THRESHOLD))
-    return keys
+        keys.append((f"ip:{ip}", ip_threshold()))
+    return [(key, threshold) for key, threshold in keys if threshold > 0]
 
 
 def client_ip(request) -> str | None:
@@ -73,7 +80,7 @@ def failed(username: str, ip: str | None, request=None) -> None:
 
 def succeeded(username: str, ip: str | None) -> None:
     """A full sign-in (password and, when on, the code): the name's count starts again."""
-    SignInThrottle.objects.filter(key=_keys(username, ip)[0][0]).delete()
+    SignInThrottle.objects.filter(key=f"user:{(username or '').strip().lower()[:150]}").delete()
 
 
 def _audit_lockout(username, key, until, failures, request) -> None:

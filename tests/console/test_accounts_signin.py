@@ -36,7 +36,7 @@ def attempt(client, username, password):
 
 @pytest.mark.parametrize("username", ["nina", "nobody"])
 def test_repeated_failures_lock_the_name_out_with_the_same_message(client, nina, username):
-    for _ in range(signin.USER_THRESHOLD):
+    for _ in range(signin.user_threshold()):
         assert "Wrong username or password." in attempt(client, username, "wrong").content.decode()
     locked = attempt(client, username, PASSWORD if username == "nina" else "wrong").content.decode()
     assert "Too many failed sign-ins. Try again in 30 seconds." in locked
@@ -46,7 +46,7 @@ def test_repeated_failures_lock_the_name_out_with_the_same_message(client, nina,
 
 
 def test_the_right_password_works_again_once_the_lock_expires_and_resets_the_count(client, nina):
-    for _ in range(signin.USER_THRESHOLD):
+    for _ in range(signin.user_threshold()):
         attempt(client, "nina", "wrong")
     SignInThrottle.objects.filter(key="user:nina").update(locked_until=timezone.now() - dt.timedelta(seconds=1))
     assert attempt(client, "nina", PASSWORD).status_code == 302
@@ -58,7 +58,7 @@ def test_back_off_doubles_and_is_capped():
 
 
 def test_one_address_trying_many_names_is_locked_out(client):
-    for i in range(signin.IP_THRESHOLD):
+    for i in range(signin.ip_threshold()):
         attempt(client, f"guess{i}", "wrong")
     assert "Too many failed sign-ins" in attempt(client, "another", "wrong").content.decode()
 
@@ -93,7 +93,7 @@ def test_a_code_works_only_once(nina):
 def test_wrong_codes_count_towards_the_lockout(client, nina):
     enable_two_factor(nina)
     attempt(client, "nina", PASSWORD)
-    for _ in range(signin.USER_THRESHOLD):
+    for _ in range(signin.user_threshold()):
         client.post(reverse("login_code"), {"code": "000000"})
     assert "Too many failed sign-ins" in client.post(reverse("login_code"), {"code": "123456"}).content.decode()
 
@@ -131,3 +131,11 @@ def test_nobody_else_turns_off_someone_elses_two_factor(nina):
     other.force_login(get_user_model().objects.create_user("mallory"))
     assert other.post(reverse("user_detail", args=[nina.pk]), {"form": "two_factor_off"}).status_code == 403
     assert twofactor.enabled(nina)
+
+
+def test_a_threshold_of_zero_turns_that_lockout_off(client, settings):
+    settings.SIGNIN_IP_THRESHOLD = 0
+    for i in range(25):
+        attempt(client, f"guess{i}", "wrong")
+    assert "Too many failed sign-ins" not in attempt(client, "another", "wrong").content.decode()
+    assert not SignInThrottle.objects.filter(key__startswith="ip:").exists()
