@@ -62,8 +62,41 @@ def render_markdown() -> str:
         note = " (environment-wide)" if p.environment_wide else ""
         lines.append(f"| `{p.name}` {p.label}{note} | " + " | ".join(marks) + " | ✓ |")
     lines += ["", "Names other code may use for the same permission: "
-              + ", ".join(f"`{a}` → `{b}`" for a, b in sorted(_aliases().items())) + ".", ""]
+              + ", ".join(f"`{a}` → `{b}`" for a, b in sorted(_aliases().items())) + "."]
+    lines += DEVELOPERS
     return "\n".join(lines)
+
+
+DEVELOPERS = [
+    "",
+    "## For developers: the checks to call",
+    "",
+    "All in `console.access`; nothing is checked only in a template.",
+    "",
+    "| Call | Use |",
+    "|---|---|",
+    "| `permissions.has_permission(user, permission, environment=None, resource=None)` | May the user do "
+    "this here (to this resource: an inventory row or a `(kind, engine_id)` pair)? `environment=None` "
+    "means anywhere. Unknown names are refused. |",
+    "| `permissions.require(...)` | The same, raising `PermissionDenied` (a 403). "
+    "`operations.services.start` calls it with the operation's target, and the runner again when the task runs. |",
+    "| `permissions.restrict(queryset, user, permission, environment)` | The rows of a list the user may "
+    "act on; `get_object_or_404(restrict(...), pk=pk)` makes what they may not see a 404. |",
+    "| `permissions.can_use_dangerous_options(user, environment)` | Privileged, host network or PID, host "
+    "binds, capabilities, devices. |",
+    "| `ownership.record_created(operation, kind, engine_id)` | Record that an operation made something. The "
+    "runner calls `ownership.record_from_result(operation, result)` after each success, which understands "
+    "`result[\"created\"] = {\"kind\", \"id\"}` and the actions of `ownership.CREATING_ACTIONS`. |",
+    "| `ownership.register(model_label, kind, id_field)` | Let `restrict` filter a new inventory model. |",
+    "| `ownership.forget(environment, kind, engine_id)` | The resource is gone (for reconcile). |",
+    "| `accounts.forms.add_access_fields(form, user, environment)` + `access_parameters(cleaned_data)` | "
+    "\"Who may see it\" on a create form; put the result in `parameters[\"access\"]`. |",
+    "",
+    "Websocket consumers load the object through `restrict` before subscribing and close with 4404 "
+    "when it is not visible. The ownership page of a resource is `/users/ownership/<kind>/<engine_id>/` "
+    "(URL name `ownership`).",
+    "",
+]
 
 
 def _aliases() -> dict[str, str]:
