@@ -22,6 +22,7 @@ attach, restore, in_use. Exec is in ``engine.exec``, stats in ``engine.stats``, 
 
 from __future__ import annotations
 
+import ctypes  # noqa: F401  (loaded once here for the monitor's prctl, not in every fork)
 import json
 import marshal
 import os
@@ -1099,31 +1100,44 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
 
 
 def spawn_monitor(spec: dict, spec_path: Path, err_path: Path) -> list[str]:
-    """Start the monitor: a fresh lean interpreter (``python -I -S``) spawned in a new session,
-    which forks once more (so it is nobody's child but init's or the nearest subreaper's),
-    starts runc and loads itself meanwhile. posix_spawn copies nothing of our memory, costs
-    the same whatever our size, and runs no Python in a forked copy of a threaded caller.
+    """fork, setsid, fork again; launch runc there, then exec a fresh lean interpreter running
+    engine/monitor.py, so that runc and Python start in parallel. The forked copies run only
+    a few system calls' worth of Python before exec.
 
-    Its attach socket is made here, so clients can connect as soon as we return. Its one
-    answer, split: ``["ok", init pid, monitor pid, monitor start, StartedAt]`` or
-    ``["error", message]``."""
+    The monitor is then nobody's child but init's (or the nearest subreaper's), holds no
+    memory of ours, and lives on when we die. Its attach socket is made here, so clients can
+    connect as soon as we return. Its one answer, split: ``["ok", init pid, monitor pid,
+    monitor start, StartedAt]`` or ``["error", message]``."""
     listener = monitor.listen_unix(spec["attach_socket"])
     read_fd, write_fd = os.pipe()
-    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    err = os.open(str(err_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-    # dup2 into fixed numbers: the child gets them without our fds ever being inheritable,
-    # so no other child of a threaded caller can hold the answer pipe open.
-    actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
-               (os.POSIX_SPAWN_DUP2, err, 2), (os.POSIX_SPAWN_DUP2, write_fd, monitor.SYNC_FD),
-               (os.POSIX_SPAWN_DUP2, listener.fileno(), monitor.LISTEN_FD)]
-    try:
-        pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", MONITOR_LAUNCHER,
-                                              str(spec_path)], os.environ,
-                             file_actions=actions, setsid=True)
-    finally:
-        for fd in (write_fd, devnull, err):
-            os.close(fd)
-        listener.close()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child side
+        try:
+            os.close(read_fd)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            err = os.open(str(err_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(devnull, 0)
+            os.dup2(devnull, 1)
+            os.dup2(err, 2)
+            monitor.become_subreaper()
+            launched = monitor.launch(spec)
+            launched.update(sync=write_fd, listen=listener.fileno())
+            for key, value in launched.items():
+                if key not in ("pid", "console_path"):
+                    os.set_inheritable(value, True)
+            fds = ",".join(f"{k}={v}" for k, v in launched.items())
+            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", MONITOR_LAUNCHER, str(spec_path), fds])
+        except BaseException as exc:
+            try:
+                os.write(write_fd, f"error could not start the monitor: {exc}".encode())
+            finally:
+                os._exit(127)
+        os._exit(127)
+    os.close(write_fd)
+    listener.close()
     os.waitpid(pid, 0)
     chunks = []
     while chunk := os.read(read_fd, 65536):
