@@ -143,6 +143,11 @@ def main() -> int:
             "target_api_within_1_5x_runc": statistics.median(api) <= 1.5 * statistics.median(raw),
             "target_cli_third_of_docker": (statistics.median(cli) <= statistics.median(docker) / 3)
             if docker else "docker not running",
+            "api_run_rm_min_s": round(min(api), 4),
+            "cli_run_rm_min_s": round(min(cli), 4),
+            "runc_run_min_s": round(min(raw), 4),
+            "api_vs_runc_min": round(min(api) / min(raw), 2),
+            "load_average_1m": os.getloadavg()[0],  # other work on the machine skews every figure
             "monitor_rss_kib_median": int(statistics.median([r for r in rss if r])),
             "monitor_rss_kib": rss,
             "containerd_shim_rss_kib_median": int(statistics.median(shims)) if shims else "no shim running",
