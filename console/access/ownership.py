@@ -238,6 +238,9 @@ def change(by, environment, kind: str, engine_id: str, *, visibility: str, users
     record.save()
     record.users.set(users)
     record.teams.set(teams)
+    from console.access.revocation import access_changed
+
+    access_changed()  # anyone may have lost sight of it
     audit.record(user=by, action=f"{kind}.ownership", environment=environment, target_type=kind,
                  target_id=engine_id, details={"visibility": visibility, "owner": record.owner_name,
                                                "users": sorted(u.get_username() for u in users),

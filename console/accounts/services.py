@@ -15,6 +15,7 @@ from console import audit
 from console.access import catalog
 from console.access.models import Assignment, Role
 from console.access.permissions import has_permission
+from console.access.revocation import access_changed
 from console.accounts.models import Membership, Team
 
 User = get_user_model()
@@ -75,6 +76,8 @@ def update_user(by, user, *, email: str, is_active: bool, is_superuser: bool):
         setattr(user, key, value)
     user.save(update_fields=list(changes) or None)
     _done(by, "user.update", "user", user, changes)
+    if changes.get("is_active") is False or changes.get("is_superuser") is False:
+        access_changed([user])
     return user
 
 
@@ -87,6 +90,7 @@ def reset_password(by, user, password: str):
     user.set_password(password)  # also ends the user's other sessions (their hash changes)
     user.save(update_fields=["password"])
     _done(by, "user.reset_password", "user", user)
+    access_changed([user])
 
 
 def turn_off_two_factor(by, user):
@@ -115,7 +119,9 @@ def create_team(by, *, name: str, description: str = ""):
 def delete_team(by, team):
     _manage(by, "team.delete", "team", team.name, team.pk)
     _done(by, "team.delete", "team", team)
+    members = list(team.members.all())
     team.delete()
+    access_changed(members)
 
 
 def add_member(by, team, user, *, leader: bool = False):
@@ -147,6 +153,7 @@ def remove_member(by, team, user):
     if membership is not None:
         membership.delete()
         _done(by, "team.remove_member", "team", team, {"user": user.username})
+        access_changed([user])
 
 
 # Roles
@@ -188,6 +195,7 @@ def update_role(by, role, *, name: str, description: str = "", scope: str, permi
     role.name, role.description, role.scope, role.stored_permissions = name, description, scope, permissions
     role.save()
     _done(by, "role.update", "role", role, {"scope": scope, "permissions": permissions})
+    access_changed()
     return role
 
 
@@ -197,6 +205,7 @@ def delete_role(by, role):
         raise ValidationError("Built-in roles cannot be deleted.")
     _done(by, "role.delete", "role", role)
     role.delete()
+    access_changed()
 
 
 # Assignments
@@ -223,7 +232,9 @@ def unassign(by, assignment):
     audit.record(user=by, action="role.unassign", environment=assignment.environment,
                  target_type="user" if assignment.user_id else "team", target_id=str(holder.pk),
                  target_name=str(holder), details={"role": assignment.role.name})
+    concerned = [assignment.user] if assignment.user_id else list(assignment.team.members.all())
     assignment.delete()
+    access_changed(concerned)
 
 
 # Effective access

@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from console.access import revocation
 from console.access.permissions import restrict
 from console.core.consumers import CLOSE_BAD_MESSAGE, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from console.operations.models import Operation
@@ -42,17 +43,26 @@ class OperationConsumer(AsyncWebsocketConsumer):
             return
         self.operation_id = operation.pk
         self.group = operation.group
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.user = user
+        # When someone's access changes, check again (see console.access.revocation).
+        self.access_groups = [revocation.group_for(user.pk), revocation.EVERYONE]
+        for group in [self.group, *self.access_groups]:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         # Anything that happened between the page render and now.
         await self.send(text_data=await _render(self.operation_id))
 
     async def disconnect(self, code):
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            for group in [self.group, *self.access_groups]:
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
         await self.close(code=CLOSE_BAD_MESSAGE)  # this socket only listens
+
+    async def access_changed(self, event):
+        if await _load(self.user, self.operation_id) is None:
+            await self.close(code=CLOSE_NOT_FOUND)
 
     async def operation_update(self, event):
         await self.send(text_data=await _render(self.operation_id))

@@ -60,3 +60,24 @@ async def test_operation_socket_follows_the_matrix(role_key):
 async def test_signed_out_is_4401():
     _, mine, _ = await sync_to_async(setup_world)("helpdesk")
     assert await connect(f"/ws/operations/{mine}/", ORIGIN) == (False, CLOSE_UNAUTHENTICATED)
+
+
+def setup_revocable():
+    from console.access.models import Assignment
+
+    cookie, mine, theirs = setup_world("helpdesk")
+    return cookie, theirs, Assignment.objects.get(user__username="alice")
+
+
+async def test_an_open_socket_closes_when_access_is_withdrawn():
+    from console.accounts import services
+
+    cookie, theirs, assignment = await sync_to_async(setup_revocable)()
+    ws = WebsocketCommunicator(application, f"/ws/operations/{theirs}/", headers=[ORIGIN, cookie])
+    connected, _ = await ws.connect(timeout=10)
+    assert connected
+    await ws.receive_from(timeout=10)
+    admin = await sync_to_async(get_user_model().objects.create_user)("root", is_superuser=True)
+    await sync_to_async(services.unassign)(admin, assignment)
+    assert await ws.receive_output(timeout=10) == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
+    await ws.disconnect()
