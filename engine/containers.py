@@ -28,6 +28,7 @@ import marshal
 import os
 import re
 import secrets
+import select
 import shutil
 import signal as signal_module
 import socket
@@ -745,6 +746,19 @@ class Containers:
         state = json.loads((container.dir / "state.json").read_text())
         pid, start = state.get("MonitorPid"), state.get("MonitorStart")
         if not pid or pid == os.getpid():
+            return
+        if process_start_time(pid) != start:
+            return
+        try:  # a pidfd becomes readable when the process exits: no polling
+            fd = os.pidfd_open(pid)
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                if process_start_time(pid) == start:  # still the same process: wait for it
+                    select.select([fd], [], [], timeout)
+            finally:
+                os.close(fd)
             return
         deadline = time.monotonic() + timeout
         while process_start_time(pid) == start and time.monotonic() < deadline:
