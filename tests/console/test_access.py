@@ -277,3 +277,15 @@ def test_loaded_images_and_recreated_containers(world, local):
     ownership.record_from_result(again, {"id": "c2", "name": "web"})
     new = Ownership.objects.get(kind="container", engine_id="c2")
     assert (new.owner, new.visibility) == (alice, "public")
+
+
+def test_environments_where_a_user_holds_a_permission(world, local, staging):
+    from console.access.permissions import environment_ids_for
+
+    alice = world["alice"]
+    grant(alice, "read-only", local)
+    grant(world["team"], "environment-admin", staging)
+    assert environment_ids_for(alice, "images.view") == {local.pk, staging.pk}
+    assert environment_ids_for(alice, "images.prune") == {staging.pk}
+    assert environment_ids_for(alice, "images.fly") == set()
+    assert environment_ids_for(make_user("root", is_superuser=True), "images.prune") is None
