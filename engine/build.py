@@ -1,0 +1,713 @@
+"""Images from a Dockerfile, as Docker's classic builder makes them.
+
+Every step gives an image (untagged, like the classic builder's intermediate images):
+config steps a new config over the same layers, RUN the diff of a container run through
+``engine.containers`` (``Snapshotter.write_diff``), COPY/ADD a layer tar made from the
+context (or, with ``--from``, from another stage or image). The cache
+(``root/build/cache.json``) maps (parent image, the step as written after expansion,
+the digest of what COPY/ADD would add, the build args a RUN sees) to the image that step
+made; a step whose key is there and whose image still exists is skipped.
+
+Output goes line by line to a callback (``on_line``), so the console can show it live.
+Errors name the Dockerfile line. A failed build leaves the steps that succeeded (they are
+cache) and nothing else: its RUN container and mounts are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from engine import dockerfile as df
+from engine.commit import ENGINE_FILES, filter_layer, make_image, store_layer
+from engine.config import EngineConfig
+from engine.content import file_lock
+from engine.errors import EngineError, InvalidArgument, NotFound
+from engine.reference import parse
+
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+LineFn = Callable[[str], None]
+
+
+class BuildError(InvalidArgument):
+    pass
+
+
+# ---------------------------------------------------------------- .dockerignore
+
+def _pattern_regex(pattern: str) -> re.Pattern:
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            if pattern[i:i + 2] == "**":
+                i += 2
+                if pattern[i:i + 1] == "/":
+                    i += 1
+                    out.append("(?:.*/)?")
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                out.append(pattern[i:end + 1])
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+class Ignore:
+    """``.dockerignore``: patterns (``*``, ``?``, ``**``), ``!`` exceptions; the last match
+    wins, and a pattern matching a directory covers what is below it."""
+
+    def __init__(self, text: str = ""):
+        self.rules: list[tuple[re.Pattern, bool]] = []
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            pattern = os.path.normpath(line[1:].strip() if negate else line).lstrip("/")
+            if pattern in (".", ""):
+                continue
+            self.rules.append((_pattern_regex(pattern), negate))
+
+    def ignored(self, rel: str) -> bool:
+        if not self.rules:
+            return False
+        parts = rel.split("/")
+        result = False
+        for regex, negate in self.rules:
+            if any(regex.match("/".join(parts[:n])) for n in range(1, len(parts) + 1)):
+                result = not negate
+        return result
+
+
+# ---------------------------------------------------------------- the state of a stage
+
+@dataclass
+class Stage:
+    name: str | None
+    index: int
+    image: object | None  # the current image (None: scratch with nothing added yet)
+    config: dict = field(default_factory=dict)  # the container config being built
+    args: dict[str, str] = field(default_factory=dict)  # ARG values in scope
+    shell: list[str] = field(default_factory=lambda: list(DEFAULT_SHELL))
+
+    def env(self) -> dict[str, str]:
+        """What ${VAR} sees: the ARGs, then ENV over them."""
+        out = dict(self.args)
+        for item in self.config.get("Env") or []:
+            k, _, v = item.partition("=")
+            out[k] = v
+        return out
+
+
+def _duration(ins: df.Instruction, text: str) -> int:
+    total, rest = 0.0, text
+    units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", text):
+        total += float(number) * units[unit]
+        rest = rest.replace(number + unit, "", 1)
+    if rest or not text:
+        raise ins.error(f"invalid duration {text!r} (e.g. 30s, 1m30s)")
+    return int(total * 1e9)
+
+
+class Builder:
+    def __init__(self, config: EngineConfig, containers=None, *, on_line: LineFn | None = None,
+                 network: str = "bridge", no_cache: bool = False, pull: Callable | None = None):
+        if containers is None:
+            from engine.containers import Containers
+
+            containers = Containers(config)
+        self.config = config
+        self.containers = containers
+        self.images = containers.images
+        self.on_line = on_line or (lambda line: None)
+        self.network = network
+        self.no_cache = no_cache
+        self.pull = pull
+        self.dir = config.subdir("build")
+        self.cache_path = self.dir / "cache.json"
+
+    # ------------------------------------------------------------ cache
+    def _cache_get(self, key: str):
+        if self.no_cache:
+            return None
+        try:
+            manifest = json.loads(self.cache_path.read_text()).get(key)
+        except (OSError, ValueError):
+            return None
+        if not manifest:
+            return None
+        for image in self.images.list():
+            if image.manifest_digest == manifest:
+                return image
+        return None
+
+    def _cache_put(self, key: str, image) -> None:
+        with file_lock(self.dir / "cache.lock", exclusive=True):
+            try:
+                data = json.loads(self.cache_path.read_text())
+            except (OSError, ValueError):
+                data = {}
+            data[key] = image.manifest_digest
+            tmp = self.cache_path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.cache_path)
+
+    # ------------------------------------------------------------ entry point
+    def build(self, context, dockerfile: str = "Dockerfile", *, tags=(), build_args: dict | None = None,
+              target: str | None = None, labels: dict | None = None):
+        """Build from ``context`` (a directory, or a tar file / file object) and return the
+        image. ``dockerfile`` is relative to the context (or an absolute path)."""
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        refs = [parse(t) for t in tags]  # a bad tag fails before anything is done
+        with contextlib.ExitStack() as stack:
+            root = self._context_dir(context, stack)
+            path = Path(dockerfile) if os.path.isabs(dockerfile) else root / dockerfile
+            try:
+                text = path.read_text()
+            except OSError:
+                raise NotFound(f"cannot read the Dockerfile {dockerfile}: no such file in the context") from None
+            try:
+                ignore = Ignore((root / ".dockerignore").read_text())
+            except OSError:
+                ignore = Ignore()
+            instructions = df.parse(text)
+            stack.enter_context(self.images.content.lease())
+            image = self._run(instructions, root, ignore, dict(build_args or {}), target, labels or {})
+        for ref in refs:
+            image = self.images.register(image.manifest_digest, ref)
+            self.on_line(f"Successfully tagged {ref.familiar}")
+        return image
+
+    def _context_dir(self, context, stack: contextlib.ExitStack) -> Path:
+        if isinstance(context, str | Path) and Path(context).is_dir():
+            return Path(context).resolve()
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="berth-build-")))
+        try:
+            if isinstance(context, str | Path):
+                tar = tarfile.open(context, mode="r:*")
+            else:
+                tar = tarfile.open(fileobj=context, mode="r|*")
+            with tar:
+                tar.extractall(tmp, filter="data")
+        except (OSError, tarfile.TarError) as exc:
+            raise InvalidArgument(f"the build context is neither a directory nor a tar: {exc}") from None
+        return tmp
+
+    # ------------------------------------------------------------ stages
+    def _run(self, instructions, root: Path, ignore: Ignore, build_args: dict, target, labels):
+        global_args: dict[str, str] = {}
+        stages: list[Stage] = []
+        total = len(instructions)
+        used_args: set[str] = set()
+        self._precheck(instructions, root)
+        stage = None
+        if target is not None and not any(
+                ins.keyword == "FROM" and re.search(rf"\s[aA][sS]\s+{re.escape(target)}\s*$", ins.args)
+                for ins in instructions):
+            raise BuildError(f"target stage {target!r} could not be found")
+        for number, ins in enumerate(instructions, 1):
+            step = f"Step {number}/{total} : {ins.original}"
+            if ins.keyword == "ARG" and stage is None:
+                for key, value in df.key_values(ins, ins.args):
+                    global_args[key] = build_args.get(key, value) if key in build_args else (value or "")
+                    used_args.add(key)
+                self.on_line(step)
+                continue
+            if ins.keyword == "FROM":
+                if stage is not None and target is not None and stage.name == target:
+                    break
+                self.on_line(step)
+                stage = self._from(ins, global_args, stages)
+                stages.append(stage)
+                self.on_line(f" ---> {self._short(stage.image)}")
+                continue
+            self.on_line(step)
+            try:
+                self._step(stage, ins, root, ignore, build_args, used_args, stages)
+            except (BuildError, df.DockerfileError):
+                raise
+            except EngineError as exc:
+                raise BuildError(f"Dockerfile:{ins.line}: {ins.keyword}: {exc}") from None
+            self.on_line(f" ---> {self._short(stage.image)}")
+        final = stage
+        if labels:
+            final.config.setdefault("Labels", {}).update(labels)
+            final.image = self._config_image(final, "LABEL " + " ".join(f"{k}={v}" for k, v in labels.items()))
+        if final.image is None:
+            final.image = self._config_image(final, "")
+        unused = sorted(set(build_args) - used_args)
+        if unused:
+            self.on_line(f"[Warning] One or more build-args {unused} were not consumed")
+        self.on_line(f"Successfully built {self._short(final.image)}")
+        return final.image
+
+    @staticmethod
+    def _short(image) -> str:
+        return image.id.removeprefix("sha256:")[:12] if image is not None else "scratch"
+
+    def _precheck(self, instructions, root: Path) -> None:
+        """Sources of COPY/ADD that leave the context fail before any step runs."""
+        for ins in instructions:
+            if ins.keyword in ("COPY", "ADD") and "from" not in ins.flags:
+                words = ins.json_args() or df.split_words(ins.args)
+                for src in words[:-1]:
+                    if "$" in src or re.match(r"^https?://", src):
+                        continue
+                    self._in_context(ins, root, src)
+
+    def _in_context(self, ins, root: Path, src: str) -> Path:
+        rel = os.path.normpath(src.lstrip("/")) if src.strip("/") else "."
+        if rel == ".." or rel.startswith("../"):
+            raise BuildError(f"Dockerfile:{ins.line}: {ins.keyword} failed: forbidden path outside the "
+                             f"build context: {src}")
+        return root / rel
+
+    def _from(self, ins: df.Instruction, global_args: dict, stages: list[Stage]) -> Stage:
+        words = df.split_words(df.expand(ins.args, global_args, ins))
+        name = None
+        if len(words) == 3 and words[1].lower() == "as":
+            name = words[2]
+        elif len(words) != 1:
+            raise ins.error("use FROM image [AS name]")
+        ref = words[0]
+        stage = Stage(name=name, index=len(stages), image=None, args={})
+        if ref == "scratch":
+            return stage
+        previous = next((s for s in stages if s.name == ref), None)
+        if previous is not None:
+            image = previous.image
+            if image is None:
+                image = previous.image = self._config_image(previous, "")
+        else:
+            image = self._image(ins, ref)
+        stage.image = image
+        stage.config = json.loads(json.dumps((image.config or {}).get("config") or {}))
+        for trigger in stage.config.pop("OnBuild", None) or []:
+            self.on_line(f" ---> ONBUILD {trigger} (recorded, not run)")
+        return stage
+
+    def _image(self, ins: df.Instruction, ref: str):
+        try:
+            return self.images.get(ref)
+        except NotFound:
+            pass
+        except InvalidArgument as exc:
+            raise ins.error(str(exc)) from None
+        self.on_line(f"Pulling {ref}")
+        try:
+            if self.pull is not None:
+                return self.pull(ref)
+            from engine import distribution
+
+            return distribution.pull(self.images, ref, progress=None)
+        except EngineError as exc:
+            raise BuildError(f"Dockerfile:{ins.line}: FROM {ref}: {exc}") from None
+
+    # ------------------------------------------------------------ steps
+    def _key(self, stage: Stage, *parts: str) -> str:
+        parent = stage.image.manifest_digest if stage.image is not None else "scratch"
+        raw = json.dumps([parent, json.dumps(self._clean(stage.config), sort_keys=True), *parts])
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def _cached(self, stage: Stage, key: str) -> bool:
+        hit = self._cache_get(key)
+        if hit is None:
+            return False
+        self.on_line(" ---> Using cache")
+        stage.image = hit
+        stage.config = json.loads(json.dumps(hit.config.get("config") or {}))
+        return True
+
+    def _config_image(self, stage: Stage, text: str):
+        return make_image(self.images, stage.image, self._clean(stage.config),
+                          created_by=f"/bin/sh -c #(nop)  {text}" if text else "", empty_layer=True)
+
+    @staticmethod
+    def _clean(config: dict) -> dict:
+        return {k: v for k, v in config.items() if v not in (None, "", [], {})}
+
+    def _step(self, stage: Stage, ins: df.Instruction, root: Path, ignore: Ignore, build_args: dict,
+              used_args: set, stages: list[Stage]) -> None:
+        kw = ins.keyword
+        if kw == "ARG":
+            for key, value in df.key_values(ins, ins.args):
+                stage.args[key] = build_args[key] if key in build_args else df.expand(value or "", stage.env(), ins)
+                used_args.add(key)
+            return
+        if kw == "RUN":
+            return self._run_step(stage, ins)
+        if kw in ("COPY", "ADD"):
+            return self._copy_step(stage, ins, root, ignore, stages)
+        text = df.expand(ins.args, stage.env(), ins) if kw in df.EXPANDED else ins.args
+        before = json.dumps(self._clean(stage.config), sort_keys=True)
+        self._apply_config(stage, ins, text)
+        key = self._key(stage, "config", kw, text, before)
+        if self._cached(stage, key):
+            return
+        stage.image = self._config_image(stage, f"{kw} {text}")
+        self._cache_put(key, stage.image)
+
+    def _apply_config(self, stage: Stage, ins: df.Instruction, text: str) -> None:
+        cfg, kw = stage.config, ins.keyword
+        if kw == "ENV":
+            env = list(cfg.get("Env") or [])
+            for key, value in df.key_values(ins, text):
+                env = [e for e in env if e.partition("=")[0] != key] + [f"{key}={value}"]
+            cfg["Env"] = env
+        elif kw == "LABEL":
+            cfg.setdefault("Labels", {})
+            cfg["Labels"] = dict(cfg["Labels"] or {}, **dict(df.key_values(ins, text)))
+        elif kw == "MAINTAINER":
+            cfg.setdefault("Labels", {})
+            cfg["Labels"] = dict(cfg["Labels"] or {}, maintainer=text)
+        elif kw == "EXPOSE":
+            ports = dict(cfg.get("ExposedPorts") or {})
+            for port in text.split():
+                number, _, proto = port.partition("/")
+                if not number.isdigit() or not 0 < int(number) < 65536 or proto not in ("", "tcp", "udp", "sctp"):
+                    raise ins.error(f"invalid port {port!r}")
+                ports[f"{int(number)}/{proto or 'tcp'}"] = {}
+            cfg["ExposedPorts"] = ports
+        elif kw == "USER":
+            cfg["User"] = text.strip()
+        elif kw == "WORKDIR":
+            current = cfg.get("WorkingDir") or "/"
+            cfg["WorkingDir"] = os.path.normpath(os.path.join(current, text.strip()))
+        elif kw == "STOPSIGNAL":
+            from engine.containers import parse_signal
+
+            parse_signal(text.strip())  # InvalidArgument on a bad one
+            cfg["StopSignal"] = text.strip()
+        elif kw == "VOLUME":
+            volumes = dict(cfg.get("Volumes") or {})
+            for v in ins.json_args() or text.split():
+                if not v:
+                    raise ins.error("a volume path may not be empty")
+                volumes[v] = {}
+            cfg["Volumes"] = volumes
+        elif kw in ("CMD", "ENTRYPOINT"):
+            form = ins.json_args()
+            value = form if form is not None else stage.shell + [text]
+            if kw == "ENTRYPOINT" and "Cmd" in cfg and not getattr(stage, "cmd_set", False):
+                cfg["Cmd"] = None  # an inherited CMD is reset by ENTRYPOINT
+            if kw == "CMD":
+                stage.cmd_set = True  # type: ignore[attr-defined]
+            cfg["Cmd" if kw == "CMD" else "Entrypoint"] = value
+        elif kw == "SHELL":
+            form = ins.json_args()
+            if not form:
+                raise ins.error("SHELL needs the JSON form, e.g. SHELL [\"/bin/sh\", \"-c\"]")
+            stage.shell = form
+            cfg["Shell"] = form
+        elif kw == "ONBUILD":
+            if text.split()[0].upper() in ("ONBUILD", "FROM", "MAINTAINER"):
+                raise ins.error(f"{text.split()[0]} is not allowed as an ONBUILD trigger")
+            cfg["OnBuild"] = list(cfg.get("OnBuild") or []) + [text]
+        elif kw == "HEALTHCHECK":
+            cfg["Healthcheck"] = self._healthcheck(stage, ins, text)
+        else:  # pragma: no cover - the parser knows every keyword
+            raise ins.error("not supported")
+
+    def _healthcheck(self, stage: Stage, ins: df.Instruction, text: str) -> dict:
+        words = text.split(None, 1)
+        if not words:
+            raise ins.error("needs NONE or CMD")
+        if words[0].upper() == "NONE":
+            if len(words) > 1 or ins.flags:
+                raise ins.error("NONE takes no arguments")
+            return {"Test": ["NONE"]}
+        if words[0].upper() != "CMD" or len(words) < 2:
+            raise ins.error("use HEALTHCHECK [options] CMD command, or HEALTHCHECK NONE")
+        rest = df.Instruction(ins.line, "CMD", words[1])
+        form = rest.json_args()
+        check: dict = {"Test": ["CMD", *form] if form is not None else ["CMD-SHELL", words[1]]}
+        for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
+                          ("start-interval", "StartInterval")):
+            if flag in ins.flags:
+                check[key] = _duration(ins, ins.flags[flag])
+        if "retries" in ins.flags:
+            if not ins.flags["retries"].isdigit():
+                raise ins.error("--retries must be a number")
+            check["Retries"] = int(ins.flags["retries"])
+        return check
+
+    # ------------------------------------------------------------ RUN
+    def _run_step(self, stage: Stage, ins: df.Instruction) -> None:
+        form = ins.json_args()
+        command = form if form is not None else stage.shell + [ins.args]
+        args_env = [f"{k}={v}" for k, v in sorted(stage.args.items())
+                    if not any(e.startswith(k + "=") for e in stage.config.get("Env") or [])]
+        key = self._key(stage, "run", json.dumps(command), json.dumps(args_env))
+        if self._cached(stage, key):
+            return
+        if stage.image is None:
+            raise ins.error("cannot RUN in an empty (scratch) image: there is no shell")
+        image = stage.image
+        if json.dumps(self._clean(stage.config), sort_keys=True) != \
+                json.dumps(self._clean((image.config or {}).get("config") or {}), sort_keys=True):
+            image = stage.image = self._config_image(stage, "")
+        workdir = stage.config.get("WorkingDir") or "/"
+        container = self.containers.create(image.id, command, entrypoint=[], env=args_env,
+                                           user=stage.config.get("User") or None, workdir=workdir,
+                                           network=self.network)
+        try:
+            self.on_line(f" ---> Running in {container.id[:12]}")
+            self.containers.start(container.id)
+            for record in self.containers.logs(container.id, follow=True):
+                self.on_line(record["log"].rstrip("\n"))
+            code = self.containers.wait(container.id)
+            if code != 0:
+                raise BuildError(f"Dockerfile:{ins.line}: RUN {' '.join(command)}: returned a non-zero "
+                                 f"code: {code}")
+            with tempfile.TemporaryFile(dir=self.images.content.ingest_dir) as raw, \
+                    tempfile.TemporaryFile(dir=self.images.content.ingest_dir) as clean:
+                self.containers.snapshots.write_diff(container.id, raw)
+                raw.seek(0)
+                filter_layer(raw, clean, ENGINE_FILES | self._volume_paths(stage))
+                layer = store_layer(self.images.content, clean)
+        finally:
+            with contextlib.suppress(EngineError):
+                self.containers.remove(container.id, force=True)
+        stage.image = make_image(self.images, image, self._clean(stage.config), layer=layer,
+                                 created_by=" ".join(command))
+        self._cache_put(key, stage.image)
+
+    @staticmethod
+    def _volume_paths(stage: Stage) -> set[str]:
+        return {v.strip("/") for v in (stage.config.get("Volumes") or {})}
+
+    # ------------------------------------------------------------ COPY, ADD
+    @contextlib.contextmanager
+    def _mounted(self, image):
+        """The merged root filesystem of ``image``, read-only use, removed afterwards."""
+        if image is None or not image.layers:
+            yield None
+            return
+        key = "build-" + secrets.token_hex(8)
+        lowers = self.containers.layers.ensure(image)
+        root = self.containers.snapshots.prepare(key, lowers)
+        try:
+            yield Path(root)
+        finally:
+            with contextlib.suppress(EngineError):
+                self.containers.snapshots.remove(key)
+
+    def _copy_step(self, stage: Stage, ins: df.Instruction, root: Path, ignore: Ignore, stages) -> None:
+        words = ins.json_args()
+        if words is None:
+            words = df.split_words(ins.args)
+        words = [df.expand(w, stage.env(), ins) for w in words]
+        if len(words) < 2:
+            raise ins.error("needs at least one source and a destination")
+        sources, dest = words[:-1], words[-1]
+        if not dest.startswith("/"):
+            dest = os.path.join(stage.config.get("WorkingDir") or "/", dest) + ("/" if dest.endswith("/") else "")
+        chmod = None
+        if ins.flags.get("chmod"):
+            try:
+                chmod = int(ins.flags["chmod"], 8)
+            except ValueError:
+                raise ins.error(f"invalid --chmod {ins.flags['chmod']!r} (octal, e.g. 0755)") from None
+        with contextlib.ExitStack() as stack:
+            from_root, use_ignore = root, ignore
+            if ins.flags.get("from"):
+                if ins.keyword == "ADD":
+                    raise ins.error("--from is for COPY")
+                source_image = self._from_flag(ins, ins.flags["from"], stages)
+                from_root = stack.enter_context(self._mounted(source_image))
+                use_ignore = Ignore()
+                if from_root is None:
+                    raise ins.error(f"{ins.flags['from']} has no files")
+            here = stack.enter_context(self._mounted(stage.image))
+            owner = self._owner(ins, ins.flags.get("chown"), here)
+            files = self._collect(ins, from_root, use_ignore, sources, external=bool(ins.flags.get("from")))
+            spool = stack.enter_context(tempfile.TemporaryFile(dir=self.images.content.ingest_dir))
+            self._write_tar(ins, spool, files, dest, owner, chmod, here, use_ignore)
+            spool.seek(0)
+            digest = hashlib.sha256()
+            while chunk := spool.read(1 << 20):
+                digest.update(chunk)
+            key = self._key(stage, ins.keyword, json.dumps(words), json.dumps(ins.flags, sort_keys=True),
+                            digest.hexdigest())
+            if self._cached(stage, key):
+                return
+            layer = store_layer(self.images.content, spool)
+        stage.image = make_image(self.images, stage.image, self._clean(stage.config), layer=layer,
+                                 created_by=f"/bin/sh -c #(nop) {ins.keyword} "
+                                            f"{' '.join(words[:-1])} in {dest}")
+        self._cache_put(key, stage.image)
+
+    def _from_flag(self, ins, name: str, stages: list[Stage]):
+        for s in stages[:-1]:
+            if s.name == name or str(s.index) == name:
+                if s.image is None:
+                    return None
+                return s.image
+        if name.isdigit():
+            raise ins.error(f"--from={name}: no such stage")
+        return self._image(ins, name)
+
+    def _owner(self, ins, chown: str | None, rootfs: Path | None) -> tuple[int, int] | None:
+        if not chown:
+            return None
+        user, _, group = chown.partition(":")
+        if user.isdigit() and (not group or group.isdigit()):
+            return int(user), int(group or user)
+        if rootfs is None:
+            raise ins.error(f"--chown={chown}: names need /etc/passwd and /etc/group in the image")
+        from engine.users import resolve
+
+        try:
+            resolved = resolve(rootfs, chown if group else user)
+        except InvalidArgument as exc:
+            raise ins.error(f"--chown={chown}: {exc}") from None
+        return resolved.uid, resolved.gid
+
+    def _collect(self, ins, root: Path, ignore: Ignore, sources: list[str], external: bool):
+        """(source path, relative name, is_archive_to_unpack) for each source, in order."""
+        out = []
+        real_root = root.resolve()
+        for src in sources:
+            if re.match(r"^[a-z]+://", src):
+                raise ins.error(f"{src}: sources from URLs are not supported (no network at build time "
+                                "but for pulls)")
+            base = self._in_context(ins, root, src)
+            rel = os.path.relpath(base, root)
+            if any(c in rel for c in "*?["):
+                matches = [p for p in sorted(root.glob(rel)) if not ignore.ignored(os.path.relpath(p, root))]
+            else:
+                matches = [base] if (base.exists() or base.is_symlink()) and \
+                    (rel == "." or not ignore.ignored(rel)) else []
+            if not matches:
+                raise ins.error(f"{src}: no such file or directory in the "
+                                f"{'source image' if external else 'build context'}")
+            for path in matches:
+                if not external:
+                    real = path.resolve()
+                    if real != real_root and not str(real).startswith(str(real_root) + "/"):
+                        raise ins.error(f"forbidden path outside the build context: {src}")
+                    path = real
+                out.append((path, os.path.relpath(path, root)))
+        return out
+
+    def _write_tar(self, ins, spool, files, dest: str, owner, chmod, rootfs: Path | None,
+                   ignore: Ignore) -> None:
+        dest_is_dir = dest.endswith("/") or len(files) > 1 or any(p.is_dir() and not p.is_symlink() for p, _ in files)
+        if not dest_is_dir and rootfs is not None:
+            from engine.commit import resolve_in_root
+
+            dest_is_dir = resolve_in_root(rootfs, dest).is_dir()
+        dest = os.path.normpath(dest)
+        written: set[str] = set()
+        with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            def parents(arc: str) -> None:
+                parts = PurePosixPath(arc).parts
+                for n in range(1, len(parts)):
+                    name = "/".join(parts[:n])
+                    if name in written:
+                        continue
+                    written.add(name)
+                    info = tarfile.TarInfo(name)
+                    info.type = tarfile.DIRTYPE
+                    existing = rootfs / name if rootfs is not None else None
+                    if existing is not None and existing.is_dir() and not existing.is_symlink():
+                        st = existing.lstat()
+                        info.mode, info.uid, info.gid, info.mtime = st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime
+                    else:
+                        info.mode, info.mtime = 0o755, 0
+                        if owner:
+                            info.uid, info.gid = owner
+                    tar.addfile(info)
+
+            def add(path: Path, arc: str) -> None:
+                info = tar.gettarinfo(str(path), arc)
+                info.uname = info.gname = ""
+                if owner:
+                    info.uid, info.gid = owner
+                if chmod is not None and not info.issym():
+                    info.mode = chmod
+                parents(arc)
+                written.add(arc)
+                if info.isreg():
+                    with open(path, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    tar.addfile(info)
+
+            base = dest.lstrip("/")
+            for path, rel_root in files:
+                if ins.keyword == "ADD" and path.is_file() and _is_archive(path):
+                    self._unpack_into(tar, path, base, parents, written)
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    if base:
+                        parents(f"{base}/-")  # the destination and its parents
+                    for dirpath, dirnames, filenames in os.walk(path):
+                        dirnames.sort()
+                        for name in sorted(dirnames) + sorted(filenames):
+                            full = Path(dirpath) / name
+                            rel = os.path.relpath(full, path)
+                            if ignore.ignored(os.path.normpath(os.path.join(rel_root, rel))):
+                                continue
+                            add(full, f"{base}/{rel}" if base else rel)
+                else:
+                    arc = f"{base}/{path.name}" if dest_is_dir else base
+                    if not arc:
+                        raise ins.error("cannot copy a file to /")
+                    add(path, arc.lstrip("/"))
+
+    @staticmethod
+    def _unpack_into(tar: tarfile.TarFile, archive: Path, base: str, parents, written) -> None:
+        with tarfile.open(archive, mode="r:*") as src:
+            for member in src:
+                name = os.path.normpath(member.name.lstrip("/"))
+                if name == "." or name.startswith(".."):
+                    continue
+                member.name = f"{base}/{name}" if base else name
+                if member.islnk():
+                    link = os.path.normpath(member.linkname.lstrip("/"))
+                    if link.startswith(".."):
+                        continue
+                    member.linkname = f"{base}/{link}" if base else link
+                parents(member.name)
+                written.add(member.name)
+                tar.addfile(member, src.extractfile(member) if member.isreg() else None)
+
+
+def _is_archive(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(262)
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+        return True
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def build(config: EngineConfig, context, dockerfile: str = "Dockerfile", *, tags=(),
+          build_args: dict | None = None, target: str | None = None, labels: dict | None = None,
+          on_line: LineFn | None = None, no_cache: bool = False, network: str = "bridge", containers=None):
+    """Build an image; ``on_line`` gets each line of output as it happens. Returns the Image."""
+    builder = Builder(config, containers, on_line=on_line, network=network, no_cache=no_cache)
+    return builder.build(context, dockerfile, tags=tags, build_args=build_args, target=target, labels=labels)
+

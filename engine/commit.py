@@ -1,0 +1,306 @@
+"""Images from containers and files in and out of them: ``commit``, ``cp``, ``export``.
+
+Also the helpers ``engine.build`` shares: ``store_layer`` (a plain layer tar into the
+content store, gzip-compressed, with its diff_id) and ``make_image`` (a parent image
+plus an optional layer and a new container config, registered).
+
+Paths inside a container are resolved inside its root: a symlink in the container
+pointing at ``/etc`` means the container's ``/etc``, never the host's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gzip
+import hashlib
+import json
+import os
+import tarfile
+import tempfile
+import time
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from engine import images as im
+from engine.errors import EngineError, InvalidArgument, NotFound
+from engine.reference import parse
+
+_CHUNK = 1 << 20
+# Mount points the engine bind-mounts over in every container: their empty placeholders
+# in the container's layer are not the user's changes.
+ENGINE_FILES = {"etc/hosts", "etc/resolv.conf", "etc/hostname"}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _host_arch() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
+
+# ---------------------------------------------------------------- layers and images
+
+def filter_layer(src: BinaryIO, dst: BinaryIO, skip: set[str] = ENGINE_FILES) -> None:
+    """Copy a layer tar, leaving out the engine's placeholder files (empty regular files)."""
+    with tarfile.open(fileobj=src, mode="r|") as tin, \
+            tarfile.open(fileobj=dst, mode="w|", format=tarfile.PAX_FORMAT) as tout:
+        for member in tin:
+            name = member.name.lstrip("./").rstrip("/") if member.name not in (".", "./") else ""
+            if name in skip and member.isfile() and member.size == 0:
+                continue
+            data = tin.extractfile(member) if member.isfile() else None
+            tout.addfile(member, data)
+
+
+def store_layer(content, spool: BinaryIO) -> tuple[dict, str]:
+    """A plain layer tar (seekable) into the content store as gzip: (descriptor, diff_id)."""
+    spool.seek(0)
+    sha = hashlib.sha256()
+    while chunk := spool.read(_CHUNK):
+        sha.update(chunk)
+    diff_id = "sha256:" + sha.hexdigest()
+    spool.seek(0)
+    with content.ingest() as writer:
+        with gzip.GzipFile(fileobj=writer, mode="wb", compresslevel=6, mtime=0) as gz:
+            while chunk := spool.read(_CHUNK):
+                gz.write(chunk)
+        size = writer.bytes_written
+        digest = writer.commit()
+    return {"digest": digest, "size": size}, diff_id
+
+
+def make_image(store, parent, container_config: dict, *, layer: tuple[dict, str] | None = None,
+               created_by: str = "", comment: str | None = None, author: str | None = None,
+               ref=None, empty_layer: bool | None = None):
+    """Register parent (an Image or None for scratch) + ``layer`` (from ``store_layer``)
+    with ``container_config`` as a new image; the manifest keeps the parent's format."""
+    now = _now()
+    if parent is not None:
+        config = copy.deepcopy(parent.config)
+        manifest_layers = copy.deepcopy(parent.manifest.get("layers") or [])
+        docker = parent.manifest.get("mediaType") == im.DOCKER_MANIFEST or \
+            parent.manifest.get("config", {}).get("mediaType") == im.DOCKER_CONFIG
+    else:
+        config = {"architecture": _host_arch(), "os": "linux",
+                  "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+        manifest_layers, docker = [], False
+    config["created"] = now
+    config["config"] = container_config
+    config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+    config["rootfs"].setdefault("diff_ids", [])
+    if author is not None:
+        config["author"] = author
+    entry: dict = {"created": now, "created_by": created_by}
+    if comment:
+        entry["comment"] = comment
+    if author:
+        entry["author"] = author
+    if layer is not None:
+        descriptor, diff_id = layer
+        config["rootfs"]["diff_ids"].append(diff_id)
+        manifest_layers.append({"mediaType": im.DOCKER_LAYER_GZIP if docker else im.OCI_LAYER_GZIP,
+                                "digest": descriptor["digest"], "size": descriptor["size"]})
+    if layer is None if empty_layer is None else empty_layer:
+        entry["empty_layer"] = True
+    config.setdefault("history", []).append(entry)
+    content = store.content
+    config_bytes = json.dumps(config, separators=(",", ":")).encode()
+    config_digest = content.put(config_bytes)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": im.DOCKER_MANIFEST if docker else im.OCI_MANIFEST,
+        "config": {"mediaType": im.DOCKER_CONFIG if docker else im.OCI_CONFIG,
+                   "digest": config_digest, "size": len(config_bytes)},
+        "layers": manifest_layers,
+    }
+    manifest_digest = content.put(json.dumps(manifest, indent=2).encode())
+    target = parse(ref) if isinstance(ref, str) else ref
+    return store.register(manifest_digest, target)
+
+
+# ---------------------------------------------------------------- commit
+
+def commit(containers, ref: str, repository: str | None = None, *, message: str | None = None,
+           author: str | None = None, changes=(), pause: bool = True):
+    """``docker commit``: the container's changes as one layer (deletions as whiteouts) on
+    top of its image, with its config (plus ``changes``, Dockerfile-style)."""
+    from engine.archive import apply_changes
+
+    container = containers.get(ref)
+    target = parse(repository) if repository else None
+    if target is not None and target.digest:
+        raise InvalidArgument("a committed image cannot be named by digest")
+    cfg = container.config["Config"]
+    new_config = {
+        "Env": [e for e in cfg.get("Env") or [] if not e.startswith("HOSTNAME=")],
+        "Cmd": cfg.get("Cmd") or None, "Entrypoint": cfg.get("Entrypoint") or None,
+        "WorkingDir": cfg.get("WorkingDir") or "", "User": cfg.get("User") or "",
+        "Labels": dict(cfg.get("Labels") or {}), "ExposedPorts": dict(cfg.get("ExposedPorts") or {}),
+        "Volumes": dict(cfg.get("Volumes") or {}), "StopSignal": cfg.get("StopSignal") or None,
+    }
+    new_config = apply_changes(new_config, list(changes or []))
+    new_config = {k: v for k, v in new_config.items() if v not in (None, "", {}, [])}
+    parent = containers.images.get(container.config["Image"])
+    paused = False
+    if pause and container.status == "running":
+        containers.pause(container.id)
+        paused = True
+    store = containers.images
+    try:
+        with store.content.lease(), tempfile.TemporaryFile(dir=store.content.ingest_dir) as raw, \
+                tempfile.TemporaryFile(dir=store.content.ingest_dir) as clean:
+            if not containers.snapshots.is_mounted(container.id):
+                containers.snapshots.mount(container.id)
+            containers.snapshots.write_diff(container.id, raw)
+            raw.seek(0)
+            filter_layer(raw, clean)
+            layer = store_layer(store.content, clean)
+            image = make_image(store, parent, new_config, layer=layer,
+                               created_by=" ".join([container.config["Path"], *container.config["Args"]]),
+                               comment=message, author=author, ref=target)
+    finally:
+        if paused:
+            with contextlib.suppress(EngineError):
+                containers.unpause(container.id)
+    from engine import events
+
+    events.emit(containers.config, "container", "commit", container.id,
+                {"name": container.name, "imageID": image.id})
+    return image
+
+
+# ---------------------------------------------------------------- paths in a container
+
+def _rootfs(containers, ref: str) -> tuple[object, Path]:
+    container = containers.get(ref)
+    if not containers.snapshots.exists(container.id):
+        raise NotFound(f"the filesystem of container {container.name} is gone")
+    if not containers.snapshots.is_mounted(container.id):
+        containers.snapshots.mount(container.id)
+    return container, containers.snapshots.path(container.id)
+
+
+def resolve_in_root(root: Path, path: str, follow_last: bool = True) -> Path:
+    """``path`` inside ``root``, symlinks resolved as the container would (never leaving it)."""
+    if not path:
+        raise InvalidArgument("no path given")
+    parts = [p for p in PurePosixPath("/" + path).parts[1:]]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root.joinpath(*resolved, part)
+        if candidate.is_symlink() and (parts or follow_last):
+            hops += 1
+            if hops > 40:
+                raise InvalidArgument(f"too many levels of symbolic links in {path}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in PurePosixPath(target).parts if p != "/"] + parts
+            continue
+        resolved.append(part)
+    return root.joinpath(*resolved)
+
+
+def copy_from(containers, ref: str, path: str, out: BinaryIO) -> dict:
+    """``docker cp CONTAINER:PATH -``: a tar of ``path`` (named by its last component)
+    written to ``out``; returns its stat (name, size, mode)."""
+    _, root = _rootfs(containers, ref)
+    source = resolve_in_root(root, path, follow_last=not path.endswith("/."))
+    try:
+        st = os.lstat(source)
+    except FileNotFoundError:
+        raise NotFound(f"Could not find the file {path} in container {ref}") from None
+    name = PurePosixPath(path.rstrip("/")).name or "."
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        _add_tree(tar, source, name)
+    return {"name": name, "size": st.st_size, "mode": st.st_mode}
+
+
+def _add_tree(tar: tarfile.TarFile, source: Path, arcname: str) -> None:
+    """Like tar.add, but never following a symlink and never leaving ``source``."""
+    info = tar.gettarinfo(str(source), arcname)
+    info.uname = info.gname = ""
+    if info.isreg():
+        with open(source, "rb") as f:
+            tar.addfile(info, f)
+    else:
+        tar.addfile(info)
+    if info.isdir():
+        for child in sorted(os.listdir(source)):
+            _add_tree(tar, source / child, f"{arcname}/{child}" if arcname != "." else child)
+
+
+def copy_to(containers, ref: str, path: str, tar_stream: BinaryIO) -> None:
+    """``docker cp - CONTAINER:PATH``: unpack a tar into the directory ``path`` (which must
+    exist), safely (no entry may land outside the container's root)."""
+    from engine.layers import apply_layer
+
+    _, root = _rootfs(containers, ref)
+    target = resolve_in_root(root, path)
+    if not target.is_dir():
+        raise NotFound(f"no such directory in the container: {path}")
+    apply_layer(tar_stream, target, "flat")
+
+
+def copy_in(containers, ref: str, host_path: str, path: str) -> None:
+    """``docker cp HOST_PATH CONTAINER:PATH`` with Docker's rules: into ``path`` if it is a
+    directory, else as ``path``."""
+    src = Path(host_path)
+    if not src.exists() and not src.is_symlink():
+        raise NotFound(f"no such file or directory: {host_path}")
+    _, root = _rootfs(containers, ref)
+    target = resolve_in_root(root, path)
+    if target.is_dir():
+        directory, name = path, src.name
+    else:
+        parent = PurePosixPath("/" + path.rstrip("/")).parent
+        if not resolve_in_root(root, str(parent)).is_dir():
+            raise NotFound(f"no such directory in the container: {parent}")
+        directory, name = str(parent), PurePosixPath(path.rstrip("/")).name
+    with tempfile.TemporaryFile() as spool:
+        with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            _add_tree(tar, src, name)
+        spool.seek(0)
+        copy_to(containers, ref, directory, spool)
+
+
+def copy_out(containers, ref: str, path: str, host_path: str) -> None:
+    """``docker cp CONTAINER:PATH HOST_PATH``: into ``host_path`` if it is a directory,
+    else as ``host_path``."""
+    dest = Path(host_path)
+    with tempfile.TemporaryFile() as spool:
+        info = copy_from(containers, ref, path, spool)
+        spool.seek(0)
+        if dest.is_dir():
+            directory, rename = dest, None
+        else:
+            if not dest.parent.is_dir():
+                raise NotFound(f"no such directory: {dest.parent}")
+            directory, rename = dest.parent, dest.name
+        with tarfile.open(fileobj=spool, mode="r:") as tar:
+            members = tar.getmembers()
+            if rename is not None:
+                for m in members:
+                    head, sep, tail = m.name.partition("/")
+                    if head == info["name"]:
+                        m.name = rename + sep + tail
+            tar.extractall(directory, members=members, filter="tar")
+
+
+def export(containers, ref: str, out: BinaryIO) -> None:
+    """``docker export``: the container's whole filesystem as a tar."""
+    _, root = _rootfs(containers, ref)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for child in sorted(os.listdir(root)):
+            _add_tree(tar, root / child, child)
