@@ -77,8 +77,8 @@ def image_detail(request, pk):
         return redirect("images")
     context = {
         "image": image, "inspect": inspect, "tag_form": TagForm(), "push_form": PushForm(),
-        "containers": Container.objects.filter(environment=environment, image_id=image.image_id)
-        .order_by("name")[:100],
+        "containers": restrict(Container.objects.filter(image_id=image.image_id), request.user,
+                               "containers.view", environment).order_by("name")[:100],
         "can_tag": has_permission(request.user, "images.tag", environment, image),
         "can_push": has_permission(request.user, "images.push", environment, image),
         "can_remove": has_permission(request.user, "images.remove", environment, image),

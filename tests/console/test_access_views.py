@@ -235,3 +235,16 @@ def test_the_runner_records_the_owner_of_what_an_operation_made(world, local, mo
     assert runner.run_operation(str(operation.pk)) == "succeeded"
     record = Ownership.objects.get(kind="volume", engine_id="data")
     assert record.owner == world["alice"] and record.operation_id == operation.pk
+
+
+def test_an_image_page_names_only_the_containers_one_may_see(client, world, local):
+    from console.inventory.models import Container
+
+    image = world["images"]["public"]
+    for name in ("alices-web", "bobs-db"):
+        Container.objects.create(environment=local, container_id=name, name=name, image_id=image.image_id,
+                                 state="running")
+    Ownership.objects.create(environment=local, kind="container", engine_id="alices-web", owner=world["alice"])
+    as_role(client, world, local, "standard")
+    html = client.get(reverse("image_detail", args=[image.pk])).content.decode()
+    assert "alices-web" in html and "bobs-db" not in html
