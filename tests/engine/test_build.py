@@ -13,6 +13,7 @@ from engine.build import Builder, BuildError, Ignore
 from engine.dockerfile import DockerfileError, expand, parse
 from engine.errors import InvalidArgument
 from tests.support.containers import all_leftovers, cleanup, make_engine
+from tests.support.registry import open_registry  # noqa: F401 (fixture)
 
 DOCKERFILE = """\
 # syntax is ignored
@@ -170,3 +171,21 @@ def test_parser_and_ignore_rules():
 
 def test_builderror_is_invalid_argument():
     assert issubclass(BuildError, InvalidArgument)
+
+
+def test_built_image_is_pulled_and_run_by_docker(engine, tmp_path, open_registry):  # noqa: F811
+    """A multi-stage build pushed to a local registry; Debian's docker pulls and runs it."""
+    from engine import distribution as dist
+    from tests.support.dockerd import run_dockerd
+
+    ctx = make_context(tmp_path, "FROM test/busybox AS builder\nRUN echo made by berth > /made\n"
+                                 "FROM test/busybox\nCOPY --from=builder /made /made\nCOPY hello.txt /\n"
+                                 "RUN rm /etc/os-release\nCMD [\"sh\", \"-c\", \"cat /made /hello.txt; "
+                                 "test -e /etc/os-release || echo gone\"]\n")
+    name = f"{open_registry.host}/built/app:1"
+    build(engine, ctx, tags=[name])
+    dist.push(engine.images, name)
+    with run_dockerd(insecure_registries=(open_registry.host,)) as daemon:
+        daemon.docker("pull", name)
+        out = daemon.docker("run", "--rm", "--network", "none", name).stdout.decode()
+    assert out == "made by berth\nhello\ngone\n"
