@@ -249,3 +249,19 @@ def test_prune_and_keeper_cleanup_when_container_exits(engine):
     wait_for(lambda: netns not in host_state()["netns"], 10)
     wait_for(lambda: not nets.endpoint(c.id)["Keeper"], 10)
     time.sleep(0.05)
+
+
+def test_bridges_work_under_dockerds_forward_drop_policy(engine):
+    """dockerd sets the FORWARD policy to DROP; our chain accepts traffic within a bridge."""
+    policy = "ACCEPT" if "-P FORWARD ACCEPT" in subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True,
+                                                                 text=True).stdout else "DROP"
+    nets = Networks(engine.config)
+    nets.create("dropnet")
+    subprocess.run(["iptables", "-P", "FORWARD", "DROP"], check=True)
+    try:
+        engine.run("test/busybox", HTTPD, network="dropnet", name="web")
+        get = "for i in 1 2 3 4 5 6 7 8 9 10; do echo GET / HTTP/1.0 | nc -w 2 web 8080 && exit 0; sleep 0.2; done"
+        c, code = engine.run("test/busybox", ["sh", "-c", get + "; exit 1"], network="dropnet", detach=False)
+        assert code == 0 and "hello from" in output(engine, c.id)
+    finally:
+        subprocess.run(["iptables", "-P", "FORWARD", policy], check=True)
