@@ -20,7 +20,7 @@
 
   function init(root) {
     const charts = {
-      cpu: chart(root.querySelector("[data-chart=cpu]"), "CPU %", [["CPU", "#2563eb"]], (v) => v.toFixed(1) + "%"),
+      cpu: chart(root.querySelector("[data-chart=cpu]"), "CPU %", [["CPU", "#2563eb"]], (v) => v.toFixed(Math.abs(v) < 1 ? 2 : 1) + "%"),
       mem: chart(root.querySelector("[data-chart=mem]"), "Memory", [["used", "#059669"]], human),
       net: chart(root.querySelector("[data-chart=net]"), "Network (per second)", [["rx", "#7c3aed"], ["tx", "#d97706"]], human),
       blk: chart(root.querySelector("[data-chart=blk]"), "Block IO (per second)", [["read", "#0891b2"], ["write", "#dc2626"]], human),
