@@ -59,6 +59,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["action", "time", "id"], name="audit_action_time"),
             models.Index(fields=["outcome", "time", "id"], name="audit_outcome_time"),
             models.Index(fields=["target_name", "time", "id"], name="audit_target_time"),
+            models.Index(fields=["target_id"], name="audit_target_id"),
             models.Index(fields=["request_id"], name="audit_request"),
             models.Index(fields=["operation_id"], name="audit_operation"),
             models.Index(fields=["actor"], name="audit_actor_fk"),

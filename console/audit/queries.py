@@ -91,10 +91,26 @@ def apply_filters(events, data: dict):
         events = events.filter(outcome=data["outcome"])
     if data.get("target"):
         target = data["target"].strip()
-        events = events.filter(Q(target_name__gte=target, target_name__lt=target + TOP) | Q(target_id=target))
+        # An id (an image digest, a user's pk) when some event has it as one; else a name prefix.
+        if AuditEvent.objects.filter(target_id=target).exists():
+            events = events.filter(target_id=target)
+        else:
+            events = events.filter(target_name__gte=target, target_name__lt=target + TOP)
     if data.get("q"):
-        events = events.filter(search_text__contains=data["q"].strip().lower())
+        events = free_text(events, data["q"].strip().lower())
     return events
+
+
+def free_text(events, text: str):
+    """Events whose search text contains ``text``. On SQLite the trigram index answers
+    first (its LIKE treats % and _ as wildcards, so the exact test follows)."""
+    from django.db import connections
+    from django.db.models.expressions import RawSQL
+
+    exact = events.filter(search_text__contains=text)
+    if connections[events.db].vendor != "sqlite" or len(text) < 3:
+        return exact
+    return exact.filter(id__in=RawSQL("SELECT rowid FROM audit_search WHERE search_text LIKE %s", [f"%{text}%"]))
 
 
 def encode_cursor(event) -> str:

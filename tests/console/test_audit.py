@@ -210,7 +210,7 @@ def test_retention_keeps_recent_records_and_zero_keeps_all(admin, local, tmp_pat
     assert AuditEvent.objects.count() == 3
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_flush_empties_the_audit_log_on_purpose(admin, local):
     some_events(admin, local, 2)
     call_command("flush", interactive=False, verbosity=0)
@@ -303,7 +303,7 @@ def test_recordings_stop_at_the_size_limit():
     assert json.loads(recorder.text().splitlines()[-1])[1] == "m"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_writers_never_fork_the_chain(admin):
     """Threads with their own connections (as workers and daphne have) append at once."""
     import threading
