@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import uuid
 
 from django.conf import settings
 
@@ -106,20 +107,22 @@ def record(*, user, action: str, environment=None, target_type: str = "", target
     authenticated = user is not None and getattr(user, "is_authenticated", False)
     if actor_name is None:
         actor_name = user.get_username() if authenticated else ""
+    operation_id = getattr(operation, "pk", operation)
+    # Values exactly as they will read back from the database (the hash covers them).
     fields = {
         "actor_id": user.pk if authenticated else None,
         "actor_name": actor_name[:150],
-        "source_ip": info.source_ip,
-        "user_agent": info.user_agent,
+        "source_ip": _stored_ip(info.source_ip),
+        "user_agent": info.user_agent[:300],
         **_environment_fields(environment),
-        "action": action,
-        "target_type": target_type or "",
-        "target_id": str(target_id or ""),
+        "action": action[:80],
+        "target_type": (target_type or "")[:30],
+        "target_id": str(target_id or "")[:200],
         "target_name": str(target_name or "")[:300],
         "outcome": outcome,
         "error": error or "",
-        "request_id": info.request_id,
-        "operation_id": getattr(operation, "pk", operation),
+        "request_id": info.request_id[:64],
+        "operation_id": uuid.UUID(str(operation_id)) if operation_id else None,
         "details": redact(details or {}),
     }
     fields["search_text"] = _search_text(fields)
@@ -129,6 +132,15 @@ def record(*, user, action: str, environment=None, target_type: str = "", target
     log.info("audit #%s %s %s by %s on %s/%s", event.pk, action, outcome, actor_name or "-",
              target_type, target_name or target_id)
     return event
+
+
+def _stored_ip(address: str | None) -> str | None:
+    """The address as GenericIPAddressField stores it (IPv4-mapped IPv6 as plain IPv4)."""
+    if not address or ":" not in address:
+        return address or None
+    from django.utils.ipv6 import clean_ipv6_address
+
+    return clean_ipv6_address(address, unpack_ipv4=True)
 
 
 def _search_text(fields: dict) -> str:

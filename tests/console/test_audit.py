@@ -355,3 +355,15 @@ def test_processes_writing_at_once_to_one_database_never_fork_the_chain(tmp_path
     out = subprocess.run([sys.executable, "manage.py", "audit", "verify", "--no-store"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "intact: 160 records" in out.stdout, out.stdout + out.stderr
+
+
+def test_values_are_hashed_as_they_read_back(admin):
+    """An IPv4-mapped IPv6 address, an operation id given as hex, over-long fields: the
+    stored row must still match its hash."""
+    request = RequestFactory().get("/", REMOTE_ADDR="::ffff:192.0.2.1", HTTP_USER_AGENT="x" * 400)
+    event = audit.record(user=admin, action="image.pull", operation="0123456789ABCDEF0123456789ABCDEF",
+                         target_id="t" * 250, request=request, details={1: ("a", 2.5), "when": timezone.now()})
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.source_ip == "192.0.2.1" and str(stored.operation_id) == "01234567-89ab-cdef-0123-456789abcdef"
+    assert len(stored.target_id) == 200 and stored.details["1"] == ["a", 2.5]
+    assert chain.verify().ok
