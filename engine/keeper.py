@@ -1,147 +1,246 @@
 """The keeper: one small process per container on a bridge network.
 
 A userland proxy, like Docker's ``docker-proxy``: no DNAT rule, so no iptables state to
-leak, and ``127.0.0.1:<port>`` works without ``route_localnet``. Run as
-``python -m engine.keeper PLAN FDS`` with the host sockets ``engine.ports`` bound, it:
+leak, and ``127.0.0.1:<port>`` works without ``route_localnet``. Started by
+``engine.networks.spawn_keeper`` with the host sockets ``engine.ports`` bound, it:
 
 - relays TCP connections and UDP datagrams to the container's address;
 - watches the container's monitor (a pidfd): when the monitor exits (the container has
   stopped for good), or on SIGTERM, it closes the ports and tears the container's
   network down (``Networks.teardown``), so that a stopped container holds no port,
   veth or namespace.
+
+Like the monitor it runs as ``python -I -S`` importing this file as the top-level module
+``keeper``, standard library only (selectors, no asyncio: ~10 MB instead of ~20 MB); the
+engine is imported only for the final teardown.
 """
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import json
 import os
+import selectors
 import signal
 import socket
 import sys
+import time
 
 UDP_IDLE_SECONDS = 60
+BUFFER_LIMIT = 256 * 1024  # per direction: stop reading while the other side lags this much
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def process_start_time(pid: int) -> int | None:
     try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        try:
-            if writer.can_write_eof():
-                writer.write_eof()
-        except (OSError, RuntimeError):
-            writer.close()
-
-
-def _tcp_handler(target: tuple[str, int]):
-    async def handle(reader, writer):
-        try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*target), 10)
-        except (TimeoutError, OSError):
-            writer.close()
-            return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        writer.close()
-        up_writer.close()
-    return handle
-
-
-class _UdpRelay(asyncio.DatagramProtocol):
-    """One host socket; a connected socket to the container per client address."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.clients: dict[tuple, tuple[asyncio.DatagramTransport, float]] = {}
-        self.transport = None
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def datagram_received(self, data, addr):
-        loop = asyncio.get_running_loop()
-        entry = self.clients.get(addr)
-        if entry is None:
-            loop.create_task(self._open(addr, data))
-            return
-        entry[0].sendto(data)
-        self.clients[addr] = (entry[0], loop.time())
-
-    async def _open(self, addr, data):
-        loop = asyncio.get_running_loop()
-        relay = self
-
-        class Back(asyncio.DatagramProtocol):
-            def datagram_received(self, reply, _):
-                if relay.transport is not None:
-                    relay.transport.sendto(reply, addr)
-
-        transport, _ = await loop.create_datagram_endpoint(Back, remote_addr=self.target)
-        self.clients[addr] = (transport, loop.time())
-        transport.sendto(data)
-
-    def expire(self, now: float) -> None:
-        for addr, (transport, last) in list(self.clients.items()):
-            if now - last > UDP_IDLE_SECONDS:
-                transport.close()
-                del self.clients[addr]
-
-
-async def _serve(plan: dict, fds: list[int]) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    pid, start = plan["monitor"]
-    try:
-        pidfd = os.pidfd_open(pid)
-        loop.add_reader(pidfd, stop.set)
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
     except OSError:
-        pidfd = None
-        stop.set()
-    from engine.monitor import process_start_time
+        return None
+    fields = data[data.rfind(")") + 2:].split()
+    return None if fields[0] == "Z" else int(fields[19])
 
-    if process_start_time(pid) != start:
-        stop.set()
-    servers, relays = [], []
-    for fd, port in zip(fds, plan["ports"], strict=True):
-        target = (port["target_ip"], port["container_port"])
-        sock = socket.socket(fileno=fd)
-        if port["proto"] == "tcp":
-            servers.append(await asyncio.start_server(_tcp_handler(target), sock=sock))
-        else:
-            _, relay = await loop.create_datagram_endpoint(lambda t=target: _UdpRelay(t), sock=sock)
-            relays.append(relay)
-    while not stop.is_set():
+
+class Tunnel:
+    """One relayed TCP connection: the client's socket and ours to the container."""
+
+    def __init__(self, keeper: Keeper, client: socket.socket, target: tuple[str, int]):
+        self.keeper, self.sel = keeper, keeper.sel
+        self.a = client
+        self.b = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        for s in (self.a, self.b):
+            s.setblocking(False)
+        self.pending = {self.a: bytearray(), self.b: bytearray()}  # to be sent to that socket
+        self.eof = {self.a: False, self.b: False}  # that socket will send nothing more
+        self.connected = False
+        self.closed = False
+        self.interest: dict[socket.socket, int] = {}
+        code = self.b.connect_ex(target)
+        if code not in (0, errno.EINPROGRESS):
+            self.close()
+            return
+        self.update()
+
+    def other(self, s: socket.socket) -> socket.socket:
+        return self.b if s is self.a else self.a
+
+    def update(self) -> None:
+        if self.closed:
+            return
+        for s in (self.a, self.b):
+            events = 0
+            if not self.connected:
+                events = WRITE if s is self.b else 0
+            else:
+                if not self.eof[s] and len(self.pending[self.other(s)]) < BUFFER_LIMIT:
+                    events |= READ
+                if self.pending[s]:
+                    events |= WRITE
+            old = self.interest.get(s, 0)
+            if events == old:
+                continue
+            if old and events:
+                self.sel.modify(s, events, self)
+            elif events:
+                self.sel.register(s, events, self)
+            else:
+                self.sel.unregister(s)
+            self.interest[s] = events
+
+    def on_event(self, s: socket.socket, mask: int) -> None:
         try:
-            await asyncio.wait_for(stop.wait(), 15)
-        except TimeoutError:
-            for relay in relays:
-                relay.expire(loop.time())
-    for server in servers:
-        server.close()
-    for relay in relays:
-        if relay.transport is not None:
-            relay.transport.close()
-    if pidfd is not None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
+            if not self.connected:
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    return self.close()
+                self.connected = True
+                return self.update()
+            if mask & READ:
+                data = s.recv(65536)
+                if data:
+                    self.pending[self.other(s)] += data
+                else:
+                    self.eof[s] = True
+                    if not self.pending[self.other(s)]:
+                        self._shutdown(self.other(s))
+            if mask & WRITE and self.pending[s]:
+                sent = s.send(self.pending[s])
+                del self.pending[s][:sent]
+                if not self.pending[s] and self.eof[self.other(s)]:
+                    self._shutdown(s)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return self.close()
+        if all(self.eof.values()) and not any(self.pending.values()):
+            return self.close()
+        self.update()
+
+    @staticmethod
+    def _shutdown(s: socket.socket) -> None:
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for s in (self.a, self.b):
+            if self.interest.get(s):
+                self.sel.unregister(s)
+            s.close()
+        self.keeper.tunnels.discard(self)
 
 
-def keeper_main(argv: list[str]) -> int:
-    """``python -m engine.keeper PLAN_JSON FD,FD...``"""
+class Keeper:
+    def __init__(self, plan: dict, fds: list[int]):
+        self.plan = plan
+        self.sel = selectors.DefaultSelector()
+        self.tunnels: set[Tunnel] = set()
+        self.udp_clients: dict[tuple, list] = {}  # (host fd, client addr) -> [socket, last use]
+        self.stopping = False
+        wake_r, self.wake_w = os.pipe()
+        for fd in (wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self.sel.register(wake_r, READ, ("wake",))
+        pid, start = plan["monitor"]
+        try:
+            self.sel.register(os.pidfd_open(pid), READ, ("monitor",))
+        except OSError:
+            self.stopping = True
+        if process_start_time(pid) != start:
+            self.stopping = True
+        for fd, port in zip(fds, plan["ports"], strict=True):
+            kind = socket.SOCK_STREAM if port["proto"] == "tcp" else socket.SOCK_DGRAM
+            sock = socket.socket(fileno=fd, type=kind)
+            sock.setblocking(False)
+            self.sel.register(sock, READ, ("listen" if kind == socket.SOCK_STREAM else "udp",
+                                           (port["target_ip"], port["container_port"])))
+
+    def _stop(self, *_) -> None:
+        self.stopping = True
+
+    def run(self) -> None:
+        last_expiry = time.monotonic()
+        while not self.stopping:
+            for key, mask in self.sel.select(timeout=15):
+                data = key.data
+                if isinstance(data, Tunnel):
+                    data.on_event(key.fileobj, mask)
+                elif data[0] == "monitor":
+                    self.stopping = True
+                elif data[0] == "wake":
+                    try:
+                        os.read(key.fd, 512)
+                    except OSError:
+                        pass
+                elif data[0] == "listen":
+                    self._accept(key.fileobj, data[1])
+                elif data[0] == "udp":
+                    self._udp_in(key.fileobj, data[1])
+                elif data[0] == "udp-back":
+                    self._udp_back(key.fileobj, data[1], data[2])
+            now = time.monotonic()
+            if now - last_expiry > 15:
+                last_expiry = now
+                for k, (s, last) in list(self.udp_clients.items()):
+                    if now - last > UDP_IDLE_SECONDS:
+                        self.sel.unregister(s)
+                        s.close()
+                        del self.udp_clients[k]
+        for tunnel in list(self.tunnels):
+            tunnel.close()
+
+    def _accept(self, listener: socket.socket, target) -> None:
+        try:
+            client, _ = listener.accept()
+        except OSError:
+            return
+        tunnel = Tunnel(self, client, target)
+        if not tunnel.closed:
+            self.tunnels.add(tunnel)
+
+    def _udp_in(self, host: socket.socket, target) -> None:
+        try:
+            data, addr = host.recvfrom(65536)
+        except OSError:
+            return
+        entry = self.udp_clients.get((host.fileno(), addr))
+        if entry is None:
+            back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            back.setblocking(False)
+            try:
+                back.connect(target)
+            except OSError:
+                back.close()
+                return
+            self.sel.register(back, READ, ("udp-back", host, addr))
+            entry = self.udp_clients[(host.fileno(), addr)] = [back, time.monotonic()]
+        entry[1] = time.monotonic()
+        try:
+            entry[0].send(data)
+        except OSError:
+            pass
+
+    def _udp_back(self, back: socket.socket, host: socket.socket, addr) -> None:
+        try:
+            host.sendto(back.recv(65536), addr)
+        except OSError:
+            pass
+
+
+def main(argv: list[str]) -> int:
+    """``keeper PLAN_JSON FD,FD...``"""
     plan = json.loads(argv[1])
     fds = [int(x) for x in argv[2].split(",") if x]
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
     try:
-        asyncio.run(_serve(plan, fds))
+        Keeper(plan, fds).run()
     finally:
+        sys.path.insert(0, plan["repo"])
         from pathlib import Path
 
         from engine.config import EngineConfig
@@ -155,5 +254,9 @@ def keeper_main(argv: list[str]) -> int:
     return 0
 
 
+def run_main() -> None:
+    sys.exit(main(sys.argv))
+
+
 if __name__ == "__main__":
-    sys.exit(keeper_main(sys.argv))
+    run_main()

@@ -58,6 +58,9 @@ HOST_LOCK = Path("/run/lock/berth-networks.lock")
 # Subnets given out when none is asked for: /24s from 10.213.0.0/16 downwards.
 POOL = [ipaddress.ip_network(f"10.{second}.0.0/16") for second in range(213, 199, -1)]
 REPO_DIR = Path(__file__).resolve().parent.parent
+# As the monitor: a lean interpreter importing keeper.py as a plain module (cached bytecode).
+KEEPER_LAUNCHER = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+                   "import keeper; keeper.run_main()")
 
 
 # ---------------------------------------------------------------- host commands
@@ -767,8 +770,9 @@ class NetStart:
 def spawn_keeper(plan: dict, fds: list[int]) -> int:
     """fork, setsid, fork: the keeper (``engine.keeper``) is init's child, never our zombie,
     and outlives us. Its pid."""
-    argv = [sys.executable, "-m", "engine.keeper", json.dumps(plan), ",".join(map(str, fds))]
-    env = dict(os.environ, PYTHONPATH=str(REPO_DIR))
+    plan = dict(plan, repo=str(REPO_DIR))
+    argv = [sys.executable, "-I", "-S", "-c", KEEPER_LAUNCHER, json.dumps(plan), ",".join(map(str, fds))]
+    env = dict(os.environ)
     read_fd, write_fd = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - child side
