@@ -6,6 +6,7 @@ made; every test checks that nothing is left on the host (bridge, veth, namespac
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -81,6 +82,17 @@ def test_published_port_reaches_httpd_and_is_released_on_stop(engine):
     engine.start("web")
     port = nets.host_port(c.id, 8080)
     assert "hello from" in fetch(port)
+
+
+def test_a_large_download_through_the_relay_is_whole(engine):
+    c, _ = engine.run("test/busybox", ["sh", "-c", "mkdir /www && dd if=/dev/urandom of=/www/big bs=1M count=8 "
+                                       "2>/dev/null && md5sum /www/big && exec httpd -f -p 80 -h /www"],
+                      publish=["80"])
+    port = Networks(engine.config).host_port(c.id, 80)
+    wait_for(lambda: "/www/big" in output(engine, c.id))
+    data = urllib.request.urlopen(f"http://127.0.0.1:{port}/big", timeout=10).read()
+    assert len(data) == 8 << 20
+    assert hashlib.md5(data).hexdigest() == output(engine, c.id).split()[0]
 
 
 def test_fixed_host_port_on_loopback(engine):
