@@ -324,6 +324,7 @@ def ownership_detail(request, kind, engine_id):
     require(request.user, OWNABLE_VIEW[kind], environment)
     if not has_permission(request.user, OWNABLE_VIEW[kind], environment, (kind, engine_id)):
         raise Http404
+    _mirrored_or_404(environment, kind, engine_id)
     record = ownership.ownership_of(environment, kind, engine_id)
     can_change = ownership.can_change(request.user, environment, kind, engine_id)
     initial = {"visibility": record.visibility if record else "administrators",
@@ -345,3 +346,20 @@ def ownership_detail(request, kind, engine_id):
         "kind": kind, "engine_id": engine_id, "record": record, "form": form, "can_change": can_change,
         "environment": environment, "section": "",
     }, status=400 if form.errors else 200)
+
+
+def _mirrored_or_404(environment, kind, engine_id):
+    """Only resources the console knows of (in the mirror) have an ownership page."""
+    from django.apps import apps
+
+    from console.access import ownership
+
+    for label, (known_kind, id_field) in ownership.KINDS.items():
+        if known_kind != kind:
+            continue
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            return  # no mirror for this kind yet
+        get_object_or_404(model, environment=environment, **{id_field: engine_id})
+        return

@@ -248,3 +248,12 @@ def test_an_image_page_names_only_the_containers_one_may_see(client, world, loca
     as_role(client, world, local, "standard")
     html = client.get(reverse("image_detail", args=[image.pk])).content.decode()
     assert "alices-web" in html and "bobs-db" not in html
+
+
+def test_no_ownership_page_for_what_the_console_does_not_know(client, world, local):
+    client.force_login(User.objects.create_user("root", is_superuser=True))
+    assert client.get(reverse("ownership", args=["image", "sha256:" + "f" * 64])).status_code == 404
+    assert client.post(reverse("ownership", args=["image", "sha256:" + "f" * 64]),
+                       {"visibility": "public"}).status_code == 404
+    assert client.get(reverse("ownership", args=["planet", "earth"])).status_code == 404
+    assert not Ownership.objects.filter(engine_id="sha256:" + "f" * 64).exists()
