@@ -65,8 +65,9 @@ KEEPER_LAUNCHER = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve(
 
 # ---------------------------------------------------------------- host commands
 
-def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
+def _run(argv: list[str], check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, input=input,
+                         stdin=subprocess.DEVNULL if input is None else None)
     if check and out.returncode != 0:
         raise RuntimeFailure(f"{' '.join(argv)}: {(out.stderr or out.stdout).strip()}")
     return out
@@ -74,6 +75,12 @@ def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return _run(["ip", *args], check)
+
+
+def ip_batch(commands: list[str], netns: str | None = None) -> None:
+    """Several ``ip`` commands in one process (each ``ip`` run costs ~10 ms)."""
+    if commands:
+        _run(["ip", *(["-n", netns] if netns else []), "-batch", "-"], input="\n".join(commands) + "\n")
 
 
 def iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -514,7 +521,8 @@ class Networks:
             with self._locked():
                 ep = self.endpoint(container_id)
                 ip("netns", "add", ep["Netns"])
-                ip("-n", ep["Netns"], "link", "set", "lo", "up")
+                if not ep["Networks"]:  # else brought up with the first veth
+                    ip_batch(["link set lo up"], ep["Netns"])
                 first = True
                 for net_id, link in ep["Networks"].items():
                     net = self._find(net_id)
@@ -544,19 +552,15 @@ class Networks:
         return NetStart(self, container_id, sockets, ep["Bound"])
 
     def _link_up(self, netns: str, link: dict, default_route: bool) -> None:
-        veth, peer = link["Veth"], link["Peer"]
+        veth, peer, name = link["Veth"], link["Peer"], link["Ifname"]
         if link_exists(veth):
             ip("link", "del", veth, check=False)
         try:
-            ip("link", "add", veth, "type", "veth", "peer", "name", peer)
-            ip("link", "set", peer, "netns", netns)
-            ip("link", "set", veth, "master", link["Bridge"], "up")
-            ip("-n", netns, "link", "set", peer, "name", link["Ifname"])
-            ip("-n", netns, "link", "set", link["Ifname"], "address", link["Mac"])
-            ip("-n", netns, "addr", "add", link["IP"], "dev", link["Ifname"])
-            ip("-n", netns, "link", "set", link["Ifname"], "up")
-            if default_route:
-                ip("-n", netns, "route", "replace", "default", "via", link["Gateway"])
+            ip_batch([f"link add {veth} type veth peer name {peer}", f"link set {peer} netns {netns}",
+                      f"link set {veth} master {link['Bridge']} up"])
+            ip_batch(["link set lo up", f"link set {peer} name {name}", f"link set {name} address {link['Mac']}",
+                      f"addr add {link['IP']} dev {name}", f"link set {name} up",
+                      *([f"route replace default via {link['Gateway']}"] if default_route else [])], netns)
         except BaseException:
             ip("link", "del", veth, check=False)
             raise
