@@ -1,6 +1,6 @@
 import pytest
 
-pytest_plugins = ["tests.support.browser"]
+pytest_plugins = ["tests.support.browser", "tests.support.worker"]
 
 ADMIN_PASSWORD = "correct horse battery staple"
 

@@ -34,12 +34,13 @@ class EngineDriver(abc.ABC):
 
     @abc.abstractmethod
     def pull_image(self, reference: str, credentials=None, platform: str | None = None,
-                   progress: Progress | None = None) -> dict:
-        """Pull and return the image as in ``list_images``."""
+                   progress: Progress | None = None, insecure: bool | None = None) -> dict:
+        """Pull and return the image as in ``list_images``. ``insecure``: plain HTTP allowed
+        (None lets the engine decide: loopback registries are)."""
 
     @abc.abstractmethod
     def push_image(self, name: str, target: str | None = None, credentials=None,
-                   progress: Progress | None = None) -> str:
+                   progress: Progress | None = None, insecure: bool | None = None) -> str:
         """Push and return the manifest digest."""
 
     @abc.abstractmethod

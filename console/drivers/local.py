@@ -54,13 +54,14 @@ class LocalEngineDriver(EngineDriver):
         image = self.images.get(name_or_id)
         return {**inspect_dict(image), "HistoryRows": history_rows(image)}
 
-    def pull_image(self, reference, credentials=None, platform=None, progress=None) -> dict:
+    def pull_image(self, reference, credentials=None, platform=None, progress=None, insecure=None) -> dict:
         image = distribution.pull(self.images, reference, credentials=credentials, platform=platform,
-                                  progress=progress)
+                                  progress=progress, insecure=insecure)
         return image_summary(image)
 
-    def push_image(self, name, target=None, credentials=None, progress=None) -> str:
-        return distribution.push(self.images, name, target, credentials=credentials, progress=progress)
+    def push_image(self, name, target=None, credentials=None, progress=None, insecure=None) -> str:
+        return distribution.push(self.images, name, target, credentials=credentials, progress=progress,
+                                 insecure=insecure)
 
     def tag_image(self, source, target) -> None:
         self.images.tag(source, target)

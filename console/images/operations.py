@@ -8,26 +8,27 @@ from console.operations.runner import handler
 from console.registries.models import Registry
 
 
-def _credentials(registry_id):
-    if not registry_id:
-        return None
-    registry = Registry.objects.filter(pk=registry_id).first()
-    return registry.credentials() if registry else None
+def _registry_options(registry_id) -> dict:
+    """The credentials and transport a configured registry asks for (nothing without one)."""
+    registry = Registry.objects.filter(pk=registry_id).first() if registry_id else None
+    if registry is None:
+        return {}
+    return {"credentials": registry.credentials(), "insecure": registry.engine_insecure}
 
 
 @handler("image.pull", permission="images.pull", reconcile=("images",))
 def pull(ctx):
     p = ctx.parameters
-    image = ctx.driver.pull_image(p["reference"], credentials=_credentials(p.get("registry_id")),
-                                  platform=p.get("platform"), progress=ctx.progress)
+    image = ctx.driver.pull_image(p["reference"], platform=p.get("platform"), progress=ctx.progress,
+                                  **_registry_options(p.get("registry_id")))
     return {"image_id": image["id"], "repo_tags": image["repo_tags"]}
 
 
 @handler("image.push", permission="images.push", reconcile=("images",))
 def push(ctx):
     p = ctx.parameters
-    digest = ctx.driver.push_image(p["source"], p["target"], credentials=_credentials(p.get("registry_id")),
-                                   progress=ctx.progress)
+    digest = ctx.driver.push_image(p["source"], p["target"], progress=ctx.progress,
+                                   **_registry_options(p.get("registry_id")))
     return {"digest": digest}
 
 

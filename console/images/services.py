@@ -9,8 +9,9 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
+from console import audit
 from console.access.permissions import require
 from console.operations import services as operations
 from console.registries.models import Registry
@@ -31,8 +32,21 @@ def normalize_reference(text: str, registry: Registry | None = None) -> str:
         raise ValidationError(str(exc)) from None
 
 
+def _require_registry_use(user, environment, registry: Registry | None) -> None:
+    """Using a configured registry's credentials is a permission of its own (denials audited)."""
+    if registry is None:
+        return
+    try:
+        require(user, "registries.use", environment)
+    except PermissionDenied:
+        audit.record(user=user, action="registry.use", environment=environment, target_type="registry",
+                     target_id=str(registry.pk), target_name=registry.name, outcome="denied")
+        raise
+
+
 def pull(user, environment, reference: str, registry: Registry | None = None, platform: str = ""):
     ref = normalize_reference(reference, registry)
+    _require_registry_use(user, environment, registry)
     return operations.start(
         user=user, environment=environment, action="image.pull", permission="images.pull",
         target_type="image", target_name=ref,
@@ -44,6 +58,7 @@ def pull(user, environment, reference: str, registry: Registry | None = None, pl
 def push(user, environment, image, target: str = "", registry: Registry | None = None):
     source = image.name or image.image_id
     target_ref = normalize_reference(target or source, registry)
+    _require_registry_use(user, environment, registry)
     return operations.start(
         user=user, environment=environment, action="image.push", permission="images.push",
         target_type="image", target_id=image.image_id, target_name=target_ref,

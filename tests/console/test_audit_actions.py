@@ -10,7 +10,7 @@ from console.audit import chain
 from console.audit.models import AuditEvent
 from console.core.models import Environment
 from console.operations.models import Operation
-from tests.support.worker import celery_worker, wait_for_operation  # noqa: F401
+from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

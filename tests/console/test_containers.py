@@ -20,7 +20,7 @@ from engine.config import EngineConfig
 from engine.containers import Containers
 from engine.images import ImageStore
 from tests.support.imagebuilder import busybox_image
-from tests.support.worker import celery_worker, wait_for_operation  # noqa: F401
+from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

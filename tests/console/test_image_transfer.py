@@ -18,7 +18,7 @@ from console.operations.models import Operation
 from engine.config import EngineConfig
 from engine.images import ImageStore
 from tests.support.imagebuilder import busybox_image
-from tests.support.worker import celery_worker, wait_for_operation  # noqa: F401
+from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -26,7 +26,8 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.fixture
 def local():
     store = ImageStore(EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT)))
-    busybox_image(store, ref="transfer/busybox:1")
+    # labels of its own: an image id no other test shares (a container elsewhere may use busybox)
+    busybox_image(store, ref="transfer/busybox:1", labels={"berth.test": "transfer"})
     environment = Environment.objects.get(name="local")
     reconcile(environment, "images")
     return environment

@@ -27,7 +27,7 @@ from engine.credentials import Credentials
 from engine.images import ImageStore
 from tests.support.imagebuilder import busybox_image
 from tests.support.registry import auth_registry, open_registry  # noqa: F401
-from tests.support.worker import celery_worker, wait_for_operation  # noqa: F401
+from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 ROOT = Path(__file__).resolve().parents[2]

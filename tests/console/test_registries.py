@@ -32,7 +32,6 @@ from engine.credentials import Credentials
 from engine.images import ImageStore
 from tests.support.imagebuilder import busybox_image
 from tests.support.registry import auth_registry, open_registry  # noqa: F401
-from tests.support.worker import celery_worker  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 # Tests with the worker (a thread with its own connection) need committed rows.
