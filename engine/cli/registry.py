@@ -8,13 +8,28 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
-from engine import credentials as cred
-from engine import distribution as dist
-from engine.credentials import Credentials
 from engine.errors import InvalidArgument
 from engine.images import ImageStore
 from engine.reference import parse, parse_repository
+
+if TYPE_CHECKING:
+    from engine.credentials import Credentials
+
+
+# The registry client needs `requests`, slow to import: load it only for the commands
+# that talk to a registry, so `ps`, `logs` or `run` start fast.
+def _cred():
+    from engine import credentials
+
+    return credentials
+
+
+def _dist():
+    from engine import distribution
+
+    return distribution
 
 
 def register(subparsers) -> None:
@@ -113,7 +128,7 @@ def _size(n: int) -> str:
 
 
 def _creds(host: str) -> Credentials | None:
-    return cred.lookup(host)
+    return _cred().lookup(host)
 
 
 def cmd_pull(args, config) -> int:
@@ -121,7 +136,7 @@ def cmd_pull(args, config) -> int:
     store = ImageStore(config)
     before = store.get(str(ref)).manifest_digest if store.exists(str(ref)) else None
     print(f"{ref.tag or ref.digest}: Pulling from {ref.familiar_name}", flush=True)
-    image = dist.pull(store, ref, credentials=_creds(ref.registry), platform=args.platform,
+    image = _dist().pull(store, ref, credentials=_creds(ref.registry), platform=args.platform,
                       progress=ProgressPrinter(), insecure=args.insecure)
     print(f"Digest: {image.index_digest or image.manifest_digest}")
     if before == image.manifest_digest:
@@ -137,7 +152,7 @@ def cmd_push(args, config) -> int:
     store = ImageStore(config)
     image = store.get(args.reference)
     print(f"The push refers to repository [{ref.name}]", flush=True)
-    digest = dist.push(store, args.reference, credentials=_creds(ref.registry), progress=ProgressPrinter(),
+    digest = _dist().push(store, args.reference, credentials=_creds(ref.registry), progress=ProgressPrinter(),
                        insecure=args.insecure)
     size = store.content.size(image.manifest_digest)
     print(f"{ref.tag}: digest: {digest} size: {size}")
@@ -161,15 +176,15 @@ def cmd_login(args, config) -> int:
         password = getpass.getpass("Password: ")
     if not password:
         raise InvalidArgument("a password is required")
-    path = cred.login(args.host, Credentials(username, password), insecure=args.insecure)
+    path = _cred().login(args.host, _cred().Credentials(username, password), insecure=args.insecure)
     print(f"Credentials saved in {path}")
     print("Login Succeeded")
     return 0
 
 
 def cmd_logout(args, config) -> int:
-    host = cred.normalize_host(args.host)
-    if cred.remove(host):
+    host = _cred().normalize_host(args.host)
+    if _cred().remove(host):
         print(f"Removing login credentials for {host}")
     else:
         print(f"Not logged in to {host}")
@@ -177,21 +192,21 @@ def cmd_logout(args, config) -> int:
 
 
 def cmd_catalog(args, config) -> int:
-    host = cred.normalize_host(args.host)
-    for name in dist.catalog(host, credentials=_creds(host), insecure=args.insecure, page_size=args.page_size):
+    host = _cred().normalize_host(args.host)
+    for name in _dist().catalog(host, credentials=_creds(host), insecure=args.insecure, page_size=args.page_size):
         print(name)
     return 0
 
 
 def cmd_tags(args, config) -> int:
     ref = parse_repository(args.repository)
-    for tag in dist.list_tags(ref, credentials=_creds(ref.registry), insecure=args.insecure, page_size=100):
+    for tag in _dist().list_tags(ref, credentials=_creds(ref.registry), insecure=args.insecure, page_size=100):
         print(tag)
     return 0
 
 
 def cmd_manifest_rm(args, config) -> int:
     ref = parse(args.reference)
-    digest = dist.delete_manifest(ref, credentials=_creds(ref.registry), insecure=args.insecure)
+    digest = _dist().delete_manifest(ref, credentials=_creds(ref.registry), insecure=args.insecure)
     print(f"Deleted: {ref.name}@{digest}")
     return 0
