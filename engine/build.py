@@ -153,15 +153,18 @@ class Builder:
         if self.no_cache:
             return None
         try:
-            manifest = json.loads(self.cache_path.read_text()).get(key)
+            entry = json.loads(self.cache_path.read_text()).get(key)
         except (OSError, ValueError):
             return None
-        if not manifest:
+        if not entry:
             return None
-        for image in self.images.list():
-            if image.manifest_digest == manifest:
-                return image
-        return None
+        try:
+            image = self.images.get(entry["id"])
+        except (EngineError, KeyError):
+            return None
+        if image.manifest_digest != entry["manifest"]:  # another manifest with that config
+            image = next((i for i in self.images.list() if i.manifest_digest == entry["manifest"]), None)
+        return image
 
     def _cache_put(self, key: str, image) -> None:
         with file_lock(self.dir / "cache.lock", exclusive=True):
@@ -169,7 +172,7 @@ class Builder:
                 data = json.loads(self.cache_path.read_text())
             except (OSError, ValueError):
                 data = {}
-            data[key] = image.manifest_digest
+            data[key] = {"id": image.id, "manifest": image.manifest_digest}
             tmp = self.cache_path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(data))
             os.replace(tmp, self.cache_path)

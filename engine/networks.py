@@ -382,13 +382,17 @@ class Networks:
             return self._builtin(ref)
         return self._summary(self.get(ref))
 
-    def remove(self, ref: str) -> None:
+    def remove(self, ref: str, *, predefined: bool = False) -> None:
+        """Remove a network nobody uses; ``predefined`` also lets the default bridge go
+        (cleanup, uninstall): it comes back on next use."""
         if ref in ("none", "host", "private"):
             raise Conflict(f"{ref} is a pre-defined network and cannot be removed")
         with self._locked():
             net = self._find(ref)
             if net is None:
                 raise NotFound(f"network {ref} not found")
+            if net.get("Default") and not predefined:
+                raise Conflict(f"{net['Name']} is a pre-defined network and cannot be removed")
             self._prune_stale(net)
             if net.get("Endpoints"):
                 names = ", ".join(e.get("Name", cid[:12]) for cid, e in net["Endpoints"].items())

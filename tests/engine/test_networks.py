@@ -246,6 +246,9 @@ def test_bad_input_leaves_nothing(engine):
     nets.remove("one")
     assert host_state() == before
     assert [n["Name"] for n in nets.list()] in (["none", "host"], ["none", "host", "bridge"])
+    nets.get("bridge")
+    with pytest.raises(Conflict, match="pre-defined"):
+        nets.remove("bridge")
 
 
 def test_prune_and_keeper_cleanup_when_container_exits(engine):

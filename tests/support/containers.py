@@ -65,6 +65,9 @@ def cleanup(engine: Containers) -> None:
         if runc:
             subprocess.run(runc + ["kill", "--all", cdir.name, "KILL"], capture_output=True)
     time.sleep(0.05)
+    from tests.support.networks import remove_networks
+
+    remove_networks(config)  # bridges, veths, namespaces and iptables rules live outside the root
     for cdir in list((config.root / "containers").glob("*")) if (config.root / "containers").exists() else []:
         if runc and (cdir / "config.json").exists():
             subprocess.run(runc + ["delete", "--force", cdir.name], capture_output=True)

@@ -39,4 +39,25 @@ def remove_all(engine) -> None:
             with contextlib.suppress(EngineError):
                 nets.on_remove(cid)
         with contextlib.suppress(EngineError):
-            nets.remove(net["Id"])
+            nets.remove(net["Id"], predefined=True)
+
+
+def remove_networks(config) -> None:
+    """Every network of an engine root and what its containers hold on the host (namespaces,
+    veths, bridges, iptables rules): for cleanups that delete the root afterwards."""
+    if not (config.root / "networks").is_dir():
+        return
+    from engine.networks import Networks
+
+    nets = Networks(config)
+    for path in nets.endpoints.glob("*.json"):
+        with contextlib.suppress(EngineError, OSError):
+            ep = nets.endpoint(path.stem)
+            if ep is not None:
+                nets.stop_keeper(ep, timeout=2)
+            nets.on_remove(path.stem)
+    for net in nets._records():
+        net["Endpoints"] = {}
+        nets._save(net)
+        with contextlib.suppress(EngineError):
+            nets.remove(net["Id"], predefined=True)
