@@ -221,6 +221,7 @@ class Builder:
     # ------------------------------------------------------------ stages
     def _run(self, instructions, root: Path, ignore: Ignore, build_args: dict, target, labels):
         global_args: dict[str, str] = {}
+        self._global_args = global_args  # a bare "ARG NAME" in a stage takes its global value
         stages: list[Stage] = []
         total = len(instructions)
         used_args: set[str] = set()
@@ -356,7 +357,12 @@ class Builder:
         kw = ins.keyword
         if kw == "ARG":
             for key, value in df.key_values(ins, ins.args):
-                stage.args[key] = build_args[key] if key in build_args else df.expand(value or "", stage.env(), ins)
+                if key in build_args:
+                    stage.args[key] = build_args[key]
+                elif value is None:
+                    stage.args[key] = self._global_args.get(key, "")
+                else:
+                    stage.args[key] = df.expand(value, stage.env(), ins)
                 used_args.add(key)
             return
         if kw == "RUN":

@@ -109,11 +109,14 @@ def test_multi_stage_build_runs_and_second_build_is_cached(engine, tmp_path):
 
 
 def test_build_args_target_and_context_tar(engine, tmp_path):
-    ctx = make_context(tmp_path, "FROM test/busybox AS one\nARG V=default\nRUN echo $V > /v\n"
+    ctx = make_context(tmp_path, "ARG G=global\nFROM test/busybox AS one\nARG V=default\nARG G\n"
+                                 "RUN echo $V > /v && echo $G > /g\n"
                                  "FROM one AS two\nRUN cat /v\n")
     image = build(engine, ctx, build_args={"V": "given"}, target="one", tags=["test/one"])
     c, code = engine.run("test/one", ["cat", "/v"], detach=False)
     assert code == 0 and "".join(r["log"] for r in engine.logs(c.id)) == "given\n"
+    c, code = engine.run("test/one", ["cat", "/g"], detach=False)
+    assert "".join(r["log"] for r in engine.logs(c.id)) == "global\n"
     assert image.config["config"].get("Cmd") == ["sh"]
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
