@@ -8,6 +8,7 @@ import io
 import json
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -29,9 +30,13 @@ EXPORT_FIELDS = ("id", "time", "actor_name", "source_ip", "user_agent", "environ
                  "target_type", "target_id", "target_name", "outcome", "error", "request_id", "operation_id",
                  "details", "prev_hash", "hash")
 EXPORT_CHUNK = 2000
-KNOWN_ACTIONS = ("auth", "auth.sign_in", "auth.sign_out", "auth.lockout", "image", "image.pull", "image.push",
-                 "image.tag", "image.remove", "image.prune", "container", "container.terminal", "registry",
-                 "user", "team", "role", "audit")
+KNOWN_ACTIONS = (
+    "auth", "auth.sign_in", "auth.sign_out", "auth.lockout", "auth.two_factor",
+    "image", "image.pull", "image.push", "image.tag", "image.remove", "image.prune", "image.import", "image.export",
+    "container", "container.create", "container.start", "container.stop", "container.remove",
+    "container.terminal", "registry", "registry.create", "registry.update", "registry.delete",
+    "user", "team", "role", "role.assign", "role.unassign", "audit", "audit.export", "audit.retention", "http",
+)
 
 
 def _filtered(request):
@@ -45,6 +50,13 @@ def _filtered(request):
         form.is_valid()
         data = {key: value for key, value in form.cleaned_data.items() if value not in (None, "")}
     return apply_filters(events, data), form, data
+
+
+def _every(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        hours = int(seconds // 3600)
+        return "hour" if hours == 1 else f"{hours} hours"
+    return f"{int(seconds // 60)} minutes" if seconds >= 60 else f"{int(seconds)} seconds"
 
 
 def _operation_states(events) -> dict:
@@ -62,6 +74,7 @@ def audit_list(request):
         "page": page, "form": form, "filtered": bool(data),
         "check": ChainCheck.objects.order_by("-checked_at").first(),
         "can_verify": request.user.is_superuser,
+        "verify_every": _every(settings.BERTH_AUDIT_VERIFY_SECONDS),
         "users": get_user_model()._default_manager.order_by("username").values_list("username", flat=True)[:500],
         "actions": KNOWN_ACTIONS,
     }

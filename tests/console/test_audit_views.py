@@ -216,3 +216,17 @@ def test_the_chain_status_shows_the_last_verify(admin_client, admin, local):
     assert "Chain not verified yet" in admin_client.get(reverse("audit")).content.decode()
     run_verify()
     assert "Chain intact" in admin_client.get(reverse("audit")).content.decode()
+
+
+def test_verify_now_is_for_administrators(admin_client, bob, monkeypatch):
+    from django.test import Client
+
+    from console.audit import tasks
+
+    client = Client()
+    queued = []
+    monkeypatch.setattr(tasks.verify_chain, "delay", lambda: queued.append(True))
+    client.force_login(bob)
+    assert client.post(reverse("audit_verify")).status_code == 403
+    assert admin_client.post(reverse("audit_verify")).status_code == 302
+    assert queued == [True]
