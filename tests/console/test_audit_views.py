@@ -230,3 +230,26 @@ def test_verify_now_is_for_administrators(admin_client, bob, monkeypatch):
     assert client.post(reverse("audit_verify")).status_code == 403
     assert admin_client.post(reverse("audit_verify")).status_code == 302
     assert queued == [True]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_export_streams_under_asgi_without_reading_it_all_first(admin):
+    """daphne serves ASGI: the export is an async iterator there, fetched chunk by chunk."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    from console.audit import views
+
+    await sync_to_async(lambda: [audit.record(user=admin, action="image.tag", target_name=f"t{i}")
+                                 for i in range(25)])()
+    client = AsyncClient()
+    await client.aforce_login(admin)
+    original, views.EXPORT_CHUNK = views.EXPORT_CHUNK, 10
+    try:
+        response = await client.get(reverse("audit_export_jsonl"), {"action": "image.tag"})
+        assert response.is_async
+        lines = [json.loads(line) for chunk in [c async for c in response.streaming_content]
+                 for line in chunk.decode().splitlines()]
+    finally:
+        views.EXPORT_CHUNK = original
+    assert [line["target_name"] for line in lines] == [f"t{i}" for i in reversed(range(25))]
