@@ -35,6 +35,7 @@ from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.reference import parse
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+BUILD_LABEL = "io.berth.build"  # on the short-lived containers of RUN steps (lists may hide them)
 LineFn = Callable[[str], None]
 
 
@@ -480,7 +481,7 @@ class Builder:
         workdir = stage.config.get("WorkingDir") or "/"
         container = self.containers.create(image.id, command, entrypoint=[], env=args_env,
                                            user=stage.config.get("User") or None, workdir=workdir,
-                                           network=self.network)
+                                           network=self.network, labels={BUILD_LABEL: "run"})
         try:
             self.on_line(f" ---> Running in {container.id[:12]}")
             self.containers.start(container.id)

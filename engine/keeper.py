@@ -148,10 +148,11 @@ class Keeper:
         signal.signal(signal.SIGINT, self._stop)
         self.sel.register(wake_r, READ, ("wake",))
         pid, start = plan["monitor"]
+        self.poll_monitor = None  # (pid, start) where pidfds are missing (Linux < 5.3)
         try:
             self.sel.register(os.pidfd_open(pid), READ, ("monitor",))
-        except OSError:
-            self.stopping = True
+        except (OSError, AttributeError):
+            self.poll_monitor = (pid, start)
         if process_start_time(pid) != start:
             self.stopping = True
         for fd, port in zip(fds, plan["ports"], strict=True):
@@ -167,7 +168,9 @@ class Keeper:
     def run(self) -> None:
         last_expiry = time.monotonic()
         while not self.stopping:
-            for key, mask in self.sel.select(timeout=15):
+            if self.poll_monitor and process_start_time(self.poll_monitor[0]) != self.poll_monitor[1]:
+                break
+            for key, mask in self.sel.select(timeout=1 if self.poll_monitor else 15):
                 data = key.data
                 if isinstance(data, Tunnel):
                     data.on_event(key.fileobj, mask)
