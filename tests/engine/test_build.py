@@ -152,6 +152,13 @@ def test_errors_name_the_line_and_leave_nothing(engine, tmp_path):
         (ctx / "Dockerfile").write_text(text)
         with pytest.raises(InvalidArgument, match=f"Dockerfile:{line}"):
             build(engine, ctx)
+    escape = tmp_path / "escape"
+    escape.mkdir()
+    (escape / "link").symlink_to("/etc")
+    for text in ("FROM test/busybox\nCOPY link/passwd /x\n", "FROM test/busybox\nCOPY link /x\n"):
+        (escape / "Dockerfile").write_text(text)
+        with pytest.raises(InvalidArgument, match="Dockerfile:2: .*outside the build context"):
+            build(engine, escape)
     with pytest.raises(InvalidArgument, match="first instruction must be FROM"):
         parse("RUN true\n")
     assert all_leftovers(engine) == []
