@@ -88,3 +88,39 @@ def test_logs_terminal_and_stats(page, live_console, logger):
     expect(stats).to_have_attribute("data-samples", re.compile(r"^([3-9]|\d\d+)$"), timeout=20_000)
     expect(page.locator("[data-stats-now]")).to_contain_text("CPU")
     screenshot(page, "live-stats")
+
+
+def test_list_events_and_merged_logs(page, live_console, logger):
+    config = EngineConfig(root=live_console.data_dir / "engine", run_root=live_console.run_root)
+    containers = Containers(config)
+    other, _ = containers.run("test/busybox:latest", ["sh", "-c", "while true; do echo other says hi; sleep 0.5; done"],
+                              name="browser-other")
+    try:
+        open_detail(page, live_console, "browser-other")
+        page.goto(live_console.url + "containers/")
+        row = page.locator('tr[data-container="browser-other"]')
+        expect(row.locator("[data-live-cpu]")).to_have_text(re.compile(r"%$"), timeout=20_000)
+        expect(row.locator("[data-live-mem]")).to_have_text(re.compile(r"B$"))
+        containers.kill(other.id)  # not through the console: the row follows anyway
+        expect(row).to_have_attribute("data-state", "exited", timeout=20_000)
+        screenshot(page, "live-list")
+
+        page.get_by_role("button", name="Events").click()
+        events = page.get_by_test_id("events")
+        expect(events.locator('tr[data-action="die"]').first).to_contain_text("browser-other", timeout=20_000)
+        containers.start(other.id)
+        expect(events.locator("tr").first).to_contain_text("browser-other", timeout=20_000)
+        page.get_by_label("Type").select_option("image")
+        expect(events.locator("tr:visible")).to_have_count(0)
+        page.get_by_label("Type").select_option("")
+        screenshot(page, "live-events")
+
+        page.goto(live_console.url + "live/logs/")
+        page.get_by_label("Containers").select_option(label=["browser-live", "browser-other"])
+        page.get_by_role("button", name="Show").click()
+        output = page.get_by_test_id("container-logs")
+        expect(output.locator(".src", has_text="browser-other").first).to_be_visible(timeout=20_000)
+        expect(output.locator(".src", has_text="browser-live").first).to_be_visible()
+        screenshot(page, "live-merged-logs")
+    finally:
+        containers.remove(other.id, force=True)
