@@ -64,18 +64,37 @@ def compute_hash(prev_hash: str, row: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _head_for_update() -> ChainHead:
-    head = ChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
+def _head_for_update(cursor) -> tuple[int, str]:
+    """The chain head's (last_id, last_hash), locked until the transaction ends."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    cursor.execute(f"SELECT last_id, last_hash FROM audit_chainhead WHERE id = 1{lock}")
+    found = cursor.fetchone()
+    if found is None:
         # A fresh or flushed database: start the chain. Two first writers race only
-        # on PostgreSQL; the loser retries under the winner's row lock.
+        # on PostgreSQL; the loser waits for the winner's row, then locks it.
         try:
             with transaction.atomic():
                 ChainHead.objects.create(pk=1)
         except IntegrityError:
             pass
-        head = ChainHead.objects.select_for_update().get(pk=1)
-    return head
+        cursor.execute(f"SELECT last_id, last_hash FROM audit_chainhead WHERE id = 1{lock}")
+        found = cursor.fetchone()
+    return found
+
+
+_INSERT: dict[str, tuple[str, list]] = {}
+
+
+def _insert_sql() -> tuple[str, list]:
+    """The INSERT for one event, made once per vendor (the ORM's per-call work costs more
+    than the insert itself here, and every action pays it)."""
+    if connection.vendor not in _INSERT:
+        fields = [f for f in AuditEvent._meta.concrete_fields]
+        quote = connection.ops.quote_name
+        sql = (f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+               f"VALUES ({', '.join(['%s'] * len(fields))})")
+        _INSERT[connection.vendor] = (sql, fields)
+    return _INSERT[connection.vendor]
 
 
 def append(fields: dict, recording: bytes | None = None) -> AuditEvent:
@@ -97,19 +116,22 @@ def append(fields: dict, recording: bytes | None = None) -> AuditEvent:
 
 
 def _append(fields: dict, recording: bytes | None) -> AuditEvent:
-    with transaction.atomic():
-        head = _head_for_update()
+    sql, columns = _insert_sql()
+    with transaction.atomic(), connection.cursor() as cursor:
+        last_id, last_hash = _head_for_update(cursor)
         row = dict(fields)
-        row["id"] = head.last_id + 1
+        row["id"] = last_id + 1
         row["time"] = timezone.now()
         row["details"] = normalize_details(row.get("details"))
-        row["prev_hash"] = head.last_hash
-        row["hash"] = compute_hash(head.last_hash, row)
+        row["prev_hash"] = last_hash
+        row["hash"] = compute_hash(last_hash, row)
         event = AuditEvent(**row)
-        event.save(force_insert=True)
+        cursor.execute(sql, [f.get_db_prep_save(getattr(event, f.attname), connection) for f in columns])
+        event._state.adding, event._state.db = False, connection.alias
         if recording is not None:
             TerminalRecording.objects.create(event=event, data=gzip.compress(recording, 6), size=len(recording))
-        ChainHead.objects.filter(pk=1).update(last_id=row["id"], last_hash=row["hash"])
+        cursor.execute("UPDATE audit_chainhead SET last_id = %s, last_hash = %s WHERE id = 1",
+                       [row["id"], row["hash"]])
     return event
 
 

@@ -232,7 +232,7 @@ def test_verify_now_is_for_administrators(admin_client, bob, monkeypatch):
     assert queued == [True]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 async def test_export_streams_under_asgi_without_reading_it_all_first(admin):
     """daphne serves ASGI: the export is an async iterator there, fetched chunk by chunk."""
     from asgiref.sync import sync_to_async
