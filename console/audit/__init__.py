@@ -12,6 +12,8 @@ Other entry points:
   when they lock an account or an address out.
 - ``record_terminal_session(...)`` and ``TerminalRecorder``: the terminal keeps a
   session's output as asciicast v2 and records it when the session closes.
+- ``info_from_scope(scope)``: a websocket consumer's source (IP through trusted proxies,
+  user agent, a fresh id), to pass as ``request=`` since consumers have no Django request.
 - Sign-in, sign-in failure and sign-out are recorded from Django's auth signals
   (``signals.py``); nobody needs to call anything for them.
 
@@ -27,11 +29,13 @@ import uuid
 
 from django.conf import settings
 
+from console.audit.context import info_from_scope
 from console.audit.recorder import TerminalRecorder
 
 log = logging.getLogger("berth.audit")
 
-__all__ = ["record", "redact", "record_sign_in_lockout", "record_terminal_session", "TerminalRecorder"]
+__all__ = ["record", "redact", "record_sign_in_lockout", "record_terminal_session", "TerminalRecorder",
+           "info_from_scope"]
 
 SECRET_KEYS = ("password", "passwd", "secret", "token", "credential", "auth", "private_key", "api_key",
                "apikey", "access_key", "cookie")

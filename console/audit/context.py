@@ -31,6 +31,15 @@ class RequestInfo:
     denied: list = field(default_factory=list, compare=False)  # denied events recorded in this request
 
 
+def info_from_scope(scope) -> RequestInfo:
+    """The same for a websocket (a Channels consumer's ``self.scope``): pass the result as
+    ``record(..., request=info)``. Each connection gets its own id."""
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
+    meta = {"REMOTE_ADDR": (scope.get("client") or ("", 0))[0] or "",
+            "HTTP_X_FORWARDED_FOR": headers.get("x-forwarded-for", "")}
+    return RequestInfo(uuid.uuid4().hex, client_ip(meta), headers.get("user-agent", "")[:300])
+
+
 current: ContextVar[RequestInfo | None] = ContextVar("berth_audit_request", default=None)
 
 
@@ -77,6 +86,8 @@ def client_ip(meta) -> str | None:
 def info_for(request) -> RequestInfo:
     if request is None:
         return current.get() or RequestInfo()
+    if isinstance(request, RequestInfo):
+        return request
     given = getattr(request, "_berth_audit_info", None)
     if given is not None:
         return given

@@ -367,3 +367,12 @@ def test_values_are_hashed_as_they_read_back(admin):
     assert stored.source_ip == "192.0.2.1" and str(stored.operation_id) == "01234567-89ab-cdef-0123-456789abcdef"
     assert len(stored.target_id) == 200 and stored.details["1"] == ["a", 2.5]
     assert chain.verify().ok
+
+
+def test_websocket_consumers_give_their_scope(admin):
+    scope = {"client": ("10.0.0.3", 5555), "headers": [(b"user-agent", b"Mozilla/5.0"),
+                                                      (b"x-forwarded-for", b"198.51.100.4")]}
+    event = audit.record(user=admin, action="container.terminal", request=audit.info_from_scope(scope))
+    assert (event.source_ip, event.user_agent, len(event.request_id)) == ("10.0.0.3", "Mozilla/5.0", 32)
+    with override_settings(BERTH_TRUSTED_PROXIES=["10.0.0.3"]):
+        assert audit.info_from_scope(scope).source_ip == "198.51.100.4"
