@@ -134,7 +134,11 @@ def _duration(ins: df.Instruction, text: str) -> int:
 
 class Builder:
     def __init__(self, config: EngineConfig, containers=None, *, on_line: LineFn | None = None,
-                 network: str = "bridge", no_cache: bool = False, pull: Callable | None = None):
+                 network: str = "bridge", no_cache: bool = False, pull: Callable | None = None,
+                 cancelled: Callable[[], bool] | None = None):
+        """``pull(ref) -> Image`` fetches a FROM image that is not local (default: an anonymous
+        ``distribution.pull``; pass one with credentials); ``cancelled()`` is asked between
+        steps and while a RUN runs: True stops the build (BuildError "cancelled")."""
         if containers is None:
             from engine.containers import Containers
 
@@ -146,6 +150,7 @@ class Builder:
         self.network = network
         self.no_cache = no_cache
         self.pull = pull
+        self.cancelled = cancelled or (lambda: False)
         self.dir = config.subdir("build")
         self.cache_path = self.dir / "cache.json"
 
@@ -249,6 +254,8 @@ class Builder:
                 self.on_line(f" ---> {self._short(stage.image)}")
                 continue
             self.on_line(step)
+            if self.cancelled():
+                raise BuildError(f"Dockerfile:{ins.line}: the build was cancelled")
             try:
                 self._step(stage, ins, root, ignore, build_args, used_args, stages)
             except (BuildError, df.DockerfileError):
@@ -487,6 +494,8 @@ class Builder:
             self.containers.start(container.id)
             for record in self.containers.logs(container.id, follow=True):
                 self.on_line(record["log"].rstrip("\n"))
+                if self.cancelled():
+                    raise BuildError(f"Dockerfile:{ins.line}: the build was cancelled")
             code = self.containers.wait(container.id)
             if code != 0:
                 raise BuildError(f"Dockerfile:{ins.line}: RUN {' '.join(command)}: returned a non-zero "
@@ -716,8 +725,11 @@ def _is_archive(path: Path) -> bool:
 
 def build(config: EngineConfig, context, dockerfile: str = "Dockerfile", *, tags=(),
           build_args: dict | None = None, target: str | None = None, labels: dict | None = None,
-          on_line: LineFn | None = None, no_cache: bool = False, network: str = "bridge", containers=None):
-    """Build an image; ``on_line`` gets each line of output as it happens. Returns the Image."""
-    builder = Builder(config, containers, on_line=on_line, network=network, no_cache=no_cache)
+          on_line: LineFn | None = None, no_cache: bool = False, network: str = "bridge", containers=None,
+          pull: Callable | None = None, cancelled: Callable[[], bool] | None = None):
+    """Build an image; ``on_line`` gets each line of output as it happens. Returns the Image.
+    See ``Builder`` for ``pull`` and ``cancelled``."""
+    builder = Builder(config, containers, on_line=on_line, network=network, no_cache=no_cache, pull=pull,
+                      cancelled=cancelled)
     return builder.build(context, dockerfile, tags=tags, build_args=build_args, target=target, labels=labels)
 

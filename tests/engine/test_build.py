@@ -199,3 +199,13 @@ def test_built_image_is_pulled_and_run_by_docker(engine, tmp_path, open_registry
         daemon.docker("pull", name)
         out = daemon.docker("run", "--rm", "--network", "none", name).stdout.decode()
     assert out == "made by berth\nhello\ngone\n"
+
+
+def test_a_cancelled_build_stops_and_leaves_no_container(engine, tmp_path):
+    ctx = make_context(tmp_path, "FROM test/busybox\nRUN echo started; sleep 30\nRUN true\n")
+    lines: list[str] = []
+    builder = Builder(engine.config, engine, on_line=lines.append, network="none",
+                      cancelled=lambda: "started" in lines)
+    with pytest.raises(BuildError, match="Dockerfile:2: the build was cancelled"):
+        builder.build(ctx)
+    assert all_leftovers(engine) == []
