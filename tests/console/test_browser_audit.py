@@ -72,6 +72,11 @@ def test_audit_page_lists_and_filters_then_a_session_plays_back(page, live_conso
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"action=container\.terminal"))
     expect(rows).to_have_count(1)
+    # The export follows the filter now in the address.
+    with page.expect_download() as download:
+        page.get_by_test_id("export-csv").click()
+    exported = download.value.path().read_text().splitlines()
+    assert len(exported) == 2 and ",container.terminal," in exported[1], exported
 
     page.locator(f'tr[data-event="{event_id}"]').get_by_role("link", name="▶ play").click()
     expect(page.get_by_role("heading", name=re.compile("Terminal session in web-1"))).to_be_visible()
