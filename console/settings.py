@@ -78,6 +78,8 @@ INSTALLED_APPS = [
     "console.registries",
     "console.images",
     "console.containers",
+    "console.volumes",
+    "console.networks",
     "console.accounts",
     "console.access",
     "console.audit",

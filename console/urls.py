@@ -15,9 +15,11 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("images/", include("console.images.urls")),
     path("containers/", include("console.containers.urls")),
+    path("volumes/", include("console.volumes.urls")),
+    path("networks/", include("console.networks.urls")),
     path("operations/", include("console.operations.urls")),
-    path("audit/", include("console.audit.urls")),
     path("users/", include("console.accounts.urls")),
+    path("audit/", include("console.audit.urls")),
     path("registries/", include("console.registries.urls")),
     path("live/", include("console.live.urls")),
 ]

@@ -7,15 +7,19 @@ import shlex
 
 from django import forms
 
+from console.core.forms_util import parse_key_values
 from engine.containers import parse_bytes, parse_cpus, parse_restart
 from engine.errors import InvalidArgument
+from engine.ports import parse_publish
+from engine.volumes import parse_mount
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's container name rule
 ENV_NAME = re.compile(r"^[^=\s]+$")
 
 RESTART_CHOICES = [("no", "Never"), ("on-failure", "On failure"), ("always", "Always"),
                    ("unless-stopped", "Unless stopped")]
-NETWORK_CHOICES = [("private", "Private (loopback only)"), ("none", "None"), ("host", "Host (administrators)")]
+NETWORK_CHOICES = [("bridge", "Default bridge"), ("private", "Private (loopback only)"), ("none", "None"),
+                   ("host", "Host (administrators)")]
 
 
 def _lines(text: str) -> list[str]:
@@ -43,7 +47,11 @@ class ContainerForm(forms.Form):
     workdir = forms.CharField(max_length=500, required=False, label="Working directory")
     user = forms.CharField(max_length=100, required=False, help_text="name, uid or uid:gid")
     hostname = forms.CharField(max_length=63, required=False)
-    network = forms.ChoiceField(choices=NETWORK_CHOICES, initial="private")
+    network = forms.ChoiceField(choices=NETWORK_CHOICES, initial="bridge")
+    ports = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "placeholder": "8080:80, 127.0.0.1:5353:53/udp, or 80"}),
+                            required=False, label="Published ports", help_text="One per line, as docker run -p.")
+    volumes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "placeholder": "data:/var/lib/app, /srv/conf:/etc/app:ro"}),
+                              required=False, help_text="One per line, as docker run -v. Host paths: administrators only.")
     restart = forms.ChoiceField(choices=RESTART_CHOICES, initial="no", label="Restart policy")
     max_retries = forms.IntegerField(min_value=0, max_value=1000, required=False,
                                      label="Max retries (on failure)")
@@ -55,11 +63,12 @@ class ContainerForm(forms.Form):
     interactive = forms.BooleanField(required=False, label="Keep stdin open")
     start = forms.BooleanField(required=False, initial=True, label="Start it once created")
 
-    def __init__(self, *args, allow_host_network: bool = False, **kwargs):
+    def __init__(self, *args, allow_host_network: bool = False, networks=(), **kwargs):
         super().__init__(*args, **kwargs)
+        # Host network and host paths are dangerous options: administrators only.
         self.allow_host_network = allow_host_network
-        if not allow_host_network:
-            self.fields["network"].choices = [c for c in NETWORK_CHOICES if c[0] != "host"]
+        choices = [c for c in NETWORK_CHOICES if allow_host_network or c[0] != "host"]
+        self.fields["network"].choices = choices + [(name, name) for name in networks if name != "bridge"]
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -92,13 +101,21 @@ class ContainerForm(forms.Form):
         return env
 
     def clean_labels(self):
-        labels = {}
-        for item in _lines(self.cleaned_data["labels"]):
-            key, eq, value = item.partition("=")
-            if not key.strip():
-                raise forms.ValidationError(f"{item!r}: write each label as key=value.")
-            labels[key.strip()] = value.strip()
-        return labels
+        return parse_key_values(self.cleaned_data["labels"])
+
+    def clean_ports(self):
+        ports = _lines(self.cleaned_data["ports"])
+        for item in ports:
+            _engine_check(parse_publish, item)
+        return ports
+
+    def clean_volumes(self):
+        volumes = _lines(self.cleaned_data["volumes"])
+        for item in volumes:
+            spec = _engine_check(parse_mount, item)
+            if spec.kind == "bind" and not self.allow_host_network:
+                raise forms.ValidationError(f"{item!r}: only administrators may mount host paths.")
+        return volumes
 
     def clean_memory(self):
         value = self.cleaned_data["memory"].strip()
@@ -139,7 +156,8 @@ class ContainerForm(forms.Form):
             "image": d["image"].strip(), "command": d["command"], "name": d["name"] or None,
             "entrypoint": d["entrypoint"], "env": d["env"], "labels": d["labels"],
             "workdir": d["workdir"] or None, "user": d["user"] or None, "hostname": d["hostname"] or None,
-            "network": d["network"], "restart": d["restart_policy"], "memory": d["memory"],
+            "network": d["network"], "publish": d["ports"], "volumes": d["volumes"],
+            "restart": d["restart_policy"], "memory": d["memory"],
             "cpus": d["cpus"], "pids_limit": d["pids_limit"], "read_only": d["read_only"],
             "tty": d["tty"], "open_stdin": d["interactive"],
         }
@@ -162,6 +180,8 @@ def initial_from_inspect(data: dict) -> dict:
         "user": config.get("User", ""),
         "hostname": config.get("Hostname", ""),
         "network": host.get("NetworkMode") or "private",
+        "ports": "\n".join(_publish_specs(host.get("PortBindings") or {})),
+        "volumes": "\n".join(_volume_specs(data.get("Mounts") or [])),
         "restart": policy.get("Name") or "no",
         "max_retries": policy.get("MaximumRetryCount") or None,
         "memory": f"{memory // (1024 * 1024)}m" if memory else "",
@@ -172,3 +192,26 @@ def initial_from_inspect(data: dict) -> dict:
         "interactive": bool(config.get("OpenStdin")),
         "start": True,
     }
+
+
+def _publish_specs(bindings: dict) -> list[str]:
+    """Docker's HostConfig.PortBindings back into ``-p`` specs."""
+    specs = []
+    for port, hosts in bindings.items():
+        for host in hosts or [{}]:
+            ip, host_port = host.get("HostIp", ""), host.get("HostPort", "")
+            prefix = f"{ip}:" if ip and ip not in ("0.0.0.0", "") else ""
+            specs.append(f"{prefix}{host_port}:{port}" if host_port else port)
+    return [s.removesuffix("/tcp") for s in specs]
+
+
+def _volume_specs(mounts: list[dict]) -> list[str]:
+    """Docker's Mounts back into ``-v`` specs; anonymous volumes come from the image again."""
+    specs = []
+    for mount in mounts:
+        suffix = "" if mount.get("RW", True) else ":ro"
+        if mount.get("Type") == "bind":
+            specs.append(f"{mount['Source']}:{mount['Destination']}{suffix}")
+        elif mount.get("Type") == "volume" and not mount.get("Anonymous"):
+            specs.append(f"{mount['Name']}:{mount['Destination']}{suffix}")
+    return specs

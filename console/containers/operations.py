@@ -6,7 +6,8 @@ from console.containers.services import ACTIONS
 from console.operations.runner import handler
 from engine.errors import NotFound
 
-RECONCILE = ("containers",)
+# Containers hold volumes and sit on networks: their "used by" follow them.
+RECONCILE = ("containers", "volumes", "networks")
 
 
 @handler("container.create", permission="containers.create", reconcile=RECONCILE)
@@ -19,7 +20,7 @@ def create(ctx):
     return created
 
 
-@handler("container.recreate", permission="containers.create", reconcile=RECONCILE)
+@handler("container.recreate", permission="containers.recreate", reconcile=RECONCILE)
 def recreate(ctx):
     old = ctx.parameters["replace"]
     try:

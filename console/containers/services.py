@@ -30,12 +30,12 @@ def create(user, environment, spec: dict, start: bool = True, replace: Container
     if name and taken.exists():
         raise ValidationError({"name": f"The name {name} is already in use by another container."})
     parameters = {"spec": spec, "start": bool(start)}
-    action = "container.create"
+    action, permission = "container.create", "containers.create"
     if replace is not None:
-        action = "container.recreate"
+        action, permission = "container.recreate", "containers.recreate"
         parameters["replace"] = replace.container_id
     return operations.start(
-        user=user, environment=environment, action=action, permission="containers.create",
+        user=user, environment=environment, action=action, permission=permission,
         target_type="container", target_id=replace.container_id if replace else "",
         target_name=name or spec["image"], parameters=parameters,
     )

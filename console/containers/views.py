@@ -15,7 +15,7 @@ from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
 from console.drivers import driver_for
-from console.inventory.models import Container, Image
+from console.inventory.models import Container, Image, Network
 from console.inventory.reconcile import reconcile
 from engine.errors import EngineError, NotFound
 
@@ -107,7 +107,9 @@ def container_create(request):
             initial["name"] = ""  # a duplicate needs a name of its own
     replace = source if source is not None and request.GET.get("replace") == "1" else None
     allow_host = can_use_dangerous_options(request.user, environment)
-    form = ContainerForm(request.POST or None, initial=initial, allow_host_network=allow_host)
+    networks = Network.objects.filter(environment=environment, builtin=False).values_list("name", flat=True)
+    form = ContainerForm(request.POST or None, initial=initial, allow_host_network=allow_host,
+                         networks=list(networks))
     if request.method == "POST" and form.is_valid():
         try:
             operation = services.create(request.user, environment, form.spec(),
@@ -116,7 +118,8 @@ def container_create(request):
             form.add_error(None, exc)
         else:
             return redirect("operation_detail", operation.pk)
-    images = Image.objects.filter(environment=environment).exclude(name="").order_by("name")[:500]
+    images = restrict(Image.objects.all(), request.user, "images.view", environment).exclude(name="") \
+        .order_by("name")[:500]
     return render(request, "containers/create.html",
                   {"form": form, "images": images, "source": source, "replace": replace},
                   status=400 if form.errors else 200)

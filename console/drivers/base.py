@@ -130,3 +130,43 @@ class EngineDriver(abc.ABC):
     def stats_summary(self, current: dict, previous: dict | None) -> dict:
         """``docker stats`` columns from two readings."""
         raise NotImplementedError("stats are not available for this environment")
+
+    # -- volumes and networks -------------------------------------------------------
+    @abc.abstractmethod
+    def list_volumes(self) -> list[dict]:
+        """``docker volume ls`` JSON plus "Containers": [{"Id", "Name"}] using each."""
+
+    @abc.abstractmethod
+    def inspect_volume(self, name: str) -> dict: ...
+
+    @abc.abstractmethod
+    def create_volume(self, name: str, labels: dict | None = None) -> dict: ...
+
+    @abc.abstractmethod
+    def remove_volume(self, name: str, force: bool = False) -> None: ...
+
+    @abc.abstractmethod
+    def prune_volumes(self) -> tuple[list[str], int]: ...
+
+    @abc.abstractmethod
+    def list_networks(self) -> list[dict]:
+        """``docker network ls`` JSON with IPAM and Containers; "Builtin" for none/host/bridge."""
+
+    @abc.abstractmethod
+    def inspect_network(self, ref: str) -> dict: ...
+
+    @abc.abstractmethod
+    def create_network(self, name: str, subnet: str | None = None, gateway: str | None = None,
+                       internal: bool = False, labels: dict | None = None) -> dict: ...
+
+    @abc.abstractmethod
+    def remove_network(self, ref: str) -> None: ...
+
+    @abc.abstractmethod
+    def prune_networks(self) -> list[str]: ...
+
+    # -- build ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_image(self, context, dockerfile: str = "Dockerfile", tags=(), on_line=None,
+                    no_cache: bool = False) -> dict:
+        """Build from a context directory or tar; ``on_line(text)`` gets the output as it comes."""

@@ -12,6 +12,8 @@ from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
 from engine.containers import Containers, register_in_use_check
 from engine.images import Image, ImageStore
+from engine.networks import Networks
+from engine.volumes import Volumes
 
 
 def image_summary(image: Image) -> dict:
@@ -80,7 +82,17 @@ class LocalEngineDriver(EngineDriver):
 
     # -- containers -----------------------------------------------------------------
     def list_containers(self) -> list[dict]:
-        return self.containers.list(all=True)
+        """``docker ps -a`` JSON, with the published ports as ``docker ps`` shows them."""
+        networks = self.networks
+        summaries = self.containers.list(all=True)
+        for summary in summaries:
+            published = networks.settings(summary["Id"]).get("Ports") or {}
+            summary["Ports"] = [
+                {"IP": b["HostIp"], "PrivatePort": int(port.split("/")[0]), "PublicPort": int(b["HostPort"]),
+                 "Type": port.split("/")[1]}
+                for port, bindings in published.items() for b in (bindings or [])
+            ]
+        return summaries
 
     def inspect_container(self, ref: str) -> dict:
         return self.containers.inspect(ref)
@@ -152,3 +164,52 @@ class LocalEngineDriver(EngineDriver):
         from engine import stats
 
         return stats.summarize(current, previous)
+
+    # -- volumes --------------------------------------------------------------------
+    @property
+    def volumes(self) -> Volumes:
+        return Volumes(self.config)
+
+    def list_volumes(self) -> list[dict]:
+        return self.volumes.list()
+
+    def inspect_volume(self, name: str) -> dict:
+        return self.volumes.inspect(name, size=True)
+
+    def create_volume(self, name: str, labels: dict | None = None) -> dict:
+        return self.volumes.create(name, labels=labels)
+
+    def remove_volume(self, name: str, force: bool = False) -> None:
+        self.volumes.remove(name, force=force)
+
+    def prune_volumes(self) -> tuple[list[str], int]:
+        return self.volumes.prune()
+
+    # -- networks -------------------------------------------------------------------
+    @property
+    def networks(self) -> Networks:
+        return Networks(self.config)
+
+    def list_networks(self) -> list[dict]:
+        return self.networks.list()
+
+    def inspect_network(self, ref: str) -> dict:
+        return self.networks.inspect(ref)
+
+    def create_network(self, name: str, subnet: str | None = None, gateway: str | None = None,
+                       internal: bool = False, labels: dict | None = None) -> dict:
+        return self.networks.create(name, subnet=subnet, gateway=gateway, internal=internal, labels=labels)
+
+    def remove_network(self, ref: str) -> None:
+        self.networks.remove(ref)
+
+    def prune_networks(self) -> list[str]:
+        return self.networks.prune()
+
+    # -- build ----------------------------------------------------------------------
+    def build_image(self, context, dockerfile: str = "Dockerfile", tags=(), on_line=None,
+                    no_cache: bool = False) -> dict:
+        from engine import build
+
+        image = build.build(self.config, context, dockerfile, tags=tags, on_line=on_line, no_cache=no_cache)
+        return image_summary(image)

@@ -22,7 +22,7 @@ from console.inventory.reconcile import reconcile
 
 log = logging.getLogger(__name__)
 
-KIND_OF_TYPE = {"container": "containers", "image": "images"}
+KIND_OF_TYPE = {"container": "containers", "image": "images", "volume": "volumes", "network": "networks"}
 DEBOUNCE_SECONDS = 0.3
 
 

@@ -81,3 +81,50 @@ class Container(models.Model):
     @property
     def short_id(self) -> str:
         return self.container_id[:12]
+
+
+class Volume(models.Model):
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="volumes")
+    name = models.CharField(max_length=255)
+    driver = models.CharField(max_length=30, default="local")
+    mountpoint = models.CharField(max_length=500, blank=True)
+    anonymous = models.BooleanField(default=False)
+    labels = models.JSONField(default=dict, blank=True)
+    containers = models.JSONField(default=list, blank=True)  # [{"Id", "Name"}] using it
+    created = models.DateTimeField(null=True, blank=True)
+    search_text = models.TextField(blank=True)
+    seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="uniq_volume_per_env")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.containers)
+
+
+class Network(models.Model):
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="networks")
+    network_id = models.CharField(max_length=80)
+    name = models.CharField(max_length=200, db_index=True)
+    driver = models.CharField(max_length=30)
+    subnet = models.CharField(max_length=50, blank=True)
+    gateway = models.CharField(max_length=50, blank=True)
+    internal = models.BooleanField(default=False)
+    builtin = models.BooleanField(default=False)  # none, host, the default bridge: cannot be removed
+    labels = models.JSONField(default=dict, blank=True)
+    containers = models.JSONField(default=dict, blank=True)  # container id -> {"Name", "IPv4Address"...}
+    created = models.DateTimeField(null=True, blank=True)
+    search_text = models.TextField(blank=True)
+    seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["environment", "network_id"], name="uniq_network_per_env")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -12,13 +12,15 @@ import re
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
+from console.access import ownership
 from console.drivers import driver_for
-from console.inventory.models import Container, Image
+from console.inventory.models import Container, Image, Network, Volume
 
 
-def _sync(model, environment, key_field: str, wanted: dict[str, dict]) -> dict:
+def _sync(model, environment, key_field: str, wanted: dict[str, dict], kind: str) -> dict:
     """Create, update and delete ``model`` rows of ``environment`` so that they are ``wanted``
-    (engine id -> field values), touching only rows that differ."""
+    (engine id -> field values), touching only rows that differ. What is gone from the
+    engine also loses its ownership record (``kind``: "image", "container"...)."""
     fields = sorted({field for values in wanted.values() for field in values})
     with transaction.atomic():
         rows = {getattr(row, key_field): row for row in model.objects.filter(environment=environment)}
@@ -36,6 +38,8 @@ def _sync(model, environment, key_field: str, wanted: dict[str, dict]) -> dict:
         if update:
             model.objects.bulk_update(update, fields, batch_size=500)
         model.objects.filter(environment=environment, **{f"{key_field}__in": gone}).delete()
+        for key in gone:
+            ownership.forget(environment, kind, key)
     return {"created": len(create), "updated": len(update), "removed": len(gone)}
 
 
@@ -56,7 +60,7 @@ def _image_values(data: dict) -> dict:
 
 def reconcile_images(environment, driver) -> dict:
     wanted = {data["id"]: _image_values(data) for data in driver.list_images()}
-    return _sync(Image, environment, "image_id", wanted)
+    return _sync(Image, environment, "image_id", wanted, "image")
 
 
 EXIT_STATUS = re.compile(r"^Exited \((-?\d+)\)")
@@ -83,10 +87,43 @@ def _container_values(data: dict) -> dict:
 
 def reconcile_containers(environment, driver) -> dict:
     wanted = {data["Id"]: _container_values(data) for data in driver.list_containers()}
-    return _sync(Container, environment, "container_id", wanted)
+    return _sync(Container, environment, "container_id", wanted, "container")
 
 
-RECONCILERS = {"images": reconcile_images, "containers": reconcile_containers}
+def _when(text):
+    return parse_datetime(text) if text else None
+
+
+def reconcile_volumes(environment, driver) -> dict:
+    wanted = {
+        v["Name"]: {
+            "driver": v.get("Driver", "local"), "mountpoint": v.get("Mountpoint", ""),
+            "anonymous": bool(v.get("Anonymous")), "labels": v.get("Labels") or {},
+            "containers": v.get("Containers") or [], "created": _when(v.get("CreatedAt")),
+            "search_text": " ".join([v["Name"], *(f"{k}={val}" for k, val in (v.get("Labels") or {}).items())]).lower(),
+        }
+        for v in driver.list_volumes()
+    }
+    return _sync(Volume, environment, "name", wanted, "volume")
+
+
+def reconcile_networks(environment, driver) -> dict:
+    wanted = {}
+    for n in driver.list_networks():
+        ipam = ((n.get("IPAM") or {}).get("Config") or [{}])
+        first = ipam[0] if ipam else {}
+        wanted[n["Id"]] = {
+            "name": n["Name"], "driver": n.get("Driver", ""), "subnet": first.get("Subnet", ""),
+            "gateway": first.get("Gateway", ""), "internal": bool(n.get("Internal")),
+            "builtin": bool(n.get("Builtin")), "labels": n.get("Labels") or {},
+            "containers": n.get("Containers") or {}, "created": _when(n.get("Created")),
+            "search_text": " ".join([n["Name"], n["Id"], first.get("Subnet", "")]).lower(),
+        }
+    return _sync(Network, environment, "network_id", wanted, "network")
+
+
+RECONCILERS = {"images": reconcile_images, "containers": reconcile_containers,
+               "volumes": reconcile_volumes, "networks": reconcile_networks}
 
 
 def reconcile(environment, kind: str, driver=None) -> dict:

@@ -128,22 +128,26 @@ def run_operation(operation_id: str) -> str:
     publish(operation, {"kind": "state"})
     driver = driver_for(operation.environment)
     ctx = OperationContext(operation, driver)
+    state, result, error = Operation.State.SUCCEEDED, {}, ""
     try:
         result = spec.func(ctx) or {}
     except EngineError as exc:
-        _finish(operation, Operation.State.FAILED, error=str(exc))
+        state, error = Operation.State.FAILED, str(exc)
     except Exception as exc:
         log.exception("operation %s (%s) failed", operation.pk, operation.action)
-        _finish(operation, Operation.State.FAILED, error=f"Internal error: {exc.__class__.__name__}: {exc}")
-    else:
-        _finish(operation, Operation.State.SUCCEEDED, result=result)
+        state, error = Operation.State.FAILED, f"Internal error: {exc.__class__.__name__}: {exc}"
+    # The mirror is brought up to date before the operation says it is done, so that
+    # whoever sees "succeeded" sees its effect in the lists too.
+    for kind in spec.reconcile:
+        try:
+            reconcile(operation.environment, kind, driver)
+        except Exception:
+            log.exception("reconcile of %s after %s failed", kind, operation.pk)
+    if state == Operation.State.SUCCEEDED:
         try:
             ownership.record_from_result(operation, result)  # who owns what it made
         except Exception:
             log.exception("recording the ownership of %s's result failed", operation.pk)
-    try:
-        for kind in spec.reconcile:
-            reconcile(operation.environment, kind, driver)
-    finally:
-        publish(operation, {"kind": "state"})
+    _finish(operation, state, result=result, error=error)
+    publish(operation, {"kind": "state"})
     return operation.state

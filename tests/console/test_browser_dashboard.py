@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import screenshot
+from tests.support.browser import open_menu, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -39,10 +39,11 @@ def test_signed_in_dashboard_shows_engine_facts_from_the_worker(page, live_conso
 
 def test_menu_and_pages_not_built_yet(page, live_console):
     sign_in(page, live_console)
-    page.get_by_role("link", name="Volumes").click()
-    expect(page.get_by_role("heading", name="Volumes")).to_be_visible()
+    open_menu(page, "Settings")
+    expect(page.get_by_role("heading", name="Settings")).to_be_visible()
     expect(page.get_by_text("This page is not built yet.")).to_be_visible()
-    expect(page.get_by_role("link", name="Volumes")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Settings")) \
+        .to_have_attribute("aria-current", "page")
 
 
 def test_wrong_password_then_sign_out(page, live_console):

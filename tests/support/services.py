@@ -57,7 +57,23 @@ def start_redis() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+def _remove_engine_leftovers() -> None:
+    """Whatever containers and networks tests left in the session's engine root."""
+    root = os.environ.get("BERTH_ENGINE_ROOT", "")
+    if not root.startswith(_scratch) or not os.path.isdir(root):
+        return
+    from engine.config import EngineConfig
+    from engine.containers import Containers
+    from tests.support.networks import remove_all
+
+    try:
+        remove_all(Containers(EngineConfig.from_env()))
+    except Exception as exc:  # never hide the test results behind a cleanup error
+        print(f"berth tests: cleanup of {root} failed: {exc}")
+
+
 def _cleanup() -> None:
+    _remove_engine_leftovers()
     for proc in _started:
         proc.terminate()
         try:

@@ -57,3 +57,11 @@ def can(context, permission: str) -> bool:
 
     request = context["request"]
     return has_permission(request.user, permission, current_environment(request))
+
+
+@register.filter
+def host_only(host: str) -> str:
+    """The host name of a Host header, without its port ("[::1]:8000" -> "[::1]")."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

@@ -1,0 +1,92 @@
+"""Networks pages: list, create (subnet, gateway, internal), detail with containers, remove, prune."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from console.access.permissions import has_permission, require, restrict
+from console.core.environments import current_environment
+from console.core.forms_util import parse_key_values
+from console.drivers import driver_for
+from console.inventory.models import Network
+from console.inventory.reconcile import reconcile
+from console.networks import services
+from engine.errors import NotFound
+
+
+class NetworkForm(forms.Form):
+    name = forms.CharField(max_length=64)
+    subnet = forms.CharField(max_length=50, required=False, help_text="CIDR, e.g. 10.213.5.0/24; empty picks a free one.")
+    gateway = forms.CharField(max_length=50, required=False)
+    internal = forms.BooleanField(required=False, label="Internal (no route outside)")
+    labels = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "key=value"}))
+
+    def clean_labels(self):
+        return parse_key_values(self.cleaned_data["labels"])
+
+
+def _networks(request):
+    environment = current_environment(request)
+    require(request.user, "networks.view", environment)
+    return environment, restrict(Network.objects.all(), request.user, "networks.view", environment)
+
+
+def network_list(request):
+    environment, networks = _networks(request)
+    query = request.GET.get("q", "").strip().lower()
+    if query:
+        networks = networks.filter(search_text__contains=query)
+    form = NetworkForm(request.POST or None)
+    if request.method == "POST":
+        require(request.user, "networks.create", environment)
+        if form.is_valid():
+            try:
+                operation = services.create(request.user, environment, **form.cleaned_data)
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                return redirect("operation_detail", operation.pk)
+    page = Paginator(networks.order_by("name"), 50).get_page(request.GET.get("page"))
+    context = {"page": page, "query": query, "form": form,
+               "can_create": has_permission(request.user, "networks.create", environment),
+               "can_remove": has_permission(request.user, "networks.remove", environment),
+               "can_prune": has_permission(request.user, "networks.prune", environment)}
+    return render(request, "networks/list.html", context, status=400 if form.errors else 200)
+
+
+def network_detail(request, pk):
+    environment, networks = _networks(request)
+    network = get_object_or_404(networks, pk=pk)
+    try:
+        inspect = driver_for(environment).inspect_network(network.network_id)
+    except NotFound:
+        reconcile(environment, "networks")
+        messages.error(request, f"Network {network.name} is no longer on the engine.")
+        return redirect("networks")
+    return render(request, "networks/detail.html", {
+        "network": network, "inspect": inspect,
+        "can_remove": has_permission(request.user, "networks.remove", environment)})
+
+
+@require_POST
+def network_remove(request, pk):
+    environment, networks = _networks(request)
+    network = get_object_or_404(networks, pk=pk)
+    try:
+        operation = services.remove(request.user, environment, network)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("network_detail", pk)
+    return redirect("operation_detail", operation.pk)
+
+
+@require_POST
+def network_prune(request):
+    environment = current_environment(request)
+    return redirect("operation_detail", services.prune(request.user, environment).pk)

@@ -1,0 +1,23 @@
+"""What the worker does for each volume operation."""
+
+from console.operations.runner import handler
+
+
+@handler("volume.create", permission="volumes.create", reconcile=("volumes",))
+def create(ctx):
+    volume = ctx.driver.create_volume(ctx.parameters["name"], labels=ctx.parameters.get("labels") or None)
+    return {"name": volume["Name"]}
+
+
+@handler("volume.remove", permission="volumes.remove", reconcile=("volumes",))
+def remove(ctx):
+    ctx.driver.remove_volume(ctx.parameters["name"], force=ctx.parameters.get("force", False))
+    return {"removed": ctx.parameters["name"]}
+
+
+@handler("volume.prune", permission="volumes.prune", reconcile=("volumes",))
+def prune(ctx):
+    removed, reclaimed = ctx.driver.prune_volumes()
+    for name in removed:
+        ctx.line(f"Deleted: {name}")
+    return {"removed": removed, "reclaimed_bytes": reclaimed}

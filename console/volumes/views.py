@@ -1,0 +1,85 @@
+"""Volumes pages: list, create, detail (size, who uses it), remove, prune."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from console.access.permissions import has_permission, require, restrict
+from console.core.environments import current_environment
+from console.core.forms_util import parse_key_values
+from console.drivers import driver_for
+from console.inventory.models import Volume
+from console.inventory.reconcile import reconcile
+from console.volumes import services
+from engine.errors import NotFound
+
+
+class VolumeForm(forms.Form):
+    name = forms.CharField(max_length=255, required=False, help_text="Leave empty for a generated name.")
+    labels = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "placeholder": "key=value"}))
+
+    def clean_labels(self):
+        return parse_key_values(self.cleaned_data["labels"])
+
+
+def _volumes(request):
+    environment = current_environment(request)
+    require(request.user, "volumes.view", environment)
+    return environment, restrict(Volume.objects.all(), request.user, "volumes.view", environment)
+
+
+def volume_list(request):
+    environment, volumes = _volumes(request)
+    query = request.GET.get("q", "").strip().lower()
+    if query:
+        volumes = volumes.filter(search_text__contains=query)
+    form = VolumeForm(request.POST or None)
+    if request.method == "POST":
+        require(request.user, "volumes.create", environment)
+        if form.is_valid():
+            try:
+                operation = services.create(request.user, environment, form.cleaned_data["name"],
+                                            form.cleaned_data["labels"])
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                return redirect("operation_detail", operation.pk)
+    page = Paginator(volumes.order_by("name"), 50).get_page(request.GET.get("page"))
+    context = {"page": page, "query": query, "form": form,
+               "can_create": has_permission(request.user, "volumes.create", environment),
+               "can_remove": has_permission(request.user, "volumes.remove", environment),
+               "can_prune": has_permission(request.user, "volumes.prune", environment)}
+    return render(request, "volumes/list.html", context, status=400 if form.errors else 200)
+
+
+def volume_detail(request, pk):
+    environment, volumes = _volumes(request)
+    volume = get_object_or_404(volumes, pk=pk)
+    try:
+        inspect = driver_for(environment).inspect_volume(volume.name)
+    except NotFound:
+        reconcile(environment, "volumes")
+        messages.error(request, f"Volume {volume.name} is no longer on the engine.")
+        return redirect("volumes")
+    return render(request, "volumes/detail.html", {
+        "volume": volume, "inspect": inspect,
+        "can_remove": has_permission(request.user, "volumes.remove", environment)})
+
+
+@require_POST
+def volume_remove(request, pk):
+    environment, volumes = _volumes(request)
+    volume = get_object_or_404(volumes, pk=pk)
+    operation = services.remove(request.user, environment, volume, force=request.POST.get("force") == "on")
+    return redirect("operation_detail", operation.pk)
+
+
+@require_POST
+def volume_prune(request):
+    environment = current_environment(request)
+    return redirect("operation_detail", services.prune(request.user, environment).pk)

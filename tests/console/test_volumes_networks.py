@@ -1,0 +1,154 @@
+"""Volumes and networks through the console, and a container that publishes a port and
+mounts a named volume. Real worker, Redis, engine, runc; traffic only to loopback."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from console.core.models import Environment
+from console.inventory.models import Container, Network, Volume
+from console.inventory.reconcile import reconcile
+from console.operations.models import Operation
+from engine.config import EngineConfig
+from engine.containers import Containers
+from engine.images import ImageStore
+from engine.volumes import Volumes
+from tests.support.imagebuilder import busybox_image
+from tests.support.networks import remove_all
+from tests.support.services import free_port
+from tests.support.worker import wait_for_operation
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def engine_config():
+    return EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
+
+
+@pytest.fixture(scope="module")
+def engine():
+    config = engine_config()
+    images = ImageStore(config)
+    if not images.exists("test/busybox:latest"):
+        busybox_image(images, ref="test/busybox:latest")
+    yield config
+    for volume in Volumes(config).list():
+        if volume["Name"].startswith("cv-"):
+            Volumes(config).remove(volume["Name"], force=True)
+    remove_all(Containers(config))  # containers, then every network and what it holds on the host
+
+
+@pytest.fixture
+def local(engine):
+    environment = Environment.local()
+    reconcile(environment, "images")
+    return environment
+
+
+def operation_from(response):
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    return wait_for_operation(Operation.objects.get(pk=response["Location"].rstrip("/").rsplit("/", 1)[-1]))
+
+
+def test_volume_create_use_keep_and_remove(admin_client, celery_worker, local):
+    op = operation_from(admin_client.post(reverse("volumes"), {"name": "cv-data", "labels": "app=demo"}))
+    assert op.state == "succeeded", op.error
+    volume = Volume.objects.get(environment=local, name="cv-data")
+    assert volume.labels == {"app": "demo"}
+
+    run = operation_from(admin_client.post(reverse("container_create"), {
+        "image": "test/busybox:latest", "name": "writer", "network": "none", "restart": "no", "start": "on",
+        "command": "sh -c 'echo kept > /data/file; sleep 300'", "volumes": "cv-data:/data"}))
+    assert run.state == "succeeded", run.error
+    volume.refresh_from_db()
+    assert [c["Name"] for c in volume.containers] == ["writer"]
+
+    # In use: removal is refused with the engine's words; the data is untouched.
+    refused = operation_from(admin_client.post(reverse("volume_remove", args=[volume.pk])))
+    assert refused.state == "failed" and "in use" in refused.error
+    writer = Container.objects.get(environment=local, name="writer")
+    operation_from(admin_client.post(reverse("container_action", args=[writer.pk, "remove"]), {"force": "on"}))
+    detail = admin_client.get(reverse("volume_detail", args=[volume.pk])).content.decode()
+    assert "no container: removing it is allowed" in detail
+
+    # The data outlived its container: the next one reads it.
+    read = operation_from(admin_client.post(reverse("container_create"), {
+        "image": "test/busybox:latest", "name": "reader", "network": "none", "restart": "no", "start": "on",
+        "command": "sh -c 'cat /data/file; sleep 300'", "volumes": "cv-data:/data:ro"}))
+    assert read.state == "succeeded", read.error
+    reader = Container.objects.get(environment=local, name="reader")
+    for _ in range(50):
+        if "kept" in admin_client.get(reverse("container_detail", args=[reader.pk])).content.decode():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the second container did not read the volume's data")
+    operation_from(admin_client.post(reverse("container_action", args=[reader.pk, "remove"]), {"force": "on"}))
+    removed = operation_from(admin_client.post(reverse("volume_remove", args=[volume.pk])))
+    assert removed.state == "succeeded", removed.error
+    assert not Volume.objects.filter(pk=volume.pk).exists()
+
+
+@pytest.mark.parametrize("name,message", [("a/b", "no slash"), ("-x", "no slash")])
+def test_bad_volume_names_are_refused_inline(admin_client, local, name, message):
+    response = admin_client.post(reverse("volumes"), {"name": name})
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not Operation.objects.exists()
+
+
+def test_network_create_publish_a_port_and_remove(admin_client, celery_worker, local):
+    op = operation_from(admin_client.post(reverse("networks"), {"name": "cn-front"}))
+    assert op.state == "succeeded", op.error
+    network = Network.objects.get(environment=local, name="cn-front")
+    assert network.subnet and network.driver == "bridge"
+
+    port = free_port()
+    run = operation_from(admin_client.post(reverse("container_create"), {
+        "image": "test/busybox:latest", "name": "web", "network": "cn-front", "restart": "no", "start": "on",
+        "command": "sh -c 'mkdir /www; echo hello over the bridge > /www/index.html; httpd -f -p 80 -h /www'",
+        "ports": f"127.0.0.1:{port}:80"}))
+    assert run.state == "succeeded", run.error
+    body = ""
+    for _ in range(50):
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert "hello over the bridge" in body
+    listing = admin_client.get(reverse("containers"), {"q": "web"}).content.decode()
+    assert f":{port}/" in listing  # the published port is a link
+
+    refused = operation_from(admin_client.post(reverse("network_remove", args=[network.pk])))
+    assert refused.state == "failed"  # in use
+    web = Container.objects.get(environment=local, name="web")
+    operation_from(admin_client.post(reverse("container_action", args=[web.pk, "remove"]), {"force": "on"}))
+    assert operation_from(admin_client.post(reverse("network_remove", args=[network.pk]))).state == "succeeded"
+
+
+@pytest.mark.parametrize("fields,field,message", [
+    ({"name": "bad name"}, "name", "Use letters"),
+    ({"name": "cn-x", "subnet": "10.1.2.3/33"}, "subnet", "Not an IPv4 subnet"),
+    ({"name": "cn-x", "gateway": "10.0.0.1"}, "gateway", "needs a subnet"),
+    ({"name": "cn-x", "subnet": "10.213.9.0/24", "gateway": "10.1.1.1"}, "gateway", "inside"),
+])
+def test_bad_network_input_is_refused_inline(admin_client, local, fields, field, message):
+    response = admin_client.post(reverse("networks"), fields)
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not Operation.objects.exists()
+
+
+def test_ports_and_host_paths_are_checked_before_anything_runs(admin_client, local):
+    bad_port = admin_client.post(reverse("container_create"), {
+        "image": "test/busybox:latest", "network": "bridge", "restart": "no", "ports": "99999:80"})
+    assert bad_port.status_code == 400 and "invalid" in bad_port.content.decode().lower()
+    missing = admin_client.post(reverse("container_create"), {
+        "image": "test/busybox:latest", "network": "bridge", "restart": "no", "volumes": "/no/such/path:/x"})
+    assert missing.status_code == 400
+    assert not Operation.objects.exists()
