@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from console.operations.runner import handler
@@ -77,3 +78,14 @@ def save(ctx):
         path.unlink(missing_ok=True)
         raise
     return {"size": path.stat().st_size}
+
+
+@handler("image.build", permission="images.build", reconcile=("images",))
+def build(ctx):
+    p = ctx.parameters
+    try:
+        image = ctx.driver.build_image(p["context"], p["dockerfile"], tags=p["tags"], on_line=ctx.line,
+                                       no_cache=p.get("no_cache", False))
+    finally:
+        shutil.rmtree(p["work"], ignore_errors=True)
+    return {"image_id": image["id"], "repo_tags": image["repo_tags"]}

@@ -6,6 +6,7 @@ then starts an Operation, which checks the permission and audits.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 
 from django.conf import settings
@@ -133,3 +134,35 @@ def save(user, environment, images):
         target_type="image", target_name=", ".join(names)[:300],
         parameters={"names": names, "path": str(path)},
     )
+
+
+def build(user, environment, dockerfile: str, tags: list[str], context=None, no_cache: bool = False):
+    """Build from a Dockerfile written in the page, with an optional uploaded context tar."""
+    require(user, "images.build", environment)  # before writing anything to disk
+    refs = [normalize_reference(tag) for tag in tags]
+    if not dockerfile.strip() and context is None:
+        raise ValidationError({"dockerfile": "Write a Dockerfile, or upload a context that holds one."})
+    work = transfers_dir() / f"build-{uuid.uuid4().hex}"
+    work.mkdir(mode=0o700)
+    parameters = {"work": str(work), "tags": refs, "no_cache": bool(no_cache)}
+    if context is not None:
+        with open(work / "context.tar", "wb") as out:
+            for chunk in context.chunks():
+                out.write(chunk)
+        parameters["context"] = str(work / "context.tar")
+    else:
+        (work / "context").mkdir()
+        parameters["context"] = str(work / "context")
+    if dockerfile.strip():
+        (work / "Dockerfile").write_text(dockerfile)
+        parameters["dockerfile"] = str(work / "Dockerfile")
+    else:
+        parameters["dockerfile"] = "Dockerfile"  # the one inside the uploaded context
+    try:
+        return operations.start(
+            user=user, environment=environment, action="image.build", permission="images.build",
+            target_type="image", target_name=", ".join(refs) or "(untagged)", parameters=parameters,
+        )
+    except Exception:
+        shutil.rmtree(work, ignore_errors=True)
+        raise

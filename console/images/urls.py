@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console.images import transfer, views
+from console.images import build, transfer, views
 
 urlpatterns = [
     path("", views.image_list, name="images"),
@@ -8,6 +8,7 @@ urlpatterns = [
     path("remove/", views.image_remove, name="image_remove"),
     path("prune/", views.image_prune, name="image_prune"),
     path("import/", transfer.image_import, name="image_import"),
+    path("build/", build.image_build, name="image_build"),
     path("export/", transfer.image_export, name="image_export"),
     path("export/<uuid:pk>/download/", transfer.export_download, name="image_export_download"),
     path("<int:pk>/", views.image_detail, name="image_detail"),
