@@ -50,7 +50,7 @@ def open_detail(page, live_console, name):
 def test_logs_terminal_and_stats(page, live_console, logger):
     open_detail(page, live_console, "browser-live")
     output = page.get_by_test_id("container-logs")
-    expect(page.get_by_test_id("log-status")).to_contain_text("Following live", timeout=20_000)
+    expect(page.get_by_test_id("log-status")).to_contain_text("Following live", timeout=45_000)
     last = output.locator(".ll").last
     expect(last).to_contain_text("tick")
     first_tick = last.inner_text()
