@@ -33,6 +33,7 @@ from engine.config import EngineConfig
 from engine.content import file_lock
 from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.reference import parse
+from engine.tarsafe import extract_all
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 BUILD_LABEL = "io.berth.build"  # on the short-lived containers of RUN steps (lists may hide them)
@@ -219,7 +220,7 @@ class Builder:
             else:
                 tar = tarfile.open(fileobj=context, mode="r|*")
             with tar:
-                tar.extractall(tmp, filter="data")
+                extract_all(tar, tmp)
         except (OSError, tarfile.TarError) as exc:
             raise InvalidArgument(f"the build context is neither a directory nor a tar: {exc}") from None
         return tmp

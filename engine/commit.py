@@ -25,6 +25,7 @@ from typing import BinaryIO
 from engine import images as im
 from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.reference import parse
+from engine.tarsafe import extract_all
 
 _CHUNK = 1 << 20
 # Mount points the engine bind-mounts over in every container: their empty placeholders
@@ -295,7 +296,7 @@ def copy_out(containers, ref: str, path: str, host_path: str) -> None:
                     head, sep, tail = m.name.partition("/")
                     if head == info["name"]:
                         m.name = rename + sep + tail
-            tar.extractall(directory, members=members, filter="tar")
+            extract_all(tar, directory, members, trusted_links=True)
 
 
 def export(containers, ref: str, out: BinaryIO) -> None:

@@ -102,8 +102,10 @@ def live_console(tmp_path_factory):
         shutil.rmtree(run_root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    # Module scope: Playwright's sync API keeps an event loop marked as running in this
+    # thread while it lives, which would break asyncio in the tests that run after it.
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
