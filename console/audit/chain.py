@@ -135,18 +135,6 @@ def _append(fields: dict, recording: bytes | None) -> AuditEvent:
     return event
 
 
-def bulk_rows(rows: list[dict], prev_id: int, prev_hash: str) -> tuple[list[dict], int, str]:
-    """Number and hash ``rows`` (dicts with ``time``) after (prev_id, prev_hash): for imports
-    and the benchmark, which insert many rows at once and then move the head."""
-    out = []
-    for row in rows:
-        prev_id += 1
-        row = dict(row, id=prev_id, details=normalize_details(row.get("details")), prev_hash=prev_hash)
-        row["hash"] = prev_hash = compute_hash(prev_hash, row)
-        out.append(row)
-    return out, prev_id, prev_hash
-
-
 @dataclass
 class VerifyResult:
     ok: bool

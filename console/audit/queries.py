@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.utils import timezone
 
 from console.access.permissions import environment_ids_for
 from console.audit.models import AuditEvent
@@ -153,9 +152,3 @@ def seek(events, *, before: str = "", after: str = "", size: int = PAGE_SIZE) ->
     rows = rows[:size]
     return SeekPage(rows, encode_cursor(rows[0]) if cursor and rows else None,
                     encode_cursor(rows[-1]) if more_older else None, first=cursor is None)
-
-
-def since_text(when) -> str:
-    if when is None:
-        return ""
-    return timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S")

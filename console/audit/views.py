@@ -19,7 +19,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from console import audit
-from console.access.permissions import has_permission
 from console.audit.chain import canonical_time
 from console.audit.models import ChainCheck, ChainHead, TerminalRecording
 from console.audit.queries import FilterForm, apply_filters, seek, visible_events
@@ -217,8 +216,3 @@ def audit_export(request, fmt: str):
     response = StreamingHttpResponse(content(), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="berth-audit-{stamp}.{fmt}"'
     return response
-
-
-def can_read_audit(user) -> bool:
-    """For menus and links: may this user open the audit log at all?"""
-    return has_permission(user, "audit.view", None)
