@@ -21,8 +21,10 @@ ACTIONS = {
 }
 
 
-def create(user, environment, spec: dict, start: bool = True, replace: Container | None = None):
-    """Create (and start) a container; with ``replace``, remove that one first (edit and recreate)."""
+def create(user, environment, spec: dict, start: bool = True, replace: Container | None = None,
+           access: dict | None = None):
+    """Create (and start) a container; with ``replace``, remove that one first (edit and recreate).
+    ``access``: who may see the new container (console.accounts.forms.access_parameters)."""
     name = spec.get("name")
     taken = Container.objects.filter(environment=environment, name=name)
     if replace is not None:
@@ -30,6 +32,8 @@ def create(user, environment, spec: dict, start: bool = True, replace: Container
     if name and taken.exists():
         raise ValidationError({"name": f"The name {name} is already in use by another container."})
     parameters = {"spec": spec, "start": bool(start)}
+    if access:
+        parameters["access"] = access
     action, permission = "container.create", "containers.create"
     if replace is not None:
         action, permission = "container.recreate", "containers.recreate"

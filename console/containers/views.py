@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from console.access.permissions import can_use_dangerous_options, has_permission, require, restrict
+from console.accounts.forms import access_parameters, add_access_fields
 from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
@@ -110,10 +111,13 @@ def container_create(request):
     networks = Network.objects.filter(environment=environment, builtin=False).values_list("name", flat=True)
     form = ContainerForm(request.POST or None, initial=initial, allow_host_network=allow_host,
                          networks=list(networks))
+    if replace is None:  # a recreated container keeps the ownership of the one it replaces
+        add_access_fields(form, request.user, environment)
     if request.method == "POST" and form.is_valid():
         try:
             operation = services.create(request.user, environment, form.spec(),
-                                        start=form.cleaned_data["start"], replace=replace)
+                                        start=form.cleaned_data["start"], replace=replace,
+                                        access=access_parameters(form.cleaned_data) if replace is None else None)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

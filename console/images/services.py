@@ -45,14 +45,17 @@ def _require_registry_use(user, environment, registry: Registry | None) -> None:
         raise
 
 
-def pull(user, environment, reference: str, registry: Registry | None = None, platform: str = ""):
+def pull(user, environment, reference: str, registry: Registry | None = None, platform: str = "",
+         access: dict | None = None):
     ref = normalize_reference(reference, registry)
     _require_registry_use(user, environment, registry)
+    parameters = {"reference": ref, "registry_id": registry.pk if registry else None,
+                  "platform": platform.strip() or None}
+    if access:
+        parameters["access"] = access  # who may see the pulled image
     return operations.start(
         user=user, environment=environment, action="image.pull", permission="images.pull",
-        target_type="image", target_name=ref,
-        parameters={"reference": ref, "registry_id": registry.pk if registry else None,
-                    "platform": platform.strip() or None},
+        target_type="image", target_name=ref, parameters=parameters,
     )
 
 

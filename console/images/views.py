@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from console.access.permissions import has_permission, require, restrict
+from console.accounts.forms import access_parameters, add_access_fields
 from console.core.environments import current_environment
 from console.drivers import driver_for
 from console.images import services
@@ -54,11 +55,12 @@ def image_list(request):
 def image_pull(request):
     environment = current_environment(request)
     require(request.user, "images.pull", environment)
-    form = PullForm(request.POST or None)
+    form = add_access_fields(PullForm(request.POST or None), request.user, environment)
     if request.method == "POST" and form.is_valid():
         try:
             operation = services.pull(request.user, environment, form.cleaned_data["reference"],
-                                      form.cleaned_data["registry"], form.cleaned_data["platform"])
+                                      form.cleaned_data["registry"], form.cleaned_data["platform"],
+                                      access=access_parameters(form.cleaned_data))
         except ValidationError as exc:
             form.add_error("reference", exc)
         else:
