@@ -399,11 +399,12 @@ class TerminalConsumer(LiveConsumer):
     async def denied(self):
         await _audit(user=self.user, action="container.terminal", environment=self.environment,
                      target_type="container", target_id=self.container.container_id,
-                     target_name=self.container.name, outcome="denied")
+                     target_name=self.container.name, outcome="denied", request=_audit_info(self.scope))
 
     async def ready(self):
         self.session = None
         self.recorder = None
+        self.audit_info = _audit_info(self.scope)
         self.inflight = 0
         self.resumed = asyncio.Event()
         self.pending_input = bytearray()
@@ -445,7 +446,7 @@ class TerminalConsumer(LiveConsumer):
                      target_type="container", target_id=self.container.container_id,
                      target_name=self.container.name,
                      details={"command": " ".join(session.command), "user": session.user,
-                              "exec_id": session.exec_id})
+                              "exec_id": session.exec_id}, request=self.audit_info)
         await self.send_terminal_info(t="started", command=session.command, user=session.user,
                                       exec_id=session.exec_id)
         self.spawn(self.pump())
@@ -568,13 +569,15 @@ class TerminalConsumer(LiveConsumer):
             await database_sync_to_async(record_terminal_session)(
                 user=self.user, environment=self.environment, container_id=self.container.container_id,
                 container_name=self.container.name, command=session.command, run_as=session.user,
-                started_at=self.started, ended_at=ended, recording=self.recorder, exit_code=code)
+                started_at=self.started, ended_at=ended, recording=self.recorder, exit_code=code,
+                request=self.audit_info)
         else:
             await _audit(user=self.user, action="container.terminal.close", environment=self.environment,
                          target_type="container", target_id=self.container.container_id,
                          target_name=self.container.name,
                          details={"command": " ".join(session.command), "exit_code": code,
-                                  "seconds": round((ended - self.started).total_seconds(), 3)})
+                                  "seconds": round((ended - self.started).total_seconds(), 3)},
+                         request=self.audit_info)
 
 
 @database_sync_to_async
@@ -582,6 +585,15 @@ def _audit(**fields):
     from console import audit
 
     return audit.record(**fields)
+
+
+def _audit_info(scope):
+    """The connection's source IP and user agent for the audit log (one id per connection)."""
+    try:
+        from console.audit.context import info_from_scope
+    except ImportError:
+        return None
+    return info_from_scope(scope)
 
 
 def _query(scope) -> dict[str, str]:

@@ -94,6 +94,8 @@ async def test_echo_resize_utf8_exit_code_and_audit(row, admin_client):
     await ws.send_to(bytes_data=p.T_INPUT + b"echo hi\r")
     assert b"hi\r\n" in await output_until(ws, b"hi\r\n")
     await ws.send_to(bytes_data=p.T_RESIZE + json.dumps({"cols": 123, "rows": 45}).encode())
+    # runc passes the size on when its SIGWINCH arrives: give it a moment, as a person would
+    await asyncio.sleep(0.2)
     await ws.send_to(bytes_data=p.T_INPUT + b"stty size\r")
     await output_until(ws, b"45 123")
     # "é" split across two frames arrives whole
