@@ -143,11 +143,16 @@ class TerminalSession:
         except OSError:
             pass
 
+    def hangup(self) -> None:
+        """Close our side of the pty: SIGHUP to runc, which forwards it to the process.
+        Instant (no waiting): safe to call from an event loop."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
     def close(self, grace: float = 2.0) -> int | None:
         """End the process (hang up its terminal, then kill it) and free the pty."""
-        if self.fd >= 0:
-            os.close(self.fd)  # SIGHUP to runc, which forwards it to the process
-            self.fd = -1
+        self.hangup()
         if self.wait(grace) is None:  # the process ignores SIGHUP: kill it, then runc
             self._kill_exec()
             self.process.kill()

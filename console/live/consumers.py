@@ -559,7 +559,12 @@ class TerminalConsumer(LiveConsumer):
         if session is None:
             return
         self.session = None
-        code = await asyncio.to_thread(session.close)
+        # Hang up at once, on the loop: even if this coroutine is cancelled below, the process
+        # has had its SIGHUP; the wait (and the kill of a process that ignores it) is shielded.
+        if session.fd >= 0:
+            asyncio.get_running_loop().remove_reader(session.fd)
+        session.hangup()
+        code = await asyncio.shield(asyncio.to_thread(session.close))
         ended = dt.datetime.now(dt.UTC)
         try:
             from console.audit import record_terminal_session
