@@ -13,6 +13,7 @@
     const merged = sources.length > 1;
     const opt = {timestamps: false, wrap: true, stdout: true, stderr: true, tail: 500, since: ""};
     let detached = false, searchId = 0, matches = [], matchIndex = -1, pattern = null, onlyMatching = false;
+    let totalCount = 0, partial = false, truncated = false;
 
     const states = sources.map((src) => ({src, last: null, oldest: null, caughtUp: false, buffer: [],
       conn: null, more: false}));
@@ -144,8 +145,10 @@
         case "search":
           if (msg.id !== searchId) break;
           if (msg.error) { countEl.textContent = msg.error; matches = []; break; }
-          matches = msg.matches; matchIndex = matches.length;
-          countEl.textContent = `${msg.count} match${msg.count === 1 ? "" : "es"}` + (msg.partial ? " (search stopped early)" : "") + (msg.truncated ? ` (the last ${matches.length} can be stepped through)` : "");
+          // several sources (merged view): one list of [source, cursor], counts added up
+          matches = matches.concat(msg.matches.map((c) => [state, c])); matchIndex = matches.length;
+          totalCount += msg.count; partial = partial || msg.partial; truncated = truncated || msg.truncated;
+          countEl.textContent = `${totalCount} match${totalCount === 1 ? "" : "es"}` + (partial ? " (search stopped early)" : "") + (truncated ? ` (the last ${matches.length} can be stepped through)` : "");
           root.dataset.matchCount = msg.count;
           break;
         case "filter": if (msg.error) countEl.textContent = msg.error; else if (msg.active) countEl.textContent = `${msg.count} matching line${msg.count === 1 ? "" : "s"}`; break;
@@ -189,7 +192,7 @@
         const msg = div.querySelector(".msg");
         div.classList.toggle("hit", !!(pattern && msg && pattern.test(msg.textContent)));
       });
-      searchId += 1; matches = []; matchIndex = -1;
+      searchId += 1; matches = []; matchIndex = -1; totalCount = 0; partial = false; truncated = false;
       if (!q) { countEl.textContent = ""; if (onlyMatching) setOnly(false); return; }
       states.forEach((s) => s.conn.send(JSON.stringify({t: "search", id: searchId, q, regex})));
       if (onlyMatching) states.forEach((s) => s.conn.send(JSON.stringify({t: "filter", q, regex})));
@@ -197,10 +200,11 @@
     }
 
     function step(delta) {
-      if (!matches.length || merged) return;
+      if (!matches.length) return;
       matchIndex = (matchIndex + delta + matches.length) % matches.length;
       countEl.textContent = countEl.textContent.replace(/^(\d+ of )?/, `${matchIndex + 1} of `);
-      states[0].conn.send(JSON.stringify({t: "around", at: matches[matchIndex], n: 200}));
+      const [state, cursor] = matches[matchIndex];
+      state.conn.send(JSON.stringify({t: "around", at: cursor, n: 200}));
     }
 
     function setOnly(on) {

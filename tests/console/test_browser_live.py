@@ -122,5 +122,10 @@ def test_list_events_and_merged_logs(page, live_console, logger):
         expect(output.locator(".src", has_text="browser-other").first).to_be_visible(timeout=20_000)
         expect(output.locator(".src", has_text="browser-live").first).to_be_visible()
         screenshot(page, "live-merged-logs")
+        page.get_by_label("Search the logs").fill("other says")  # over both containers' logs
+        page.get_by_role("button", name="Search", exact=True).click()
+        expect(page.get_by_test_id("search-count")).to_contain_text(re.compile(r"\d+ match"))
+        page.get_by_role("button", name="Previous match").click()
+        expect(output.locator(".focus")).to_contain_text("other says hi")
     finally:
         containers.remove(other.id, force=True)
