@@ -14,3 +14,25 @@ def admin(django_user_model):
 def admin_client(client, admin):
     client.force_login(admin)
     return client
+
+
+@pytest.fixture(scope="module")
+def console_engine():
+    """The engine the console under test drives (settings.ENGINE_ROOT), with a busybox image
+    ``test/busybox:latest``; everything a test module left in it is removed afterwards."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from engine.config import EngineConfig
+    from engine.containers import Containers
+    from engine.images import ImageStore
+    from tests.support.imagebuilder import busybox_image
+    from tests.support.networks import remove_all
+
+    config = EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
+    images = ImageStore(config)
+    if not images.exists("test/busybox:latest"):
+        busybox_image(images, ref="test/busybox:latest")
+    yield config
+    remove_all(Containers(config))

@@ -15,6 +15,7 @@ from console.accounts.forms import access_parameters, add_access_fields
 from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
+from console.core.pages import visible_rows
 from console.drivers import driver_for
 from console.inventory.models import Container, Image, Network
 from console.inventory.reconcile import reconcile
@@ -28,9 +29,7 @@ BULK_VERBS = ("start", "stop", "restart", "kill", "remove")
 
 def _visible_containers(request):
     """The containers of the current environment this user may see (others are a 404)."""
-    environment = current_environment(request)
-    require(request.user, "containers.view", environment)
-    return environment, restrict(Container.objects.all(), request.user, "containers.view", environment)
+    return visible_rows(request, Container, "containers")
 
 
 def _filter(containers, params):

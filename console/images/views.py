@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from console.access.permissions import has_permission, require, restrict
 from console.accounts.forms import access_parameters, add_access_fields
 from console.core.environments import current_environment
+from console.core.pages import visible_rows
 from console.drivers import driver_for
 from console.images import services
 from console.images.forms import PruneForm, PullForm, PushForm, TagForm
@@ -25,9 +26,7 @@ SORTS = {"name": ("name", "image_id"), "-size": ("-size", "name"), "size": ("siz
 
 def _visible_images(request):
     """The images the user may see here: what they may not see is a 404, not a 403."""
-    environment = current_environment(request)
-    require(request.user, "images.view", environment)
-    return environment, restrict(Image.objects.all(), request.user, "images.view", environment)
+    return visible_rows(request, Image, "images")
 
 
 def image_list(request):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import has_permission, require, restrict
+from console.access.permissions import has_permission, require
 from console.core.environments import current_environment
 from console.core.forms_util import parse_key_values
+from console.core.pages import search_page, start_from_form, visible_rows
 from console.drivers import driver_for
 from console.inventory.models import Network
 from console.inventory.reconcile import reconcile
@@ -31,28 +31,18 @@ class NetworkForm(forms.Form):
 
 
 def _networks(request):
-    environment = current_environment(request)
-    require(request.user, "networks.view", environment)
-    return environment, restrict(Network.objects.all(), request.user, "networks.view", environment)
+    return visible_rows(request, Network, "networks")
 
 
 def network_list(request):
     environment, networks = _networks(request)
-    query = request.GET.get("q", "").strip().lower()
-    if query:
-        networks = networks.filter(search_text__contains=query)
     form = NetworkForm(request.POST or None)
     if request.method == "POST":
         require(request.user, "networks.create", environment)
-        if form.is_valid():
-            try:
-                operation = services.create(request.user, environment, **form.cleaned_data)
-            except ValidationError as exc:
-                for field, errors in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                return redirect("operation_detail", operation.pk)
-    page = Paginator(networks.order_by("name"), 50).get_page(request.GET.get("page"))
+        operation = start_from_form(form, lambda **data: services.create(request.user, environment, **data))
+        if operation is not None:
+            return redirect("operation_detail", operation.pk)
+    query, page = search_page(request, networks, "name")
     context = {"page": page, "query": query, "form": form,
                "can_create": has_permission(request.user, "networks.create", environment),
                "can_remove": has_permission(request.user, "networks.remove", environment),

@@ -10,7 +10,7 @@ from engine.errors import InvalidArgument
 from engine.volumes import check_name
 
 
-def create(user, environment, name: str, labels: dict):
+def create(user, environment, name: str, labels: dict | None = None):
     name = (name or "").strip()
     if name:
         try:

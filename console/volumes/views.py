@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import has_permission, require, restrict
+from console.access.permissions import has_permission, require
 from console.core.environments import current_environment
 from console.core.forms_util import parse_key_values
+from console.core.pages import search_page, start_from_form, visible_rows
 from console.drivers import driver_for
 from console.inventory.models import Volume
 from console.inventory.reconcile import reconcile
@@ -28,28 +27,18 @@ class VolumeForm(forms.Form):
 
 
 def _volumes(request):
-    environment = current_environment(request)
-    require(request.user, "volumes.view", environment)
-    return environment, restrict(Volume.objects.all(), request.user, "volumes.view", environment)
+    return visible_rows(request, Volume, "volumes")
 
 
 def volume_list(request):
     environment, volumes = _volumes(request)
-    query = request.GET.get("q", "").strip().lower()
-    if query:
-        volumes = volumes.filter(search_text__contains=query)
     form = VolumeForm(request.POST or None)
     if request.method == "POST":
         require(request.user, "volumes.create", environment)
-        if form.is_valid():
-            try:
-                operation = services.create(request.user, environment, form.cleaned_data["name"],
-                                            form.cleaned_data["labels"])
-            except ValidationError as exc:
-                form.add_error(None, exc)
-            else:
-                return redirect("operation_detail", operation.pk)
-    page = Paginator(volumes.order_by("name"), 50).get_page(request.GET.get("page"))
+        operation = start_from_form(form, lambda **data: services.create(request.user, environment, **data))
+        if operation is not None:
+            return redirect("operation_detail", operation.pk)
+    query, page = search_page(request, volumes, "name")
     context = {"page": page, "query": query, "form": form,
                "can_create": has_permission(request.user, "volumes.create", environment),
                "can_remove": has_permission(request.user, "volumes.remove", environment),

@@ -4,10 +4,7 @@ real Redis, the real engine with runc."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from console.access.models import Assignment
@@ -16,10 +13,7 @@ from console.core.models import Environment
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.operations.models import Operation
-from engine.config import EngineConfig
 from engine.containers import Containers
-from engine.images import ImageStore
-from tests.support.imagebuilder import busybox_image
 from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -29,20 +23,9 @@ def grant(user, role_key, environment):
     Assignment.objects.create(user=user, role=builtin_role(role_key), environment=environment)
 
 
-def engine_config():
-    return EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
-
-
 @pytest.fixture(scope="module")
-def engine():
-    config = engine_config()
-    images = ImageStore(config)
-    if not images.exists("test/busybox:latest"):
-        busybox_image(images, ref="test/busybox:latest")
-    containers = Containers(config)
-    yield containers
-    for summary in containers.list(all=True):
-        containers.remove(summary["Id"], force=True)
+def engine(console_engine):
+    return Containers(console_engine)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -15,19 +14,13 @@ from django.urls import reverse
 from console.core.models import Environment
 from console.inventory.models import Image
 from console.operations.models import Operation
-from engine.config import EngineConfig
-from engine.images import ImageStore
-from tests.support.imagebuilder import busybox_image
 from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture
-def local():
-    store = ImageStore(EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT)))
-    if not store.exists("test/busybox:latest"):
-        busybox_image(store, ref="test/busybox:latest")
+def local(console_engine):
     return Environment.local()
 
 

@@ -3,10 +3,7 @@ container (and pulled image) is theirs unless they make it public."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from console.access.models import Assignment, Ownership
@@ -15,25 +12,14 @@ from console.core.models import Environment
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.operations.models import Operation
-from engine.config import EngineConfig
-from engine.containers import Containers
-from engine.images import ImageStore
-from tests.support.imagebuilder import busybox_image
 from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture(scope="module")
-def engine():
-    config = EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
-    images = ImageStore(config)
-    if not images.exists("test/busybox:latest"):
-        busybox_image(images, ref="test/busybox:latest")
-    yield config
-    containers = Containers(config)
-    for summary in containers.list(all=True, filters={"name": ["owned-"]}):
-        containers.remove(summary["Id"], force=True)
+def engine(console_engine):
+    return console_engine
 
 
 def standard_user(django_user_model, name, environment):

@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from console.core.models import Environment
 from console.inventory.models import Container, Network, Volume
 from console.inventory.reconcile import reconcile
 from console.operations.models import Operation
-from engine.config import EngineConfig
 from engine.containers import Containers
-from engine.images import ImageStore
 from engine.volumes import Volumes
-from tests.support.imagebuilder import busybox_image
 from tests.support.networks import remove_all
 from tests.support.services import free_port
 from tests.support.worker import wait_for_operation
@@ -27,21 +22,13 @@ from tests.support.worker import wait_for_operation
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-def engine_config():
-    return EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
-
-
 @pytest.fixture(scope="module")
-def engine():
-    config = engine_config()
-    images = ImageStore(config)
-    if not images.exists("test/busybox:latest"):
-        busybox_image(images, ref="test/busybox:latest")
-    yield config
-    for volume in Volumes(config).list():
+def engine(console_engine):
+    yield console_engine
+    remove_all(Containers(console_engine))  # containers first: volumes in use cannot go
+    for volume in Volumes(console_engine).list():
         if volume["Name"].startswith("cv-"):
-            Volumes(config).remove(volume["Name"], force=True)
-    remove_all(Containers(config))  # containers, then every network and what it holds on the host
+            Volumes(console_engine).remove(volume["Name"], force=True)
 
 
 @pytest.fixture
