@@ -65,3 +65,9 @@ def host_only(host: str) -> str:
     if host.startswith("["):
         return host.split("]", 1)[0] + "]"
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+@register.filter
+def cpus(nano_cpus) -> str:
+    """Docker's NanoCpus as the --cpus value a user typed (1500000000 -> "1.5")."""
+    return f"{(nano_cpus or 0) / 1e9:g}"
