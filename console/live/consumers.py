@@ -196,6 +196,12 @@ class LogsConsumer(LiveConsumer):
     async def finish(self):
         if getattr(self, "follower", None) is not None:
             self.follower.close()
+        await self.drop_filter()
+
+    async def drop_filter(self):
+        pattern, self.pattern = getattr(self, "pattern", None), None
+        if pattern is not None:
+            await pattern.close()
 
     async def on_message(self, text_data, bytes_data):
         message = p.parse_json(text_data, bytes_data)
@@ -225,7 +231,7 @@ class LogsConsumer(LiveConsumer):
                 return
         self.options = {"stdout": stdout, "stderr": stderr}
         self.stop_following()
-        self.pattern = None
+        await self.drop_filter()
         stream = self.stream
         if after is not None:  # a reconnect: go on exactly after the last line the client has
             follower = await asyncio.to_thread(stream.follower, after, stdout=stdout, stderr=stderr)
@@ -289,7 +295,12 @@ class LogsConsumer(LiveConsumer):
         data = batch.data
         count = batch.count
         if self.pattern is not None and mode == "live":
-            data, count = self.keep_matching(data)
+            try:
+                data, count = await self.pattern.keep(data)
+            except TimeoutError as exc:
+                self.pattern = None
+                await self.send_info(t="filter", active=False, error=str(exc))
+                return
             if not count:
                 return
         self.seq += 1
@@ -300,19 +311,6 @@ class LogsConsumer(LiveConsumer):
         self.inflight += len(payload)
         if not self.closed:
             await self.send(text_data=payload)
-
-    def keep_matching(self, data: bytes) -> tuple[bytes, int]:
-        kept = []
-        for line in data.split(b"\n"):
-            if not line:
-                continue
-            try:
-                text = json.loads(line).get("log", "")
-            except ValueError:
-                continue
-            if self.pattern.search(text):
-                kept.append(line)
-        return (b"\n".join(kept) + b"\n" if kept else b""), len(kept)
 
     async def on_ack(self, message):
         seq = p.integer(message, "seq", 0, 2 ** 62)
@@ -345,12 +343,18 @@ class LogsConsumer(LiveConsumer):
         except ValueError as exc:  # re.error is one
             await self.send_info(t="search", id=search_id, error=str(exc))
             return
-        deadline = time.monotonic() + p.SEARCH_SECONDS
-        count, cursors, _lines, partial = await asyncio.to_thread(
-            self.stream.search, pattern, limit=p.SEARCH_LIMIT, deadline=lambda: time.monotonic() > deadline,
-            **self.options)
+        count, cursors, _lines, partial = await asyncio.to_thread(self.run_search, message, p.SEARCH_LIMIT, False)
         await self.send_info(t="search", id=search_id, count=count, matches=[list(c) for c in cursors],
                              truncated=count > len(cursors), partial=partial)
+
+    def run_search(self, message, limit: int, want_lines: bool):
+        """In a child process with a deadline (engine.logsearch): a regex that backtracks
+        forever costs a killed process, not one of daphne's threads."""
+        from engine.logsearch import search
+
+        return search(self.stream.path, p.text(message, "q", limit=1000), regex=p.flag(message, "regex", False),
+                      case=p.flag(message, "case", False), limit=limit, want_lines=want_lines,
+                      timeout=p.SEARCH_SECONDS, **self.options)
 
     async def on_around(self, message):
         at = p.cursor_of(message, "at")
@@ -363,19 +367,18 @@ class LogsConsumer(LiveConsumer):
 
     async def on_filter(self, message):
         query = p.text(message, "q", limit=1000)
+        await self.drop_filter()
         if not query:
-            self.pattern = None
             await self.send_info(t="filter", active=False)
             return
         try:
-            _, pattern = self._pattern(message)
+            from engine.logsearch import LiveFilter
+
+            pattern = LiveFilter(query, p.flag(message, "regex", False), p.flag(message, "case", False))
         except ValueError as exc:
             await self.send_info(t="filter", error=str(exc))
             return
-        deadline = time.monotonic() + p.SEARCH_SECONDS
-        count, _cursors, lines, partial = await asyncio.to_thread(
-            self.stream.search, pattern, limit=p.FILTER_LINES, deadline=lambda: time.monotonic() > deadline,
-            **self.options)
+        count, _cursors, lines, partial = await asyncio.to_thread(self.run_search, message, p.FILTER_LINES, True)
         self.pattern = pattern
         await self.send_info(t="filter", active=True, count=count, partial=partial)
         data = b"".join(lines)

@@ -168,7 +168,33 @@ async def test_search_whole_log_around_and_filter(counter, admin_client):
     await ws.send_json_to({"t": "filter", "q": "STDERR"})
     got = await read_until(ws, lambda h, lines: h["t"] == "lines" and h["mode"] == "filter")
     assert got[-1][1] == ["to stderr"]
+    # live lines go through the filter too (in its child process)
+    await ws.send_json_to({"t": "filter", "q": r"^tick \d*[05]$", "regex": True})
+    await read_until(ws, lambda h, lines: h["t"] == "lines" and h["mode"] == "filter")
+    got = await read_until(ws, lambda h, lines: h["t"] == "lines" and h["mode"] == "live")
+    live = lines_of(got, ("live",))
+    assert live and all(line.startswith("tick") and line[-1] in "05" for line in live), live
     await ws.disconnect()
+
+
+async def test_a_regex_that_backtracks_forever_is_stopped(engine, admin_client, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(p, "SEARCH_SECONDS", 1.0)
+    row = await database_sync_to_async(run_container)(engine, "live-redos", "printf 'a%.0s' $(seq 1 3000); echo '!'; "
+                                                      "echo findable; sleep 300")
+    try:
+        ws, _ = await open_socket(f"/ws/containers/{row.pk}/logs/", ORIGIN, cookie(admin_client))
+        await ws.send_json_to({"t": "open", "tail": 10})
+        await read_until(ws, lambda h, lines: h["t"] == "live")
+        started = time.monotonic()
+        await ws.send_json_to({"t": "search", "id": 1, "q": "(a+)+$", "regex": True})
+        got = await read_until(ws, lambda h, lines: h["t"] == "search")
+        assert got[-1][0]["partial"] is True and time.monotonic() - started < 8
+        await ws.send_json_to({"t": "search", "id": 2, "q": "findable"})
+        got = await read_until(ws, lambda h, lines: h["t"] == "search")
+        assert got[-1][0]["count"] == 1  # and the server is still fine
+        await ws.disconnect()
+    finally:
+        await asyncio.to_thread(engine.remove, row.container_id, force=True)
 
 
 @pytest.mark.parametrize("message", [
