@@ -18,6 +18,7 @@ MENU = (
     MenuItem("Volumes", "volumes", "◍"),
     MenuItem("Networks", "networks", "⋈"),
     MenuItem("Operations", "operations", "↻"),
+    MenuItem("Events", "events", "ϟ"),
     MenuItem("Users & Teams", "users", "☺"),
     MenuItem("Audit log", "audit", "☰"),
     MenuItem("Settings", "settings", "⚙"),

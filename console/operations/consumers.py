@@ -65,4 +65,8 @@ class OperationConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
 
     async def operation_update(self, event):
+        if event.get("kind") == "line":
+            # Build output: append the line at once (the row is saved at most twice a second).
+            await self.send(text_data=render_to_string("operations/_line.html", {"text": event.get("text", "")}))
+            return
         await self.send(text_data=await _render(self.operation_id))
