@@ -11,7 +11,7 @@ from console.access.permissions import has_permission, restrict
 from console.core.environments import current_environment
 from console.core.models import Environment
 from console.core.navigation import MENU
-from console.inventory.models import Container, Image
+from console.inventory.models import Container, Image, Volume
 from console.operations.models import Operation
 
 
@@ -27,6 +27,9 @@ def dashboard(request):
     if has_permission(user, "images.view", environment):
         images = restrict(Image.objects.all(), user, "images.view", environment)
         context["images"] = images.aggregate(count=Count("id"), size=Sum("size"))
+    if has_permission(user, "volumes.view", environment):
+        volumes = restrict(Volume.objects.all(), user, "volumes.view", environment)
+        context["volumes"] = volumes.aggregate(count=Count("id"), size=Sum("size"))
     if has_permission(user, "operations.view", environment):
         operations = restrict(Operation.objects.all(), user, "operations.view", environment)
         context["operations"] = operations.order_by("-created_at")[:8]

@@ -133,8 +133,9 @@ class EngineDriver(abc.ABC):
 
     # -- volumes and networks -------------------------------------------------------
     @abc.abstractmethod
-    def list_volumes(self) -> list[dict]:
-        """``docker volume ls`` JSON plus "Containers": [{"Id", "Name"}] using each."""
+    def list_volumes(self, size: bool = False) -> list[dict]:
+        """``docker volume ls`` JSON plus "Containers": [{"Id", "Name"}] using each; with
+        ``size``, "UsageData.Size" in bytes (slow for big volumes)."""
 
     @abc.abstractmethod
     def inspect_volume(self, name: str) -> dict: ...

@@ -170,8 +170,8 @@ class LocalEngineDriver(EngineDriver):
     def volumes(self) -> Volumes:
         return Volumes(self.config)
 
-    def list_volumes(self) -> list[dict]:
-        return self.volumes.list()
+    def list_volumes(self, size: bool = False) -> list[dict]:
+        return self.volumes.list(size=size)
 
     def inspect_volume(self, name: str) -> dict:
         return self.volumes.inspect(name, size=True)

@@ -92,6 +92,8 @@ class Volume(models.Model):
     labels = models.JSONField(default=dict, blank=True)
     containers = models.JSONField(default=list, blank=True)  # [{"Id", "Name"}] using it
     created = models.DateTimeField(null=True, blank=True)
+    # Disk used, measured by the periodic reconcile only (walking a volume costs time).
+    size = models.BigIntegerField(null=True, blank=True)
     search_text = models.TextField(blank=True)
     seen_at = models.DateTimeField(auto_now=True)
 

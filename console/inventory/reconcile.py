@@ -94,16 +94,19 @@ def _when(text):
     return parse_datetime(text) if text else None
 
 
-def reconcile_volumes(environment, driver) -> dict:
-    wanted = {
-        v["Name"]: {
+def reconcile_volumes(environment, driver, sizes: bool = False) -> dict:
+    """With ``sizes``, also measure each volume's disk use (the periodic pass does)."""
+    wanted = {}
+    for v in driver.list_volumes(size=sizes):
+        labels = v.get("Labels") or {}
+        wanted[v["Name"]] = {
             "driver": v.get("Driver", "local"), "mountpoint": v.get("Mountpoint", ""),
-            "anonymous": bool(v.get("Anonymous")), "labels": v.get("Labels") or {},
+            "anonymous": bool(v.get("Anonymous")), "labels": labels,
             "containers": v.get("Containers") or [], "created": _when(v.get("CreatedAt")),
-            "search_text": " ".join([v["Name"], *(f"{k}={val}" for k, val in (v.get("Labels") or {}).items())]).lower(),
+            "search_text": " ".join([v["Name"], *(f"{k}={val}" for k, val in labels.items())]).lower(),
         }
-        for v in driver.list_volumes()
-    }
+        if sizes:
+            wanted[v["Name"]]["size"] = max((v.get("UsageData") or {}).get("Size", -1), 0)
     return _sync(Volume, environment, "name", wanted, "volume")
 
 
@@ -126,5 +129,5 @@ RECONCILERS = {"images": reconcile_images, "containers": reconcile_containers,
                "volumes": reconcile_volumes, "networks": reconcile_networks}
 
 
-def reconcile(environment, kind: str, driver=None) -> dict:
-    return RECONCILERS[kind](environment, driver or driver_for(environment))
+def reconcile(environment, kind: str, driver=None, **options) -> dict:
+    return RECONCILERS[kind](environment, driver or driver_for(environment), **options)

@@ -16,7 +16,8 @@ def reconcile_all() -> dict:
     for environment in Environment.objects.all():
         for kind in list(RECONCILERS):
             try:
-                summary[f"{environment.name}.{kind}"] = reconcile(environment, kind)
+                options = {"sizes": True} if kind == "volumes" else {}
+                summary[f"{environment.name}.{kind}"] = reconcile(environment, kind, **options)
             except Exception:  # one broken environment must not stop the others
                 log.exception("reconcile of %s in %s failed", kind, environment)
     return summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -139,3 +140,15 @@ def test_ports_and_host_paths_are_checked_before_anything_runs(admin_client, loc
         "image": "test/busybox:latest", "network": "bridge", "restart": "no", "volumes": "/no/such/path:/x"})
     assert missing.status_code == 400
     assert not Operation.objects.exists()
+
+
+def test_the_periodic_pass_measures_volume_sizes(console_engine, local):
+    from console.inventory.tasks import reconcile_all
+
+    volumes = Volumes(console_engine)
+    volumes.create("cv-measured")
+    (Path(volumes.inspect("cv-measured")["Mountpoint"]) / "blob").write_bytes(b"x" * 100_000)
+    reconcile(local, "volumes")
+    assert Volume.objects.get(environment=local, name="cv-measured").size is None  # events pass: cheap
+    reconcile_all()
+    assert Volume.objects.get(environment=local, name="cv-measured").size >= 100_000
