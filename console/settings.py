@@ -213,6 +213,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "console.inventory.reconcile_all",
         "schedule": 60.0,
     },
+    "clean-image-transfers": {
+        "task": "console.images.clean_transfers",
+        "schedule": 3600.0,
+    },
 }
 
 # The audit log (console/audit). Retention archives then purges records older than this

@@ -83,3 +83,20 @@ def test_a_download_needs_the_export_permission(client, django_user_model, admin
     export = operation_from(admin_client.post(reverse("image_export"), {"image": [image.pk]}))
     client.force_login(django_user_model.objects.create_user("nobody", password="x" * 12))
     assert client.get(reverse("image_export_download", args=[export.pk])).status_code in (403, 404)
+
+
+def test_old_exports_are_cleaned_up_and_recent_ones_kept():
+    import os
+    import time
+
+    from console.images.services import transfers_dir
+    from console.images.tasks import clean_transfers
+
+    old = transfers_dir() / "export-old.tar"
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    recent = transfers_dir() / "export-recent.tar"
+    recent.write_bytes(b"x")
+    assert "export-old.tar" in clean_transfers()
+    assert not old.exists() and recent.exists()
+    recent.unlink()
