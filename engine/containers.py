@@ -986,7 +986,13 @@ class Containers:
         sock = self._connect(container)
         if sock is None:
             raise RuntimeFailure(f"the monitor of {container.name} is not reachable")
-        sock.sendall(json.dumps({"session": session, "stdin": stdin, "replay": replay}).encode() + b"\n")
+        try:
+            sock.sendall(json.dumps({"session": session, "stdin": stdin, "replay": replay}).encode() + b"\n")
+        except OSError:
+            # The container exited between the state check and the hello: its monitor is
+            # closing. Callers fall back to the log, which holds all of its output.
+            sock.close()
+            raise Conflict(f"container {container.name} has already exited") from None
         return AttachConnection(sock)
 
     def run(self, image: str, command: list[str] | None = None, *, detach: bool = True,

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from engine import mounts
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.host import overlay_usable
@@ -310,6 +311,13 @@ class Snapshotter:
                                   f"({len(options)} bytes, the limit is {MOUNT_DATA_LIMIT})")
         if any(c in str(p) for p in stack for c in ":,"):
             raise InvalidArgument("layer paths must not contain ':' or ','")
+        if cwd is None:
+            try:
+                mounts.mount("overlay", snap / "merged", "overlay", options)
+            except OSError as exc:
+                raise RuntimeFailure(f"mounting the overlay for {snap.name} failed: {exc.strerror}") from None
+            return
+        # Relative lowerdirs resolve against the mounting process's cwd: a process of its own.
         out = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(snap / "merged")],
                              capture_output=True, text=True, cwd=cwd)
         if out.returncode != 0:
@@ -322,12 +330,14 @@ class Snapshotter:
         for _ in range(8):
             if str(mountpoint) not in mount_points():
                 return
-            out = subprocess.run(["umount", str(mountpoint)], capture_output=True, text=True)
-            if out.returncode != 0:
+            try:
+                mounts.umount(mountpoint)
+            except OSError as exc:
                 # Busy (a process still has it open): detach it, as Docker does.
-                lazy = subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, text=True)
-                if lazy.returncode != 0:
-                    raise RuntimeFailure(f"unmounting {mountpoint} failed: {out.stderr.strip()}")
+                try:
+                    mounts.umount(mountpoint, detach=True)
+                except OSError:
+                    raise RuntimeFailure(f"unmounting {mountpoint} failed: {exc.strerror}") from None
         if str(mountpoint) in mount_points():
             raise RuntimeFailure(f"{mountpoint} is still mounted")
 

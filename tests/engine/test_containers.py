@@ -301,6 +301,17 @@ def test_in_use_check_is_registered_by_a_plain_store(engine):
         images.remove("test/busybox")
 
 
+def test_cli_run_rm_of_a_container_that_exits_at_once_prints_its_output_every_time(engine):
+    """The container may be gone before the CLI attaches: its output then comes from the log."""
+    base = [sys.executable, "-m", "engine", "--root", str(engine.config.root),
+            "--run-root", str(engine.config.run_root)]
+    for _ in range(8):
+        out = subprocess.run(base + ["run", "--rm", "test/busybox", "echo", "hi"], capture_output=True,
+                             text=True, timeout=60)
+        assert (out.returncode, out.stdout) == (0, "hi\n"), out.stderr
+    assert engine.list(all=True) == []
+
+
 def test_cli_lifecycle(engine):
     base = [sys.executable, "-m", "engine", "--root", str(engine.config.root),
             "--run-root", str(engine.config.run_root)]
