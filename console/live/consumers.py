@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import logging
 import shlex
+import threading
 import time
 
 from channels.db import database_sync_to_async
@@ -425,9 +426,14 @@ class TerminalConsumer(LiveConsumer):
         except (ValueError, InvalidArgument):
             await self.close_with(p.CLOSE_BAD_MESSAGE)
             return
+        opening = asyncio.ensure_future(asyncio.to_thread(
+            self.driver.open_terminal, self.container.container_id, command, user=run_as, cols=cols, rows=rows))
         try:
-            self.session = await asyncio.to_thread(self.driver.open_terminal, self.container.container_id, command,
-                                                   user=run_as, cols=cols, rows=rows)
+            # Shielded: a socket closed while the process starts must not leave it running.
+            self.session = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_abandoned_session)
+            raise
         except NotFound as exc:
             await self.refuse(p.CLOSE_NOT_FOUND, str(exc))
             return
@@ -791,3 +797,12 @@ class EventsConsumer(LiveConsumer):
 
 
 __all__ = ["LogsConsumer", "TerminalConsumer", "StatsConsumer", "ContainersListConsumer", "EventsConsumer"]
+
+
+def _close_abandoned_session(opening: asyncio.Future) -> None:
+    """A terminal opened for a socket that went away meanwhile: hang it up and reap it."""
+    if opening.cancelled() or opening.exception() is not None:
+        return
+    session = opening.result()
+    session.hangup()
+    threading.Thread(target=session.close, name="close-abandoned-terminal", daemon=True).start()
