@@ -559,6 +559,15 @@ class TerminalConsumer(LiveConsumer):
             if self.pending_input:
                 await asyncio.sleep(0.01)  # the pty's input buffer is full: let the process read
 
+    async def disconnect(self, code):
+        # Hang up first, synchronously: whatever is cancelled after this (a slow task, the
+        # server giving up on the consumer), the process has had its SIGHUP and ends.
+        session = getattr(self, "session", None)
+        if session is not None and session.fd >= 0:
+            asyncio.get_running_loop().remove_reader(session.fd)  # before the fd number is freed
+            session.hangup()
+        await super().disconnect(code)
+
     async def finish(self):
         await self.end_session()
 
