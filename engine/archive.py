@@ -41,57 +41,10 @@ from engine import images as im
 from engine.content import ContentStore, atomic_write
 from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.images import Image, ImageStore
+from engine.layers import open_decompressed
 from engine.reference import Reference, check_digest, parse
 
 _CHUNK = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-# --- compression -------------------------------------------------------------------
-
-
-def sniff_compression(head: bytes) -> str | None:
-    """"gzip", "zstd" or None, by magic bytes as containerd does."""
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(ZSTD_MAGIC):
-        return "zstd"
-    return None
-
-
-class _Prepend(io.RawIOBase):
-    """A reader that first returns ``head`` then the rest of ``stream``."""
-
-    def __init__(self, head: bytes, stream: BinaryIO):
-        self._head, self._stream = head, stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        if self._head:
-            n = min(len(buf), len(self._head))
-            buf[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._stream.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-
-def open_decompressed(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
-    """Wrap ``stream`` so reads give the uncompressed bytes; returns (reader, compression)."""
-    head = stream.read(4)
-    raw = io.BufferedReader(_Prepend(head, stream), _CHUNK)
-    kind = sniff_compression(head)
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), kind
-    if kind == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), kind
-    return raw, None
-
-
 class _HashingReader:
     """Reads through ``stream`` while hashing (and counting) what was read."""
 

@@ -36,6 +36,7 @@ import zstandard
 from engine.credentials import Credentials
 from engine.errors import EngineError, InvalidArgument, RegistryError
 from engine.images import Image, ImageStore, parse_manifest
+from engine.layers import sniff_compression
 from engine.reference import Reference, is_image_id, parse
 from engine.registry import (
     DOCKER_LIST,
@@ -185,9 +186,10 @@ class DiffIdHasher:
         self._feed(data)
 
     def _start(self, head: bytes) -> None:
-        if head[:2] == b"\x1f\x8b":
+        kind = sniff_compression(head)
+        if kind == "gzip":
             self._mode, self._dec = "gzip", zlib.decompressobj(31)
-        elif head[:4] == b"\x28\xb5\x2f\xfd":
+        elif kind == "zstd":
             self._mode = "zstd"
             self._dec = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
         else:
@@ -205,7 +207,7 @@ class DiffIdHasher:
                     break
                 # A gzip stream may have several members; anything else after the end is ignored.
                 data = self._dec.unused_data
-                if data[:2] != b"\x1f\x8b":
+                if sniff_compression(data) != "gzip":
                     break
                 self._dec = zlib.decompressobj(31)
 

@@ -26,19 +26,12 @@ import socket
 import sys
 import time
 
+# Loaded the way the monitor is (engine's directory on sys.path, standard library only).
+from monitor import process_start_time
+
 UDP_IDLE_SECONDS = 60
 BUFFER_LIMIT = 256 * 1024  # per direction: stop reading while the other side lags this much
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
-
-
-def process_start_time(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(")") + 2:].split()
-    return None if fields[0] == "Z" else int(fields[19])
 
 
 class Tunnel:

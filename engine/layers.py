@@ -63,6 +63,7 @@ import zstandard
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, RuntimeFailure
+from engine.images import chain_ids
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -109,8 +110,17 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def decompressed(fileobj: BinaryIO) -> BinaryIO:
-    """The uncompressed bytes of a layer blob: gzip and zstd are sniffed by magic bytes."""
+def sniff_compression(head: bytes) -> str | None:
+    """"gzip", "zstd" or None (plain), by magic bytes as containerd does."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+def open_decompressed(fileobj: BinaryIO) -> tuple[BinaryIO, str | None]:
+    """(a reader of the uncompressed bytes, "gzip" | "zstd" | None): sniffed, never read whole."""
     head = b""
     while len(head) < 4:
         more = fileobj.read(4 - len(head))
@@ -118,11 +128,17 @@ def decompressed(fileobj: BinaryIO) -> BinaryIO:
             break
         head += more
     stream = io.BufferedReader(_Prefixed(head, fileobj), CHUNK)
-    if head.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=stream, mode="rb")
-    if head == ZSTD_MAGIC:
-        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
-    return stream
+    kind = sniff_compression(head)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=stream, mode="rb"), kind
+    if kind == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True), kind
+    return stream, None
+
+
+def decompressed(fileobj: BinaryIO) -> BinaryIO:
+    """The uncompressed bytes of a layer blob: gzip and zstd are sniffed by magic bytes."""
+    return open_decompressed(fileobj)[0]
 
 
 def open_layer(fileobj: BinaryIO) -> tarfile.TarFile:
@@ -715,17 +731,6 @@ def apply_tree(layer_dir: Path, target: Path) -> None:
 
 # ---------------------------------------------------------------------------
 # The store of unpacked layers, shared between images, keyed by ChainID.
-
-
-def chain_ids(diff_ids: list[str]) -> list[str]:
-    """ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
-    out: list[str] = []
-    for diff_id in diff_ids:
-        if not out:
-            out.append(diff_id)
-        else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
-    return out
 
 
 SHORT_KEY_LEN = 16  # hex chars; keeps overlay mount data (one page) small
