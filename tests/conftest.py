@@ -25,14 +25,13 @@ def console_engine():
     from django.conf import settings
 
     from engine.config import EngineConfig
-    from engine.containers import Containers
     from engine.images import ImageStore
     from tests.support.imagebuilder import busybox_image
-    from tests.support.networks import remove_all
+    from tests.support.networks import remove_engine
 
     config = EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
     images = ImageStore(config)
     if not images.exists("test/busybox:latest"):
         busybox_image(images, ref="test/busybox:latest")
     yield config
-    remove_all(Containers(config))
+    remove_engine(config)

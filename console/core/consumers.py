@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
+from console.core.environments import environment_for_session
 from console.core.models import Environment
 
 CLOSE_BAD_MESSAGE = 4400
@@ -23,10 +24,8 @@ CLOSE_NOT_FOUND = 4404
 
 
 @database_sync_to_async
-def current_environment(scope) -> Environment | None:
-    chosen = scope["session"].get("environment_id")
-    environments = Environment.objects.order_by("name")
-    return environments.filter(pk=chosen).first() or environments.first() or Environment.local()
+def current_environment(scope) -> Environment:
+    return environment_for_session(scope["session"])
 
 
 class EngineFactsConsumer(AsyncJsonWebsocketConsumer):

@@ -76,15 +76,20 @@ def image_detail(request, pk):
         reconcile(environment, "images")
         messages.error(request, f"Image {image} is no longer on the engine.")
         return redirect("images")
-    context = {
+    return render(request, "images/detail.html", _detail_context(request, environment, image, inspect))
+
+
+def _detail_context(request, environment, image, inspect, **forms) -> dict:
+    """The image page, also shown again with a tag or push form's errors."""
+    return {
         "image": image, "inspect": inspect, "tag_form": TagForm(), "push_form": PushForm(),
         "containers": restrict(Container.objects.filter(image_id=image.image_id), request.user,
                                "containers.view", environment).order_by("name")[:100],
         "can_tag": has_permission(request.user, "images.tag", environment, image),
         "can_push": has_permission(request.user, "images.push", environment, image),
         "can_remove": has_permission(request.user, "images.remove", environment, image),
+        **forms,
     }
-    return render(request, "images/detail.html", context)
 
 
 @require_POST
@@ -125,12 +130,8 @@ def _detail_with_errors(request, environment, image, **forms):
         inspect = driver_for(environment).inspect_image(image.image_id)
     except EngineError:
         inspect = None
-    context = {"image": image, "inspect": inspect, "tag_form": TagForm(), "push_form": PushForm(),
-               "containers": [],
-               "can_tag": has_permission(request.user, "images.tag", environment, image),
-               "can_push": has_permission(request.user, "images.push", environment, image),
-               "can_remove": has_permission(request.user, "images.remove", environment, image), **forms}
-    return render(request, "images/detail.html", context, status=400)
+    return render(request, "images/detail.html", _detail_context(request, environment, image, inspect, **forms),
+                  status=400)
 
 
 @require_POST

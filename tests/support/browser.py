@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import EngineConfig
+from tests.support.networks import remove_engine
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,14 +58,6 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log_path: Path, timeout: fl
     raise RuntimeError(f"the console did not come up:\n{log_path.read_text()}")
 
 
-def _remove_engine_leftovers(config) -> None:
-    from engine.containers import Containers
-    from tests.support.networks import remove_all
-
-    if config.root.is_dir():
-        remove_all(Containers(config))
-
-
 @pytest.fixture(scope="session")
 def live_console(tmp_path_factory):
     """The launcher with its real worker, beat and daphne, on a fresh data dir."""
@@ -98,7 +91,7 @@ def live_console(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        _remove_engine_leftovers(EngineConfig(root=data_dir / "engine", run_root=run_root))
+        remove_engine(EngineConfig(root=data_dir / "engine", run_root=run_root))
         shutil.rmtree(run_root, ignore_errors=True)
 
 

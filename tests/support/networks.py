@@ -42,6 +42,15 @@ def remove_all(engine) -> None:
             nets.remove(net["Id"], predefined=True)
 
 
+def remove_engine(config) -> None:
+    """Every container and network of an engine root, if it exists (for cleanups)."""
+    if not config.root.is_dir():
+        return
+    from engine.containers import Containers
+
+    remove_all(Containers(config))
+
+
 def remove_networks(config) -> None:
     """Every network of an engine root and what its containers hold on the host (namespaces,
     veths, bridges, iptables rules): for cleanups that delete the root afterwards."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.support.services import free_port
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 HTPASSWD_BIN = "/usr/bin/htpasswd"
@@ -35,12 +36,6 @@ class Registry:
     @property
     def url(self) -> str:
         return f"http://{self.host}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _htpasswd_line(user: str, password: str) -> str:

@@ -63,11 +63,10 @@ def _remove_engine_leftovers() -> None:
     if not root.startswith(_scratch) or not os.path.isdir(root):
         return
     from engine.config import EngineConfig
-    from engine.containers import Containers
-    from tests.support.networks import remove_all
+    from tests.support.networks import remove_engine
 
     try:
-        remove_all(Containers(EngineConfig.from_env()))
+        remove_engine(EngineConfig.from_env())
     except Exception as exc:  # never hide the test results behind a cleanup error
         print(f"berth tests: cleanup of {root} failed: {exc}")
 
