@@ -107,6 +107,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             self.closed = True
             await self.close(code=code)
         await self.stop_tasks()
+        # Release now (a terminal's process, a follower): the client's disconnect may come
+        # late, or never from a client that just goes away.
+        await self.finish_once()
 
     def spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)
@@ -130,10 +133,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         self.closed = True
         await self.stop_tasks()
-        await self.finish()
+        await self.finish_once()
+
+    async def finish_once(self):
+        if not getattr(self, "finished", False):
+            self.finished = True
+            await self.finish()
 
     async def finish(self):
-        """The socket is gone (hook)."""
+        """The socket is gone or closing (hook, called once)."""
 
     async def heartbeat(self):
         while True:

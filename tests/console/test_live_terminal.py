@@ -173,6 +173,8 @@ async def test_bad_frames_close_with_4400_and_end_the_shell(row, admin_client, f
     else:
         await ws.send_to(**frame)
     assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
+    # without waiting for the client's disconnect
+    assert await asyncio.to_thread(terminal_runcs_left, 5) == []
 
 
 async def test_who_may_open_a_terminal(row, admin_client, client, django_user_model):
@@ -215,13 +217,17 @@ def test_no_runc_exec_left_behind():
     """Of this test session's engine (other sessions may run terminals meanwhile). A closed
     terminal's runc may take a moment to exit on a loaded machine; one still there after
     10 seconds was left behind."""
-    deadline = time.monotonic() + 10
+    leftovers = terminal_runcs_left(10)
+    assert not leftovers, [open(f"/proc/{pid}/cmdline", "rb").read() for pid in leftovers]
+
+
+def terminal_runcs_left(wait: float) -> list[str]:
+    deadline = time.monotonic() + wait
     while True:
         leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _is_terminal_runc(pid)]
         if not leftovers or time.monotonic() > deadline:
-            break
+            return leftovers
         time.sleep(0.2)
-    assert not leftovers, [open(f"/proc/{pid}/cmdline", "rb").read() for pid in leftovers]
 
 
 def _is_terminal_runc(pid: str) -> bool:
