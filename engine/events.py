@@ -12,7 +12,6 @@ pull/push/tag/untag/delete (emitted by the image modules).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -116,6 +115,8 @@ def follow(config: EngineConfig, since=None, filters: dict | None = None,
 
 
 async def follow_async(config: EngineConfig, since=None, filters: dict | None = None) -> AsyncIterator[dict]:
+    import asyncio  # here: the CLI and the monitor's starters never pay for it
+
     path = log_path(config)
     reader = _Reader(path, _since_ns(since), None, filters)
     if since is None:

@@ -8,7 +8,6 @@ time order, so times compare as strings and ``since`` is found by bisecting the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -248,6 +247,8 @@ def follow(log_path: Path, is_running: Callable[[], bool], *, tail: int | None =
 async def follow_async(log_path: Path, is_running: Callable[[], bool], *, tail: int | None = None,
                        since=None, stdout: bool = True, stderr: bool = True) -> AsyncIterator[dict]:
     """As ``follow``, for asyncio (a Channels consumer): file reads are small, polls sleep."""
+    import asyncio  # here: the CLI never pays for it
+
     streams = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
     follower = Follower(Path(log_path), streams)
     try:

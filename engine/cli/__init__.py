@@ -1,24 +1,45 @@
 """``python -m engine``: a command line with the Docker user's verbs.
 
-Each module in this package covers one area and exposes
-``register(subparsers)``, which adds its commands. A command's handler is set
-with ``parser.set_defaults(handler=func)``; ``func(args, config)`` returns the
-exit code (or None for 0). Modules are discovered, so adding an area never
-touches this file.
+Each module in this package covers one area and exposes ``COMMANDS`` (its top-level
+command names) and ``register(subparsers)``, which adds those commands. A command's
+handler is set with ``parser.set_defaults(handler=func)``; ``func(args, config)`` returns
+the exit code (or None for 0). Modules are discovered, so adding an area never touches
+this file. Only the module that owns the command given is registered: building every
+parser costs more than a short command itself (argparse looks up translations for each).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
+import os
 import sys
 
 from engine.config import EngineConfig
 from engine.errors import EngineError
 
+GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--run-root")
 
-def build_parser() -> argparse.ArgumentParser:
+
+def command_modules() -> list:
+    here = os.path.dirname(__file__)
+    names = sorted(name[:-3] for name in os.listdir(here) if name.endswith(".py") and not name.startswith("_"))
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]
+
+
+def command_in(argv: list[str]) -> str | None:
+    """The first word that is not a global option (nor its value)."""
+    words = iter(argv)
+    for word in words:
+        if word in GLOBAL_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or only what ``command`` needs when a module owns it."""
     parser = argparse.ArgumentParser(
         prog="python -m engine",
         description="Berth's embedded container engine.",
@@ -26,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", help="storage root (default $BERTH_ENGINE_ROOT or /var/lib/berth)")
     parser.add_argument("--run-root", help="runtime state (default $BERTH_ENGINE_RUN or /run/berth)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
+    modules = command_modules()
+    owners = [module for module in modules if command in module.COMMANDS]
+    for module in owners or modules:
         module.register(subparsers)
     return parser
 
@@ -45,7 +67,8 @@ def config_from_args(args: argparse.Namespace) -> EngineConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command_in(argv))
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -13,6 +13,12 @@ def _containers(config):
     return Containers(config)
 
 
+# The top-level commands register() adds: the CLI builds only the parser a command needs.
+COMMANDS = (
+    "build", "commit", "cp", "export",
+)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("build", help="build an image from a Dockerfile")
     p.add_argument("-t", "--tag", action="append", default=[])

@@ -42,6 +42,13 @@ def _add_create_options(p) -> None:
     p.add_argument("command", nargs="...")
 
 
+# The top-level commands register() adds: the CLI builds only the parser a command needs.
+COMMANDS = (
+    "create", "events", "exec", "inspect", "kill", "logs", "pause", "ps", "rename", "restart",
+    "rm", "run", "start", "stats", "stop", "top", "unpause", "wait",
+)
+
+
 def register(subparsers) -> None:
     def add(name, handler, help_text, **kw):
         p = subparsers.add_parser(name, help=help_text, **kw)

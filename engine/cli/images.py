@@ -14,7 +14,6 @@ import sys
 import time
 from datetime import datetime
 
-from engine import archive
 from engine.errors import EngineError, InvalidArgument
 from engine.images import Image, ImageStore
 from engine.reference import parse
@@ -263,6 +262,8 @@ def cmd_prune(args, config) -> int:
 
 
 def cmd_save(args, config) -> int:
+    from engine import archive  # tar and zstd: only these commands need them
+
     store = _store(config)
     if args.oci_dir:
         archive.export_layout(store, args.images, args.oci_dir)
@@ -279,6 +280,8 @@ def cmd_save(args, config) -> int:
 
 
 def cmd_load(args, config) -> int:
+    from engine import archive  # tar and zstd: only these commands need them
+
     store = _store(config)
     if args.input and args.input != "-":
         images = archive.load(store, args.input)
@@ -296,6 +299,8 @@ def cmd_load(args, config) -> int:
 
 
 def cmd_import(args, config) -> int:
+    from engine import archive  # tar and zstd: only these commands need them
+
     if args.file.startswith(("http://", "https://")):
         raise InvalidArgument("importing from a URL is not supported; download the tar first")
     store = _store(config)
@@ -351,6 +356,12 @@ def _add_prune(parser) -> None:
     parser.add_argument("-a", "--all", action="store_true", help="remove all unused images, not just dangling")
     parser.add_argument("-f", "--force", action="store_true", help="do not prompt (there is no prompt)")
     parser.set_defaults(handler=cmd_prune)
+
+
+# The top-level commands register() adds: the CLI builds only the parser a command needs.
+COMMANDS = (
+    "history", "image", "images", "import", "load", "rmi", "save", "tag",
+)
 
 
 def register(subparsers) -> None:

@@ -30,6 +30,10 @@ def _pairs(items, what: str) -> dict[str, list[str]]:
     return out
 
 
+# The top-level commands register() adds: the CLI builds only the parser a command needs.
+COMMANDS = ("network",)
+
+
 def register(subparsers) -> None:
     top = subparsers.add_parser("network", help="manage networks")
     sub = top.add_subparsers(dest="network_command", metavar="COMMAND")

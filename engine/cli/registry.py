@@ -32,6 +32,12 @@ def _dist():
     return distribution
 
 
+# The top-level commands register() adds: the CLI builds only the parser a command needs.
+COMMANDS = (
+    "catalog", "login", "logout", "manifest", "pull", "push", "repositories", "tags",
+)
+
+
 def register(subparsers) -> None:
     pull = subparsers.add_parser("pull", help="pull an image from a registry")
     pull.add_argument("--platform", help="os/arch[/variant] to pick from a multi-platform image")

@@ -6,6 +6,9 @@ import json
 
 from engine import host
 
+# The top-level commands register() adds: the CLI builds only the parser a command needs.
+COMMANDS = ("info",)
+
 
 def register(subparsers) -> None:
     info = subparsers.add_parser("info", help="show what the engine found on this host")

@@ -24,6 +24,10 @@ def _pairs(items, what: str) -> dict[str, list[str]]:
     return out
 
 
+# The top-level commands register() adds: the CLI builds only the parser a command needs.
+COMMANDS = ("volume",)
+
+
 def register(subparsers) -> None:
     top = subparsers.add_parser("volume", help="manage volumes")
     sub = top.add_subparsers(dest="volume_command", metavar="COMMAND")
