@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine import events, monitor, users
+from engine import events, users
 from engine.config import EngineConfig
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
 from engine.monitor import (
@@ -53,6 +53,7 @@ from engine.monitor import (
     update_state,
     write_json_atomic,
 )
+from engine.monitors import start_monitor
 from engine.runtime import DEFAULT_PATH, Runtime, build_process, build_spec, cgroup_dir
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -61,8 +62,6 @@ LOG_MAX_SIZE = 20 * 1024 * 1024
 LOG_MAX_FILES = 2
 # The monitor runs in a fresh interpreter without site (-I -S: ~8 ms), importing monitor.py
 # as a plain module from the engine directory, so that its compiled bytecode is reused.
-MONITOR_LAUNCHER = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
-                    "import monitor; monitor.run_main()")
 REPO_DIR = Path(__file__).resolve().parent.parent
 ACTIVE = ("running", "paused", "restarting")
 
@@ -569,7 +568,7 @@ class Containers:
             os.replace(tmp, spec_path)
             net = self.networks.start(container.id) if self.networks is not None else None
             try:
-                reply = spawn_monitor(spec, spec_path, container.dir / "monitor.err")
+                reply = start_monitor(self.config.run_root, spec, spec_path, container.dir / "monitor.err")
             except BaseException:
                 if net is not None:
                     net.abort()
@@ -1117,62 +1116,6 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
             return None
         buf += chunk
     return bytes(buf)
-
-
-def spawn_monitor(spec: dict, spec_path: Path, err_path: Path) -> list[str]:
-    """fork, setsid, fork again; launch runc there, then exec a fresh lean interpreter running
-    engine/monitor.py, so that runc and Python start in parallel. The forked copies run only
-    a few system calls' worth of Python before exec.
-
-    The monitor is then nobody's child but init's (or the nearest subreaper's), holds no
-    memory of ours, and lives on when we die. Its attach socket is made here, so clients can
-    connect as soon as we return. Its one answer, split: ``["ok", init pid, monitor pid,
-    monitor start, StartedAt]`` or ``["error", message]``."""
-    listener = monitor.listen_unix(spec["attach_socket"])
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child side
-        try:
-            os.close(read_fd)
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            err = os.open(str(err_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(devnull, 0)
-            os.dup2(devnull, 1)
-            os.dup2(err, 2)
-            monitor.become_subreaper()
-            launched = monitor.launch(spec)
-            launched.update(sync=write_fd, listen=listener.fileno())
-            for key, value in launched.items():
-                if key not in ("pid", "console_path"):
-                    os.set_inheritable(value, True)
-            fds = ",".join(f"{k}={v}" for k, v in launched.items())
-            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", MONITOR_LAUNCHER, str(spec_path), fds])
-        except BaseException as exc:
-            try:
-                os.write(write_fd, f"error could not start the monitor: {exc}".encode())
-            finally:
-                os._exit(127)
-        os._exit(127)
-    os.close(write_fd)
-    listener.close()
-    os.waitpid(pid, 0)
-    chunks = []
-    while chunk := os.read(read_fd, 65536):
-        chunks.append(chunk)
-    os.close(read_fd)
-    data = b"".join(chunks).decode(errors="replace")
-    if not data:
-        try:
-            detail = err_path.read_text().strip().splitlines()[-1]
-        except (OSError, IndexError):
-            detail = "no message"
-        return ["error", f"the monitor died while starting: {detail}"]
-    if data.startswith("error "):
-        return ["error", data[6:]]
-    return data.split()
 
 
 def vols_module():

@@ -791,6 +791,23 @@ def await_runtime(spec: dict, info: dict, wait=_waitpid) -> tuple[str | None, in
         return None, int(f.read().strip())
 
 
+def detach(err_path: str) -> None:
+    """In a forked child, to become a monitor: new session, fork again (the parent exits:
+    we are init's), stdio to /dev/null and ``err_path``, subreaper for the container's
+    processes."""
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(err, 2)
+    os.close(devnull)
+    os.close(err)
+    become_subreaper()
+
+
 def become_subreaper() -> None:
     """Called by the starter before exec'ing the monitor: the flag survives execve."""
     import ctypes
@@ -900,6 +917,12 @@ def main(argv: list[str]) -> int:
     sync_fd, listen_fd = info.pop("sync"), info.pop("listen")
     # runc is busy starting the container meanwhile: load the rest now, not after.
     _late_imports()
+    return supervise(spec, info, sync_fd, listen_fd)
+
+
+def supervise(spec: dict, info: dict, sync_fd: int, listen_fd: int) -> int:
+    """Await the first start that ``launch`` began, answer the starter on ``sync_fd``, then
+    watch the container until it is done (restarts included)."""
     error, pid = await_runtime(spec, info)
     if error is not None:
         # The start failed: record it and clean up before answering, so the starter sees
