@@ -28,7 +28,7 @@ from engine.config import EngineConfig  # noqa: E402
 from engine.containers import Containers  # noqa: E402
 from engine.images import ImageStore  # noqa: E402
 from engine.layers import LayerStore  # noqa: E402
-from engine.monitors import stop_forkservers  # noqa: E402
+from engine.servers import stop_servers  # noqa: E402
 from engine.snapshots import Snapshotter  # noqa: E402
 from tests.support import imagebuilder as ib  # noqa: E402
 from tests.support.dockerd import DOCKERD, run_dockerd  # noqa: E402
@@ -182,7 +182,7 @@ def main() -> int:
                 print(f"cleanup: {exc}", file=sys.stderr)
         for c in engine.list(all=True):
             engine.remove(c["Id"], force=True)
-        stop_forkservers(config.run_root)
+        stop_servers(config.run_root)
         shutil.rmtree(base, ignore_errors=True)
     print(json.dumps(result))
     return 0

@@ -19,14 +19,13 @@ that connection as it answers a plain start (``monitor.report``). A client that 
 
 from __future__ import annotations
 
-import fcntl
 import marshal
 import os
 import socket
-import struct
 import sys
 
 import monitor
+import servers
 
 IDLE_SECONDS = 300
 READY = b"READY\n"
@@ -34,23 +33,14 @@ MAX_REQUEST = 8192
 
 
 def serve(socket_path: str, lock_path: str, idle_seconds: float = IDLE_SECONDS) -> int:
-    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    lock_fd = servers.take_lock(lock_path)
+    if lock_fd is None:
         return 0  # another server has this run root and version
-    me = os.getpid()
-    os.ftruncate(lock_fd, 0)
-    os.write(lock_fd, f"{me} {monitor.process_start_time(me)}\n".encode())
     os.chdir("/")
     monitor._late_imports()
     import ctypes  # noqa: F401  (every monitor's prctl: loaded here once, not per fork)
 
-    previous = os.umask(0o177)  # the socket: owner only
-    try:
-        server = monitor.listen_unix(socket_path)
-    finally:
-        os.umask(previous)
+    server = servers.listen_owner_only(socket_path)
     server.settimeout(idle_seconds)
     try:
         while True:
@@ -74,9 +64,7 @@ def serve(socket_path: str, lock_path: str, idle_seconds: float = IDLE_SECONDS) 
 
 def _request(conn: socket.socket) -> tuple[str, str] | None:
     """(spec path, stderr path) from a client of our own user, or None."""
-    _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                    struct.calcsize("3i")))
-    if uid != os.getuid():
+    if not servers.peer_is_owner(conn):
         return None
     conn.settimeout(5)
     data = b""

@@ -9,13 +9,11 @@ or ``["error", message]``. See ``engine/forkserver.py`` and ``engine/monitor.py`
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
-import zlib
 from pathlib import Path
 
-from engine import monitor
+from engine import monitor, servers
 
 ENGINE_DIR = Path(__file__).resolve().parent
 # The monitor runs as a lean interpreter importing monitor.py as a plain module (cached bytecode).
@@ -84,17 +82,10 @@ def _reply(data: bytes, err_path: Path) -> list[str]:
 
 # ---------------------------------------------------------------- the fork server
 
-def _version() -> str:
-    """Changes with the monitor's code and the interpreter: a new version, a new server."""
-    facts = [sys.executable]
-    for name in ("monitor.py", "forkserver.py"):
-        st = (ENGINE_DIR / name).stat()
-        facts.append(f"{st.st_mtime_ns}:{st.st_size}")
-    return f"{zlib.crc32(' '.join(facts).encode()):08x}"
-
-
 def forkserver_paths(run_root: Path) -> tuple[Path, Path]:
-    version = _version()
+    """Named after the monitor's code and the interpreter: a new version, a new server."""
+    version = servers.version(ENGINE_DIR / "monitor.py", ENGINE_DIR / "forkserver.py",
+                              ENGINE_DIR / "servers.py", extra=sys.executable)
     return run_root / f"forkserver-{version}.sock", run_root / f"forkserver-{version}.lock"
 
 
@@ -141,19 +132,3 @@ def start_forkserver(run_root: Path) -> None:
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
-
-
-def stop_forkservers(run_root: Path) -> None:
-    """End every fork server of this run root (its monitors live on: they are not its
-    children). For tests and benchmarks that remove the run root; servers otherwise leave
-    by themselves when idle."""
-    for lock_path in run_root.glob("forkserver-*.lock"):
-        try:
-            pid, start = (int(field) for field in lock_path.read_text().split())
-        except (OSError, ValueError):
-            continue
-        if monitor.process_start_time(pid) == start:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass

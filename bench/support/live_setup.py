@@ -85,9 +85,9 @@ class Console:
                 self.containers.remove(summary["Id"], force=True)
             except Exception:  # noqa: BLE001 - best effort cleanup
                 pass
-        from engine.monitors import stop_forkservers
+        from engine.servers import stop_servers
 
-        stop_forkservers(self.config.run_root)
+        stop_servers(self.config.run_root)
         if self.daphne is not None:
             self.daphne.terminate()
             try:

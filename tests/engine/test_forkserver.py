@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from engine import monitors
+from engine import monitors, servers
 from engine.monitor import process_start_time
 from tests.support.containers import cleanup, make_engine, wait_for
 
@@ -29,12 +29,7 @@ def engine():
 
 
 def server_pid(eng) -> int | None:
-    _, lock = monitors.forkserver_paths(eng.config.run_root)
-    try:
-        pid, start = (int(v) for v in lock.read_text().split())
-    except (OSError, ValueError):
-        return None
-    return pid if process_start_time(pid) == start else None
+    return servers.running(monitors.forkserver_paths(eng.config.run_root)[1])
 
 
 def monitor_of(eng, ref) -> int:
@@ -128,11 +123,11 @@ def test_an_idle_server_leaves_and_removes_its_socket(tmp_path):
             server.wait()
 
 
-def test_stop_forkservers_ends_the_server_not_the_containers(engine):
+def test_stop_servers_ends_the_server_not_the_containers(engine):
     engine.run("test/busybox", SLEEP, name="warm")
     assert wait_for(lambda: server_pid(engine) is not None, 10)
     forked, _ = engine.run("test/busybox", SLEEP, name="forked")
-    monitors.stop_forkservers(engine.config.run_root)
+    servers.stop_servers(engine.config.run_root)
     assert wait_for(lambda: server_pid(engine) is None, 5)
     time.sleep(0.2)
     assert engine.inspect("forked")["State"]["Running"]

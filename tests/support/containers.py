@@ -20,7 +20,7 @@ from engine.containers import Containers
 from engine.images import ImageStore
 from engine.layers import LayerStore
 from engine.monitor import process_start_time
-from engine.monitors import stop_forkservers
+from engine.servers import stop_servers
 from engine.snapshots import Snapshotter
 from tests.support import imagebuilder as ib
 
@@ -56,7 +56,7 @@ def _kill_pid(pid: int, start) -> None:
 def cleanup(engine: Containers) -> None:
     """Kill and remove every container and monitor under this engine root, then the root."""
     config = engine.config
-    stop_forkservers(config.run_root)
+    stop_servers(config.run_root)
     runc = engine.runtime.base() if (config.run_root / "runtime.json").exists() else None
     for cdir in list((config.root / "containers").glob("*")) if (config.root / "containers").exists() else []:
         state_file = cdir / "state.json"

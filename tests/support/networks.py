@@ -44,9 +44,9 @@ def remove_all(engine) -> None:
 
 def remove_engine(config) -> None:
     """Every container and network of an engine root, if it exists (for cleanups)."""
-    from engine.monitors import stop_forkservers
+    from engine.servers import stop_servers
 
-    stop_forkservers(config.run_root)
+    stop_servers(config.run_root)
     if not config.root.is_dir():
         return
     from engine.containers import Containers
