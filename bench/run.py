@@ -1,4 +1,5 @@
-"""Benchmark: ``run --rm IMAGE true`` through the engine's Python API, through its CLI, raw
+"""Benchmark: ``run --rm IMAGE true`` through the engine's Python API, through its CLI (through
+the command server, as every command after the first; and on its own), raw
 ``runc run`` on a prepared bundle, and ``docker run --rm`` (the dockerd that answers, else a
 private one this benchmark starts when docker.io is installed); plus the monitor's memory per
 idle running container beside containerd-shim's for idle docker containers.
@@ -24,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from engine import cliclient, monitors  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
 from engine.containers import Containers  # noqa: E402
 from engine.images import ImageStore  # noqa: E402
@@ -36,6 +38,19 @@ from tests.support.dockerd import DOCKERD, run_dockerd  # noqa: E402
 IMAGE = "bench/busybox:latest"
 
 
+def timed_in_turns(fns, runs: int) -> list[list[float]]:
+    """Each of ``fns`` once per round (after one warm-up round): their times, per function."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, out in zip(fns, times, strict=True):
+            started = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - started)
+    return times
+
+
 def timed(fn, runs: int) -> list[float]:
     fn()  # warm-up: caches, first layer unpack
     out = []
@@ -44,6 +59,12 @@ def timed(fn, runs: int) -> list[float]:
         fn()
         out.append(time.perf_counter() - started)
     return out
+
+
+def wait_for_path(path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def rss_kib(pid: int) -> int | None:
@@ -91,18 +112,26 @@ def main() -> int:
     result: dict = {"runs": args.runs}
     idle = []
     try:
-        # 1. the Python API
-        api = timed(lambda: engine.run(IMAGE, ["true"], detach=False, remove=True), args.runs)
+        # Four ways to run the same thing, measured in turns (one of each per round) so
+        # that a machine that slows down or speeds up meanwhile skews none of them alone.
+        # 1. the Python API, in its steady state: the first start brings up the run root's
+        #    monitor fork server (engine/forkserver.py), the next ones use it
+        def api_run():
+            engine.run(IMAGE, ["true"], detach=False, remove=True)
 
         # 2. the CLI, with the real interpreter (no pyenv shim); -I: no user site, no env.
+        #    Through the run root's command server, as every command after the first runs
+        #    (engine/cliclient.py), and on its own.
         python = os.path.realpath(sys.executable) if not (Path(sys.prefix) / "pyvenv.cfg").exists() \
             else sys.executable
         bootstrap = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import runpy; "
                      "runpy.run_module('engine', run_name='__main__')")
         cli_argv = [python, "-I", "-c", bootstrap, "--root", str(config.root), "--run-root",
                     str(config.run_root), "run", "--rm", IMAGE, "true"]
-        cli = timed(lambda: subprocess.run(cli_argv, check=True, stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.DEVNULL), args.runs)
+
+        def cli_run(server: str):
+            subprocess.run(cli_argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           env=dict(os.environ, BERTH_ENGINE_CLI_SERVER=server))
 
         # 3. raw runc on a prepared bundle: the very bundle the engine made for a container
         prepared = engine.create(IMAGE, ["true"], name="bench-bundle")
@@ -112,9 +141,17 @@ def main() -> int:
         (bundle / "config.json").write_text(json.dumps(spec))
         runc_root = base / "runc-raw"
         runc = engine.runtime.path
-        raw = timed(lambda: subprocess.run([runc, "--root", str(runc_root), "run", "--bundle", str(bundle),
-                                            "bench-raw"], check=True, stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.DEVNULL), args.runs)
+
+        def raw_run():
+            subprocess.run([runc, "--root", str(runc_root), "run", "--bundle", str(bundle), "bench-raw"],
+                           check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+        api_run()
+        cli_run("1")  # brings the command server up
+        wait_for_path(monitors.forkserver_paths(config.run_root)[0])
+        wait_for_path(cliclient.server_paths(str(config.run_root))[0])
+        api, cli, cli_alone, raw = timed_in_turns(
+            [api_run, lambda: cli_run("1"), lambda: cli_run("0"), raw_run], args.runs)
 
         # 4. docker: the one that answers, else a private dockerd of our own (no bridge,
         #    no iptables: it touches nothing else on the host), when docker.io is installed
@@ -157,6 +194,7 @@ def main() -> int:
         result.update({
             "api_run_rm_s": round(statistics.median(api), 4),
             "cli_run_rm_s": round(statistics.median(cli), 4),
+            "cli_without_server_run_rm_s": round(statistics.median(cli_alone), 4),
             "runc_run_s": round(statistics.median(raw), 4),
             "api_vs_runc": round(statistics.median(api) / statistics.median(raw), 2),
             "cli_vs_runc": round(statistics.median(cli) / statistics.median(raw), 2),

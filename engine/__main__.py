@@ -1,5 +1,5 @@
 import sys
 
-from engine.cli import main
+from engine.cliclient import run
 
-sys.exit(main())
+sys.exit(run(sys.argv[1:]))

@@ -619,7 +619,8 @@ class Containers:
             "waiter": [me, process_start_time(me)] if waiter else None,
             "cleanup": [sys.executable, "-m", "engine", "--root", str(self.config.root),
                         "--run-root", str(self.config.run_root), "rm", "-f", container.id],
-            "cleanup_env": {"PYTHONPATH": str(REPO_DIR)},
+            # run here and now, starting no command server for one rm
+            "cleanup_env": {"PYTHONPATH": str(REPO_DIR), "BERTH_ENGINE_CLI_SERVER": "0"},
         }
 
     # ------------------------------------------------------------ stop, kill, pause

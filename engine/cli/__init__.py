@@ -15,27 +15,15 @@ import importlib
 import os
 import sys
 
+from engine.cliclient import command_in
 from engine.config import EngineConfig
 from engine.errors import EngineError
-
-GLOBAL_OPTIONS_WITH_VALUE = ("--root", "--run-root")
 
 
 def command_modules() -> list:
     here = os.path.dirname(__file__)
     names = sorted(name[:-3] for name in os.listdir(here) if name.endswith(".py") and not name.startswith("_"))
     return [importlib.import_module(f"{__name__}.{name}") for name in names]
-
-
-def command_in(argv: list[str]) -> str | None:
-    """The first word that is not a global option (nor its value)."""
-    words = iter(argv)
-    for word in words:
-        if word in GLOBAL_OPTIONS_WITH_VALUE:
-            next(words, None)
-        elif not word.startswith("-"):
-            return word
-    return None
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -54,6 +42,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+_BUILT: dict[str, argparse.ArgumentParser] = {}
+
+
+def build_parsers() -> None:
+    """Every command's parser, kept for ``main`` (the command server builds them once)."""
+    for module in command_modules():
+        for command in module.COMMANDS:
+            _BUILT[command] = build_parser(command)
+
+
 def config_from_args(args: argparse.Namespace) -> EngineConfig:
     config = EngineConfig.from_env()
     if args.root or args.run_root:
@@ -68,7 +66,8 @@ def config_from_args(args: argparse.Namespace) -> EngineConfig:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(command_in(argv))
+    command = command_in(argv)
+    parser = _BUILT.get(command) or build_parser(command)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -1,0 +1,199 @@
+"""``python -m engine``: hand the command to the run root's command server when one answers,
+else run it in this process (and start a server for the commands that follow).
+
+An interpreter that imports the engine spends ~50 ms on imports before a command does
+anything; ``docker`` answers quickly because its CLI is a thin client of a daemon that is
+already loaded. The command server (``engine/cliserver.py``) is that loaded process, without
+being a daemon to install: started on first use, gone after ten idle minutes, and only a
+speed-up (no server, or ``BERTH_ENGINE_CLI_SERVER=0``: the command runs here, the same).
+
+The command runs in a child the server forks for it, with this process's arguments,
+environment, working directory, umask and standard input, output and error (passed as file
+descriptors). Signals this process gets (Ctrl-C, a terminal resize, ...) are passed on; the
+child's exit code becomes ours. Commands that need a controlling terminal of their own (a
+password prompt) always run here.
+
+Imported on every command: no engine module on the fast path, and the C modules ``_socket``
+and ``_signal`` rather than ``socket`` and ``signal`` (their enums take longer to import
+than the rest of the client runs).
+"""
+
+from __future__ import annotations
+
+import _signal
+import _socket
+import marshal
+import os
+import sys
+
+ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
+SWITCH = "BERTH_ENGINE_CLI_SERVER"
+RELAYED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGWINCH,
+                   _signal.SIGUSR1, _signal.SIGUSR2)
+RUN_HERE = ("login",)  # getpass needs /dev/tty, which a server's child does not have
+
+
+def run(argv: list[str]) -> int:
+    if os.environ.get(SWITCH, "1") == "0" or command_in(argv) in RUN_HERE:
+        return _here(argv)
+    run_root = _run_root(argv)
+    sock_path, lock_path = server_paths(run_root)
+    code = _through_server(sock_path, argv)
+    if code is not None:
+        _leave(code)  # does not return
+    start_server(run_root, sock_path, lock_path)
+    return _here(argv)
+
+
+def _leave(code: int) -> None:
+    """Nothing of ours to tear down: skip the interpreter's (a few ms per command)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code & 0xFF)
+
+
+def _here(argv: list[str]) -> int:
+    from engine.cli import main
+
+    return main(argv)
+
+
+def command_in(argv: list[str]) -> str | None:
+    """The first word that is not a global option (nor its value)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--root", "--run-root"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _run_root(argv: list[str]) -> str:
+    """Where the engine keeps its sockets, as ``engine.cli`` will decide (the server lives there)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--run-root":
+            return next(words, "") or "/run/berth"
+        if word.startswith("--run-root="):
+            return word.split("=", 1)[1]
+        if word == "--root":
+            next(words, None)
+        elif not word.startswith("-"):
+            break
+    return os.environ.get("BERTH_ENGINE_RUN", "/run/berth")
+
+
+def server_paths(run_root: str) -> tuple[str, str]:
+    """Named after every engine source file, the interpreter and the namespaces we see (a
+    client in another mount or network namespace must not have its paths or its loopback
+    read in ours): changed code or another view of the host, another server."""
+    facts = [sys.executable]
+    for kind in ("mnt", "net", "pid", "user"):
+        try:
+            facts.append(os.readlink(f"/proc/self/ns/{kind}"))
+        except OSError:
+            facts.append(kind)
+    for directory in (ENGINE_DIR, os.path.join(ENGINE_DIR, "cli")):
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            if entry.name.endswith(".py"):
+                st = entry.stat()
+                facts.append(f"{entry.name}:{st.st_mtime_ns}:{st.st_size}")
+    import zlib
+
+    version = f"{zlib.crc32(' '.join(facts).encode()):08x}"
+    return os.path.join(run_root, f"cli-{version}.sock"), os.path.join(run_root, f"cli-{version}.lock")
+
+
+def _through_server(sock_path: str, argv: list[str]) -> int | None:
+    """The command's exit code, or None when no server took it (nothing ran)."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    lines = _Lines(sock)
+    relaying = {}
+    try:
+        try:
+            sock.connect(sock_path)
+            request = marshal.dumps({
+                "argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask(),
+                "encoding": getattr(sys.stdout, "encoding", None) or "utf-8",
+                "errors": getattr(sys.stdout, "errors", None) or "strict",
+            })
+            # Signals from now on go to the command (the child reads them after STARTED).
+            relaying = {sig: _signal.signal(sig, lambda number, _: _relay(sock, number))
+                        for sig in RELAYED_SIGNALS if _signal.getsignal(sig) != _signal.SIG_IGN}
+            fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+            sock.sendmsg([len(request).to_bytes(4, "big")], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+            sock.sendall(request)
+            if lines.next() != b"STARTED":
+                return None
+        except OSError:
+            return None
+        # From here the command runs in the server's child: never run it a second time.
+        try:
+            line = lines.next()
+        except OSError:
+            line = b""
+    finally:
+        for sig, handler in relaying.items():
+            _signal.signal(sig, handler)
+        sock.close()
+    if not line.startswith(b"EXIT "):
+        print("Error: the engine's command server went away while running the command", file=sys.stderr)
+        return 1
+    return int(line.split()[1])
+
+
+class _Lines:
+    """Lines from a socket (``makefile`` lives in the ``socket`` module we do not load)."""
+
+    def __init__(self, sock):
+        self.sock, self.buffer = sock, b""
+
+    def next(self) -> bytes:
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                return b""
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line
+
+
+def _relay(sock, number: int) -> None:
+    try:
+        sock.send(bytes([number]))
+    except OSError:
+        pass
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def start_server(run_root: str, sock_path: str, lock_path: str) -> None:
+    """In the background, as init's child (not ours); a racing start finds the lock held."""
+    try:
+        os.makedirs(run_root, exist_ok=True)
+        err = os.open(os.path.join(run_root, "cliserver.err"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        return  # not ours to write (an ordinary user asking for help): no server, no harm
+    launcher = (f"import sys; sys.path.insert(0, {os.path.dirname(ENGINE_DIR)!r}); "
+                "from engine import cliserver; sys.exit(cliserver.main(sys.argv))")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child side
+        try:
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+                       (os.POSIX_SPAWN_DUP2, err, 2)]
+            os.posix_spawn(sys.executable, [sys.executable, "-I", "-c", launcher, sock_path, lock_path],
+                           os.environ, file_actions=actions)
+        finally:
+            os._exit(0)
+    os.close(err)
+    os.waitpid(pid, 0)
