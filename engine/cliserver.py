@@ -23,6 +23,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 
 from engine import servers
 
@@ -85,7 +86,10 @@ def _preload() -> None:
 
     for name in sorted(os.listdir(os.path.dirname(__file__))):
         if name.endswith(".py") and name[:-3] not in NOT_PRELOADED:
-            importlib.import_module(f"engine.{name[:-3]}")
+            try:
+                importlib.import_module(f"engine.{name[:-3]}")
+            except ImportError as exc:  # a command that needs it will say so, in its child
+                print(f"cliserver: not preloaded: engine.{name[:-3]}: {exc}", file=sys.stderr)
     cli.build_parsers()
 
 
@@ -131,6 +135,10 @@ def _run_command(conn: socket.socket, fds: list[int], command: dict) -> None:
     code = 1
     try:
         code = _command(conn, fds, command)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # the command's own errors are handled in engine.cli; this is ours
+        traceback.print_exc()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_IGN)  # nothing may interrupt the answer
