@@ -23,6 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from console.access import revocation
 from console.access.permissions import has_permission, restrict
 from console.core.consumers import current_environment
 from console.drivers import driver_for
@@ -45,6 +46,13 @@ def _visible_container(user, pk):
         return None
     visible = restrict(Container.objects.all(), user, "containers.view", container.environment)
     return visible.filter(pk=pk).first() and container
+
+
+@database_sync_to_async
+def _active_user(pk):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=pk, is_active=True).first()
 
 
 @database_sync_to_async
@@ -88,8 +96,39 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.driver = driver_for(self.environment)
         self.last_heard = time.monotonic()
+        await self.join_access_groups()
         self.spawn(self.heartbeat())
         await self.ready()
+
+    # -------------------------------------------------------- access taken away meanwhile
+    async def join_access_groups(self):
+        """Hear when someone's access changes (console.access.revocation) to check ours again."""
+        self.access_groups = [revocation.group_for(self.user.pk), revocation.EVERYONE]
+        for group in self.access_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def leave_access_groups(self):
+        for group in getattr(self, "access_groups", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def access_changed(self, event):
+        code = await self.access_lost()
+        if code is not None and not self.closed:
+            await self.refuse(code, "Your access to this has changed.")
+
+    async def access_lost(self) -> int | None:
+        """The close code when the user may no longer use this socket, else None."""
+        user = await _active_user(self.user.pk)
+        if user is None:
+            return p.CLOSE_UNAUTHENTICATED
+        self.user = user
+        if self.needs_container:
+            if await _visible_container(user, self.container.pk) is None:
+                return p.CLOSE_NOT_FOUND
+            allowed = await _allowed(user, self.permission, self.environment, self.container.container_id)
+        else:
+            allowed = await _allowed(user, self.permission, self.environment)
+        return None if allowed else p.CLOSE_FORBIDDEN
 
     async def ready(self):
         """The checks passed."""
@@ -138,6 +177,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def finish_once(self):
         if not getattr(self, "finished", False):
             self.finished = True
+            await self.leave_access_groups()
             await self.finish()
 
     async def finish(self):

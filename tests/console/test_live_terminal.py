@@ -213,6 +213,26 @@ async def test_a_stopped_container_is_refused_with_4409(engine, admin_client):  
         await asyncio.to_thread(engine.remove, container.id, force=True)
 
 
+async def test_taking_access_away_closes_an_open_terminal_and_ends_its_shell(row, admin, client, django_user_model):
+    from console.access.models import Assignment
+    from console.accounts import services
+
+    environment = await database_sync_to_async(Environment.objects.get)(name="local")
+    operator = await database_sync_to_async(django_user_model.objects.create_user)("op", password="x" * 12)
+    await database_sync_to_async(grant)(operator, "operator", environment)
+    await database_sync_to_async(client.force_login)(operator)
+    ws = await terminal(row, client)
+    await info(ws, "started")
+    await ws.send_to(bytes_data=p.T_INPUT + b"echo still-here\r")
+    await output_until(ws, b"still-here\r\n")
+    assignment = await database_sync_to_async(Assignment.objects.get)(user=operator)
+    await database_sync_to_async(services.unassign)(admin, assignment)
+    refused, _ = await info(ws, "refused")
+    assert refused["code"] == p.CLOSE_NOT_FOUND  # no role left: the container is out of sight
+    assert await closed_with(ws) == p.CLOSE_NOT_FOUND
+    assert await asyncio.to_thread(terminal_runcs_left, 5) == []
+
+
 def test_no_runc_exec_left_behind():
     """Of this test session's engine (other sessions may run terminals meanwhile). A closed
     terminal's runc may take a moment to exit on a loaded machine; one still there after
