@@ -112,7 +112,7 @@ def _through_server(sock_path: str, argv: list[str]) -> int | None:
     """The command's exit code, or None when no server took it (nothing ran)."""
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     lines = _Lines(sock)
-    relaying = {}
+    relay = _Relay()
     try:
         try:
             sock.connect(sock_path)
@@ -121,24 +121,23 @@ def _through_server(sock_path: str, argv: list[str]) -> int | None:
                 "encoding": getattr(sys.stdout, "encoding", None) or "utf-8",
                 "errors": getattr(sys.stdout, "errors", None) or "strict",
             })
-            # Signals from now on go to the command (the child reads them after STARTED).
-            relaying = {sig: _signal.signal(sig, lambda number, _: _relay(sock, number))
-                        for sig in RELAYED_SIGNALS if _signal.getsignal(sig) != _signal.SIG_IGN}
+            relay.install()  # from now on our signals are the command's
             fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
             sock.sendmsg([len(request).to_bytes(4, "big")], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
             sock.sendall(request)
-            if lines.next() != b"STARTED":
+            started = lines.next().split()
+            if len(started) != 2 or started[0] != b"STARTED":
                 return None
         except OSError:
             return None
         # From here the command runs in the server's child: never run it a second time.
+        relay.to(int(started[1]))
         try:
             line = lines.next()
         except OSError:
             line = b""
     finally:
-        for sig, handler in relaying.items():
-            _signal.signal(sig, handler)
+        relay.uninstall()
         sock.close()
     if not line.startswith(b"EXIT "):
         print("Error: the engine's command server went away while running the command", file=sys.stderr)
@@ -162,11 +161,39 @@ class _Lines:
         return line
 
 
-def _relay(sock, number: int) -> None:
-    try:
-        sock.send(bytes([number]))
-    except OSError:
-        pass
+class _Relay:
+    """Our signals, passed on to the command's process (kept until we know it). Ctrl-Z
+    stops both it and us; ``fg`` continues both."""
+
+    def __init__(self):
+        self.pid: int | None = None
+        self.pending: list[int] = []
+        self.previous: dict = {}
+
+    def install(self) -> None:
+        for sig in (*RELAYED_SIGNALS, _signal.SIGTSTP, _signal.SIGCONT):
+            if _signal.getsignal(sig) != _signal.SIG_IGN:
+                self.previous[sig] = _signal.signal(sig, self.handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self.previous.items():
+            _signal.signal(sig, handler)
+
+    def to(self, pid: int) -> None:
+        self.pid = pid
+        for number in self.pending:
+            self.handle(number, None)
+
+    def handle(self, number: int, _frame) -> None:
+        if self.pid is None:
+            self.pending.append(number)
+            return
+        try:
+            os.kill(self.pid, _signal.SIGSTOP if number == _signal.SIGTSTP else number)
+        except OSError:
+            return
+        if number == _signal.SIGTSTP:
+            os.kill(os.getpid(), _signal.SIGSTOP)  # as the shell asked; SIGCONT wakes us both
 
 
 def _umask() -> int:

@@ -2,14 +2,14 @@
 ``python -m engine`` command handed to it by ``engine/cliclient.py`` (read that first).
 
 The child takes the client's standard input, output and error, arguments, environment,
-working directory and umask, runs ``engine.cli.main`` and answers ``EXIT <code>``. Bytes the
-client sends meanwhile are signal numbers to raise in the child; the client gone (its end of
-the socket closed) is a Ctrl-C, and after a grace period the end.
+working directory and umask, runs ``engine.cli.main`` and answers ``EXIT <code>``. The
+client passes its signals on to the child's pid; the client gone (its end of the socket
+closed) is a Ctrl-C, and after a grace period the end.
 
 Protocol on the owner-only socket: the client sends 4 bytes (the request's length, big
 endian) with its fds 0, 1 and 2 attached, then the request (marshal'd dict); the child
-writes ``STARTED\\n`` before running anything (no ``STARTED``: nothing ran) and
-``EXIT <code>\\n`` at the end.
+writes ``STARTED <pid>\n`` before running anything (no ``STARTED``: nothing ran) and
+``EXIT <code>\n`` at the end.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def _command(conn: socket.socket, fds: list[int], command: dict) -> int:
         os.close(fd)
     _stdio(command.get("encoding") or "utf-8", command.get("errors") or "strict")
     conn.settimeout(None)
-    conn.sendall(b"STARTED\n")  # from here on an error is the command's, not a reason to retry
+    conn.sendall(f"STARTED {os.getpid()}\n".encode())  # from here on an error is the command's, not a reason to retry
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)
@@ -172,7 +172,7 @@ def _command(conn: socket.socket, fds: list[int], command: dict) -> int:
     os.umask(int(command.get("umask", 0o022)))
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in command["env"].items()})
-    threading.Thread(target=_relay_signals, args=(conn,), daemon=True).start()
+    threading.Thread(target=_end_with_client, args=(conn,), daemon=True).start()
     from engine.cli import main
 
     try:
@@ -197,9 +197,9 @@ def _stdio(encoding: str, errors: str) -> None:
     sys.stderr = writer(2, "backslashreplace", True)
 
 
-def _relay_signals(conn: socket.socket) -> None:
-    """Signals the client passes on; its end closed: a Ctrl-C, then, if that is not enough,
-    the end (as if the client's own process had been the one running the command)."""
+def _end_with_client(conn: socket.socket) -> None:
+    """The client's end closed while the command runs (it was killed): a Ctrl-C, then, if
+    that is not enough, the end, as if the client's own process had been running it."""
     while True:
         try:
             data = conn.recv(64)
@@ -209,6 +209,3 @@ def _relay_signals(conn: socket.socket) -> None:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(GONE_CLIENT_GRACE)
             os._exit(130)
-        for number in data:
-            if number in signal.valid_signals():
-                os.kill(os.getpid(), number)

@@ -107,6 +107,23 @@ def test_ctrl_c_and_a_killed_client_reach_the_command(served):
     assert wait_for(lambda: not server_children(server), 10), "the command outlived its client"
 
 
+def state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_ctrl_z_stops_the_command_with_its_client_and_fg_continues_both(served):
+    served.run("test/busybox", ["sh", "-c", "while true; do echo tick; sleep 0.1; done"], name="ticker")
+    follow = subprocess.Popen(argv(served, "logs", "-f", "ticker"), stdout=subprocess.PIPE, cwd=REPO)
+    assert follow.stdout.readline() == b"tick\n"
+    [child] = server_children(server_pid(served))
+    follow.send_signal(signal.SIGTSTP)
+    assert wait_for(lambda: state(follow.pid) == "T" and state(child) == "T", 5)
+    follow.send_signal(signal.SIGCONT)
+    assert wait_for(lambda: state(follow.pid) != "T" and state(child) != "T", 5)
+    follow.send_signal(signal.SIGINT)
+    assert follow.wait(10) == 130
+
+
 def test_an_interactive_shell_runs_on_the_clients_terminal(served):
     code, out = _drive(argv(served, "run", "-it", "--rm", "test/busybox", "sh"), [
         (b"# ", b"stty size; echo hi-$((40+2))\r"),
