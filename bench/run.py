@@ -152,6 +152,9 @@ def main() -> int:
         wait_for_path(cliclient.server_paths(str(config.run_root))[0])
         api, cli, cli_alone, raw = timed_in_turns(
             [api_run, lambda: cli_run("1"), lambda: cli_run("0"), raw_run], args.runs)
+        # For the record: raw runc alone, runs back to back (no other work in between; the
+        # kernel's clean-up of the previous container's namespaces is runc's own only).
+        raw_alone = timed(raw_run, args.runs)
 
         # 4. docker: the one that answers, else a private dockerd of our own (no bridge,
         #    no iptables: it touches nothing else on the host), when docker.io is installed
@@ -196,6 +199,8 @@ def main() -> int:
             "cli_run_rm_s": round(statistics.median(cli), 4),
             "cli_without_server_run_rm_s": round(statistics.median(cli_alone), 4),
             "runc_run_s": round(statistics.median(raw), 4),
+            "runc_run_back_to_back_s": round(statistics.median(raw_alone), 4),
+            "api_vs_runc_back_to_back": round(statistics.median(api) / statistics.median(raw_alone), 2),
             "api_vs_runc": round(statistics.median(api) / statistics.median(raw), 2),
             "cli_vs_runc": round(statistics.median(cli) / statistics.median(raw), 2),
             "cli_vs_docker": round(statistics.median(cli) / statistics.median(docker), 2) if docker else None,
