@@ -119,7 +119,7 @@ def make_image(store, parent, container_config: dict, *, layer: tuple[dict, str]
     }
     manifest_digest = content.put(json.dumps(manifest, indent=2).encode())
     target = parse(ref) if isinstance(ref, str) else ref
-    return store.register(manifest_digest, target)
+    return store.register(manifest_digest, target, parent=parent.id if parent is not None else None)
 
 
 # ---------------------------------------------------------------- commit

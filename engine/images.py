@@ -138,6 +138,7 @@ class Image:
     size: int  # sum of the layer blobs as stored (compressed)
     index_digest: str | None = None
     tags: list[Reference] = field(default_factory=list)  # the tags, fully qualified
+    parent: str = ""  # the image it was built or committed from (Docker's "Parent"), if known
 
     @property
     def short_id(self) -> str:
@@ -167,7 +168,7 @@ class Image:
             "Id": self.id,
             "RepoTags": self.repo_tags,
             "RepoDigests": self.repo_digests,
-            "Parent": "",
+            "Parent": self.parent,
             "Comment": (cfg.get("history") or [{}])[-1].get("comment", ""),
             "Created": self.created,
             "DockerVersion": cfg.get("docker_version", ""),
@@ -331,16 +332,20 @@ class ImageStore:
             size=sum(layer.size for layer in layers),
             index_digest=record.get("index_digest"),
             tags=tags,
+            parent=record.get("parent") or "",
         )
 
     # --- registering -----------------------------------------------------------
 
     def register(self, manifest_digest: str, ref: Reference | None = None,
-                 index_digest: str | None = None) -> Image:
+                 index_digest: str | None = None, parent: str | None = None) -> Image:
         """Record an image whose blobs are all in the content store, and name it.
 
         ``ref`` may carry a tag (it moves to this image), a digest (which must be the
-        manifest's or the index's), or both. Nothing is recorded if anything is missing.
+        manifest's or the index's), or both. ``parent``: the ID of the image this one was
+        built or committed from (an untagged parent is an intermediate image: hidden from
+        the default listing, deleted with its last child). Nothing is recorded if anything
+        is missing.
         """
         with self.content.lease():
             manifest = parse_manifest(self.content.read(manifest_digest), manifest_digest)
@@ -370,6 +375,8 @@ class ImageStore:
                     record["index_digest"] = index_digest
                 else:
                     record.setdefault("index_digest", None)
+                if parent and parent != config_digest:
+                    record["parent"] = parent
                 data["images"][manifest_digest] = record
                 if ref is not None:
                     if ref.tag:
@@ -427,16 +434,19 @@ class ImageStore:
             return False
 
     def list(self, all: bool = False) -> list[Image]:
-        """Every image, newest first. ``all`` is accepted for Docker's ``-a``; there are
-        no intermediate images to hide yet."""
+        """Every image, newest first; without ``all`` (Docker's ``-a``), not the intermediate
+        ones (untagged parents of other images: a build's steps)."""
         data = self._load()
         names = self._names_by_manifest(data)
+        parents = _parents(data)
         images = []
         for manifest_digest in data["images"]:
             try:
-                images.append(self._image(data, manifest_digest, names))
+                image = self._image(data, manifest_digest, names)
             except EngineError:
                 continue  # damaged: blobs lost; `image prune` will clean it
+            if all or image.repo_tags or image.id not in parents:
+                images.append(image)
         images.sort(key=lambda img: (img.created, img.id), reverse=True)
         return images
 
@@ -510,6 +520,8 @@ class ImageStore:
                         f"container {users[0]} is using its referenced image {short}"
                     )
             else:
+                if _children(data, image_id):
+                    raise Conflict(f"unable to delete {short} (cannot be forced) - image has dependent child images")
                 repos = {parse(k).name for k in refs}
                 if len(repos) > 1 and not force:
                     raise Conflict(
@@ -527,13 +539,26 @@ class ImageStore:
                 lines.append(f"Untagged: {parse(k).familiar}")
             left = [k for k in (*data["tags"], *data["digests"])
                     if data["tags"].get(k, data["digests"].get(k)) in manifests]
-            if not left and not users:
+            # With children it stays, untagged: an intermediate image of theirs.
+            if not left and not users and not _children(data, image_id):
                 deleted = [self._image(data, m) for m in manifests]
                 for m in manifests:
                     del data["images"][m]
+                lines.append(f"Deleted: {image_id}")
+                # Its build steps go with it, as far as nothing else names, uses or needs them.
+                parent = deleted[0].parent
+                while parent and not self.users(parent) and not _children(data, parent):
+                    steps = [m for m, record in data["images"].items() if record["id"] == parent]
+                    if not steps or any(target in steps for target in (*data["tags"].values(),
+                                                                       *data["digests"].values())):
+                        break
+                    deleted += [self._image(data, m) for m in steps]
+                    for m in steps:
+                        del data["images"][m]
+                    lines.append(f"Deleted: {parent}")
+                    parent = deleted[-1].parent
         if deleted:
             self._delete_unused_blobs(deleted)
-            lines.append(f"Deleted: {image_id}")
             self._run_delete_hooks(deleted)
         return lines
 
@@ -547,21 +572,25 @@ class ImageStore:
             deleted: list[Image] = []
             with self._editing() as data:
                 names = self._names_by_manifest(data)
-                for manifest_digest in list(data["images"]):
-                    try:
-                        image = self._image(data, manifest_digest, names)
-                    except EngineError:
-                        image = None  # damaged: its blobs are gone
-                    if image is not None:
-                        if image.repo_tags and not all:
-                            continue
-                        if self.users(image.id):
-                            continue
-                        deleted.append(image)
-                    for table in ("tags", "digests"):
-                        for k in [k for k, v in data[table].items() if v == manifest_digest]:
-                            del data[table][k]
-                    del data["images"][manifest_digest]
+                removed_one = True
+                while removed_one:  # children first: a deleted child may free its parent
+                    removed_one = False
+                    for manifest_digest in list(data["images"]):
+                        try:
+                            image = self._image(data, manifest_digest, names)
+                        except EngineError:
+                            image = None  # damaged: its blobs are gone
+                        if image is not None:
+                            if image.repo_tags and not all:
+                                continue
+                            if self.users(image.id) or _children(data, image.id):
+                                continue
+                            deleted.append(image)
+                        for table in ("tags", "digests"):
+                            for k in [k for k, v in data[table].items() if v == manifest_digest]:
+                                del data[table][k]
+                        del data["images"][manifest_digest]
+                        removed_one = True
             reclaimed = self._delete_unused_blobs(deleted, orphans=True)
             reclaimed += self.content._clean_ingest()
         self._run_delete_hooks(deleted)
@@ -604,3 +633,13 @@ class ImageStore:
         """Bytes used by all blobs."""
         return sum(self.content.size(d) for d in self.content.digests())
 
+
+
+def _parents(data: dict) -> set[str]:
+    """IDs of the images that other images were built or committed from."""
+    return {record["parent"] for record in data["images"].values() if record.get("parent")}
+
+
+def _children(data: dict, image_id: str) -> list[str]:
+    """Manifests of the images built or committed from ``image_id``."""
+    return [m for m, record in data["images"].items() if record.get("parent") == image_id]

@@ -50,7 +50,8 @@ class LocalEngineDriver(EngineDriver):
 
     # -- images ---------------------------------------------------------------------
     def list_images(self) -> list[dict]:
-        return [image_summary(image) for image in self.images.list(all=True)]
+        # As `docker images`: a build's intermediate steps are not listed.
+        return [image_summary(image) for image in self.images.list()]
 
     def inspect_image(self, name_or_id: str) -> dict:
         image = self.images.get(name_or_id)

@@ -108,6 +108,27 @@ def test_multi_stage_build_runs_and_second_build_is_cached(engine, tmp_path):
     assert not [p for p in (engine.config.root / "snapshots").iterdir() if p.name.startswith("build-")]
 
 
+def test_build_steps_are_intermediate_images_listed_with_a_and_removed_with_the_image(engine, tmp_path):
+    from engine.errors import Conflict
+
+    images = engine.images
+    base = images.get("test/busybox")
+    ctx = make_context(tmp_path, "FROM test/busybox\nRUN echo a > /a\nRUN echo b > /b\nENV X=1\n")
+    image = build(engine, ctx, tags=["test/steps:1"])
+    steps = [i for i in images.list(all=True) if i.id not in (image.id, base.id)]
+    assert len(steps) == 2 and all(not i.repo_tags for i in steps)
+    assert {i.id for i in images.list()} == {image.id, base.id}  # as `docker images`: no steps
+    assert image.parent in {i.id for i in steps} and images.get(image.parent).parent in {i.id for i in steps}
+    assert images.get(image.id).inspect()["Parent"] == image.parent
+    with pytest.raises(Conflict, match="dependent child images"):
+        images.remove(image.parent, force=True)
+    pruned, _ = images.prune()  # steps of a tagged image are not dangling
+    assert image.parent not in pruned and images.get(image.parent)
+    lines = images.remove("test/steps:1")
+    assert f"Deleted: {image.id}" in lines and all(f"Deleted: {i.id}" in lines for i in steps)
+    assert {i.id for i in images.list(all=True)} == {base.id}  # its base stays
+
+
 def test_build_args_target_and_context_tar(engine, tmp_path):
     ctx = make_context(tmp_path, "ARG G=global\nFROM test/busybox AS one\nARG V=default\nARG G\n"
                                  "RUN echo $V > /v && echo $G > /g\n"

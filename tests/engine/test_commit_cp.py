@@ -35,6 +35,7 @@ def test_commit_round_trips_a_deletion(engine):
                       changes=["CMD [\"cat\", \"/root/new\"]", "ENV MODE=committed", "EXPOSE 80"])
     assert image.repo_tags == ["test/committed:1"]
     assert len(image.layers) == 2
+    assert image.inspect()["Parent"] == engine.images.get("test/busybox").id  # as docker commit
     assert image.config["author"] == "me <me@x>"
     assert image.config["history"][-1]["comment"] == "my change"
     cfg = image.config["config"]
