@@ -54,7 +54,7 @@ from engine.monitor import (
     write_json_atomic,
 )
 from engine.monitors import start_monitor
-from engine.runtime import DEFAULT_PATH, Runtime, build_process, build_spec, cgroup_dir
+from engine.runtime import DEFAULT_PATH, Runtime, build_process, build_spec, cgroup_dir, parse_security_opts
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -346,7 +346,7 @@ class Containers:
                cpus: str | float | None = None, pids_limit: int | None = None,
                read_only: bool = False, restart: str | None = None, network: str | None = None,
                publish: list[str] | None = None, volumes: list[str] | None = None,
-               auto_remove: bool = False) -> Container:
+               auto_remove: bool = False, security_opt: list[str] | None = None) -> Container:
         """``docker create``. ``network``: none, host, private (the default: a namespace with
         only ``lo``), bridge or a network's name; ``publish``: ``-p`` specs; ``volumes``: ``-v``
         specs (engine.networks and engine.volumes do those parts)."""
@@ -356,6 +356,7 @@ class Containers:
         if pids_limit is not None and int(pids_limit) < 0:
             raise InvalidArgument("--pids-limit must be a positive number")
         policy = parse_restart(restart)
+        security = parse_security_opts(security_opt)
         if auto_remove and policy["Name"] != "no":
             raise InvalidArgument("conflicting options: --restart and --rm")
         nets, vols = self.networks, self.volumes
@@ -434,7 +435,8 @@ class Containers:
             spec = build_spec(container_id=container_id, process=process, rootfs=rootfs,
                               hostname=hostname, readonly=read_only, network=network,
                               memory=memory_bytes, nano_cpus=nano_cpus, pids_limit=int(pids_limit or 0),
-                              annotations=annotations, extra_mounts=extra_mounts)
+                              annotations=annotations, extra_mounts=extra_mounts,
+                              seccomp="seccomp=unconfined" not in security)
             network_mode = network
             if nets is not None:
                 # Addresses, hosts and resolv.conf, and the spec pointed at the namespace that
@@ -465,6 +467,7 @@ class Containers:
                     "Memory": memory_bytes, "NanoCpus": nano_cpus, "PidsLimit": int(pids_limit or 0),
                     "ReadonlyRootfs": bool(read_only), "RestartPolicy": policy,
                     "AutoRemove": bool(auto_remove),
+                    "SecurityOpt": security,
                     "NetworkMode": network_mode,
                     "PortBindings": {f"{p.container_port}/{p.proto}": [{"HostIp": p.host_ip,
                                      "HostPort": str(p.host_port or "")}] for p in ports},

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from engine.config import EngineConfig
-from engine.errors import NotFound, RuntimeFailure
+from engine.errors import InvalidArgument, NotFound, RuntimeFailure
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -30,6 +30,64 @@ MASKED_PATHS = [
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+# The system calls Docker's default seccomp profile refuses to a container without extra
+# capabilities (docs.docker.com, "Seccomp security profiles for Docker"): kernel modules,
+# clocks, keyrings, mounts, namespaces, swap, reboot, other processes' memory, io_uring...
+# Ours allows everything else rather than listing what is allowed, which keeps it short
+# and right on every architecture; names a kernel does not have are ignored by runc.
+SECCOMP_REFUSED = [
+    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
+    "finit_module", "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "get_mempolicy",
+    "init_module", "io_uring_enter", "io_uring_register", "io_uring_setup", "ioperm", "iopl", "kcmp",
+    "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "mount", "mount_setattr",
+    "move_mount", "move_pages", "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree",
+    "perf_event_open", "pivot_root", "process_vm_readv", "process_vm_writev", "query_module",
+    "quotactl", "reboot", "request_key", "set_mempolicy", "setns", "settimeofday", "stime", "swapoff",
+    "swapon", "sysfs", "_sysctl", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat",
+    "vm86", "vm86old",
+]
+# clone() flags that make new namespaces (a user namespace needs no capability at all).
+CLONE_NAMESPACE_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
+                         0x40000000]  # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
+SECCOMP_ARCHITECTURES = {
+    "x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    "aarch64": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+}
+EPERM, ENOSYS = 1, 38
+
+
+def default_seccomp() -> dict:
+    """The seccomp filter of every container not started ``seccomp=unconfined``."""
+    rules: list[dict] = [{"names": SECCOMP_REFUSED, "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM}]
+    # clone's flags are its first argument on these architectures; one rule per flag
+    # (a rule's conditions are all required, the rules are alternatives).
+    rules += [{"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+               "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]}
+              for flag in CLONE_NAMESPACE_FLAGS]
+    # clone3 passes its flags in memory, out of a filter's sight: "not implemented" makes
+    # the C library fall back to clone, as under Docker.
+    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules}
+    architectures = SECCOMP_ARCHITECTURES.get(os.uname().machine)
+    if architectures:
+        profile["architectures"] = architectures
+    return profile
+
+
+def parse_security_opts(options: list[str] | None) -> list[str]:
+    """Docker's ``--security-opt``, of which Berth knows ``seccomp=unconfined`` (no filter)."""
+    kept = []
+    for option in options or []:
+        key, _, value = option.partition("=")
+        if key == "seccomp" and value == "unconfined":
+            kept.append("seccomp=unconfined")
+        elif key == "seccomp":
+            raise InvalidArgument(f"--security-opt {option}: only seccomp=unconfined is supported "
+                                  "(the default profile applies otherwise)")
+        else:
+            raise InvalidArgument(f"--security-opt {option}: unknown option (Berth knows seccomp=unconfined)")
+    return kept
 
 
 def default_mounts() -> list[dict]:
@@ -83,7 +141,7 @@ def build_process(*, args: list[str], env: list[str], cwd: str, uid: int, gid: i
 
 def build_spec(*, container_id: str, process: dict, rootfs: Path, hostname: str,
                readonly: bool, network: str, memory: int, nano_cpus: int, pids_limit: int,
-               annotations: dict[str, str], extra_mounts: list[dict]) -> dict:
+               annotations: dict[str, str], extra_mounts: list[dict], seccomp: bool = True) -> dict:
     """The bundle's config.json, with Docker's defaults for a non-privileged container."""
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if network != "host":
@@ -102,6 +160,15 @@ def build_spec(*, container_id: str, process: dict, rootfs: Path, hostname: str,
         resources["cpu"] = {"period": period, "quota": nano_cpus * period // 1_000_000_000}
     if pids_limit:
         resources["pids"] = {"limit": pids_limit}
+    linux = {
+        "namespaces": namespaces,
+        "cgroupsPath": cgroups_path(container_id),
+        "resources": resources,
+        "maskedPaths": MASKED_PATHS,
+        "readonlyPaths": READONLY_PATHS,
+    }
+    if seccomp:
+        linux["seccomp"] = default_seccomp()
     return {
         "ociVersion": "1.0.2",
         "process": process,
@@ -109,13 +176,7 @@ def build_spec(*, container_id: str, process: dict, rootfs: Path, hostname: str,
         "hostname": hostname,
         "mounts": default_mounts() + extra_mounts,
         "annotations": annotations,
-        "linux": {
-            "namespaces": namespaces,
-            "cgroupsPath": cgroups_path(container_id),
-            "resources": resources,
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
-        },
+        "linux": linux,
     }
 
 

@@ -30,6 +30,8 @@ def _add_create_options(p) -> None:
     p.add_argument("--cpus")
     p.add_argument("--pids-limit", type=int)
     p.add_argument("--read-only", action="store_true")
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="seccomp=unconfined: no system call filter (default: Docker's refusals)")
     p.add_argument("--restart")
     p.add_argument("-l", "--label", action="append", default=[])
     p.add_argument("-h", "--hostname")
@@ -144,7 +146,7 @@ def _create_kwargs(args) -> dict:
         entrypoint=args.entrypoint, memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit,
         read_only=args.read_only, restart=args.restart, labels=_labels(args.label),
         hostname=args.hostname, network=args.network, tty=args.tty, open_stdin=args.interactive,
-        publish=args.publish or None, volumes=args.volume or None,
+        publish=args.publish or None, volumes=args.volume or None, security_opt=args.security_opt or None,
     )
 
 

@@ -98,8 +98,9 @@ def test_stop_kills_after_the_timeout_when_the_signal_is_ignored(engine):
 def test_image_stop_signal_is_used():
     eng, _ = make_engine(stop_signal="SIGUSR1")
     try:
-        c = eng.create("test/busybox", ["sh", "-c", 'trap "exit 10" USR1; while true; do sleep 0.05; done'])
+        c = eng.create("test/busybox", ["sh", "-c", 'trap "exit 10" USR1; echo ready; while true; do sleep 0.05; done'])
         eng.start(c.id)
+        wait_for(lambda: output(eng, c.id) == "ready\n")  # the trap is set (not still runc's init)
         eng.stop(c.id, timeout=5)
         assert eng.inspect(c.id)["State"]["ExitCode"] == 10
         assert eng.inspect(c.id)["Config"]["StopSignal"] == "SIGUSR1"
@@ -206,6 +207,19 @@ def test_read_only_root_and_default_security(engine):
     assert out.startswith("named\n") and "localhost" in out
 
 
+def test_docker_seccomp_refusals_apply_unless_unconfined(engine):
+    probe = ["sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true 2>&1; echo user-ns=$?; "
+                         "unshare -n true 2>&1; echo net-ns=$?; echo still-fine"]
+    code, out = run_out(engine, probe)
+    assert "Seccomp:\t2" in out  # a filter is on
+    assert "user-ns=1" in out and "net-ns=1" in out and "Operation not permitted" in out
+    assert out.endswith("still-fine\n")  # everything else works
+    c, _ = engine.run("test/busybox", probe, detach=False, security_opt=["seccomp=unconfined"])
+    out = output(engine, c.id)
+    assert "Seccomp:\t0" in out and "user-ns=0" in out  # unconfined: as on the host
+    assert engine.inspect(c.id)["HostConfig"]["SecurityOpt"] == ["seccomp=unconfined"]
+
+
 def test_rename_and_unique_names(engine):
     a = engine.create("test/busybox", ["true"], name="one")
     with pytest.raises(Conflict, match="already in use"):
@@ -258,6 +272,10 @@ def test_bad_input_is_refused_and_leaves_nothing(engine):
         engine.create("test/busybox", ["true"], cpus="lots")
     with pytest.raises(InvalidArgument):
         engine.create("test/busybox", ["true"], name="bad name!")
+    with pytest.raises(InvalidArgument, match="only seccomp=unconfined"):
+        engine.create("test/busybox", ["true"], security_opt=["seccomp=/etc/passwd"])
+    with pytest.raises(InvalidArgument, match="unknown option"):
+        engine.create("test/busybox", ["true"], security_opt=["apparmor=unconfined"])
     assert sorted(all_leftovers(engine)) == before
 
     with pytest.raises(InvalidArgument, match="invalid signal"):
