@@ -1,13 +1,17 @@
-"""What the inventory pages share: the rows a user may see, search and paging, and
-turning a valid create form into an operation."""
+"""What the inventory pages share: the rows a user may see, search and paging, turning a
+valid create form into an operation, a list page with its create form, and the engine's
+view of an object that may be gone."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
 
-from console.access.permissions import require, restrict
+from console.access.permissions import has_permission, require, restrict
 from console.core.environments import current_environment
+from engine.errors import NotFound
 
 PAGE_SIZE = 50
 
@@ -43,3 +47,34 @@ def start_from_form(form, start):
         else:
             form.add_error(None, exc)
     return None
+
+
+def list_with_create(request, model, area: str, form_class, create):
+    """The list page of ``area`` (volumes, networks) with its create form: a valid POST
+    goes to ``create(user, environment, **cleaned_data)`` and on to its operation."""
+    environment, rows = visible_rows(request, model, area)
+    form = form_class(request.POST or None)
+    if request.method == "POST":
+        require(request.user, f"{area}.create", environment)
+        operation = start_from_form(form, lambda **data: create(request.user, environment, **data))
+        if operation is not None:
+            return redirect("operation_detail", operation.pk)
+    query, page = search_page(request, rows, "name")
+    context = {"page": page, "query": query, "form": form}
+    for action in ("create", "remove", "prune"):
+        context[f"can_{action}"] = has_permission(request.user, f"{area}.{action}", environment)
+    return render(request, f"{area}/list.html", context, status=400 if form.errors else 200)
+
+
+def inspect_or_gone(request, environment, area: str, label: str, inspect):
+    """``inspect()`` (the engine's view of a mirrored object), or None when the engine no
+    longer has it: the mirror is reconciled and the user told (the caller goes back to the
+    list)."""
+    from console.inventory.reconcile import reconcile
+
+    try:
+        return inspect()
+    except NotFound:
+        reconcile(environment, area)
+        messages.error(request, f"{label} is no longer on the engine.")
+        return None

@@ -11,13 +11,12 @@ from django.views.decorators.http import require_POST
 from console.access.permissions import has_permission, require, restrict
 from console.accounts.forms import access_parameters, add_access_fields
 from console.core.environments import current_environment
-from console.core.pages import visible_rows
+from console.core.pages import inspect_or_gone, visible_rows
 from console.drivers import driver_for
 from console.images import services
 from console.images.forms import PruneForm, PullForm, PushForm, TagForm
 from console.inventory.models import Container, Image
-from console.inventory.reconcile import reconcile
-from engine.errors import EngineError, NotFound
+from engine.errors import EngineError
 
 PAGE_SIZE = 50
 SORTS = {"name": ("name", "image_id"), "-size": ("-size", "name"), "size": ("size", "name"),
@@ -70,11 +69,9 @@ def image_pull(request):
 def image_detail(request, pk):
     environment, images = _visible_images(request)
     image = get_object_or_404(images, pk=pk)
-    try:
-        inspect = driver_for(environment).inspect_image(image.image_id)
-    except NotFound:
-        reconcile(environment, "images")
-        messages.error(request, f"Image {image} is no longer on the engine.")
+    inspect = inspect_or_gone(request, environment, "images", f"Image {image}",
+                              lambda: driver_for(environment).inspect_image(image.image_id))
+    if inspect is None:
         return redirect("images")
     return render(request, "images/detail.html", _detail_context(request, environment, image, inspect))
 

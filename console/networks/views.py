@@ -8,15 +8,13 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import has_permission, require
+from console.access.permissions import has_permission
 from console.core.environments import current_environment
 from console.core.forms_util import parse_key_values
-from console.core.pages import search_page, start_from_form, visible_rows
+from console.core.pages import inspect_or_gone, list_with_create, visible_rows
 from console.drivers import driver_for
 from console.inventory.models import Network
-from console.inventory.reconcile import reconcile
 from console.networks import services
-from engine.errors import NotFound
 
 
 class NetworkForm(forms.Form):
@@ -35,29 +33,15 @@ def _networks(request):
 
 
 def network_list(request):
-    environment, networks = _networks(request)
-    form = NetworkForm(request.POST or None)
-    if request.method == "POST":
-        require(request.user, "networks.create", environment)
-        operation = start_from_form(form, lambda **data: services.create(request.user, environment, **data))
-        if operation is not None:
-            return redirect("operation_detail", operation.pk)
-    query, page = search_page(request, networks, "name")
-    context = {"page": page, "query": query, "form": form,
-               "can_create": has_permission(request.user, "networks.create", environment),
-               "can_remove": has_permission(request.user, "networks.remove", environment),
-               "can_prune": has_permission(request.user, "networks.prune", environment)}
-    return render(request, "networks/list.html", context, status=400 if form.errors else 200)
+    return list_with_create(request, Network, "networks", NetworkForm, services.create)
 
 
 def network_detail(request, pk):
     environment, networks = _networks(request)
     network = get_object_or_404(networks, pk=pk)
-    try:
-        inspect = driver_for(environment).inspect_network(network.network_id)
-    except NotFound:
-        reconcile(environment, "networks")
-        messages.error(request, f"Network {network.name} is no longer on the engine.")
+    inspect = inspect_or_gone(request, environment, "networks", f"Network {network.name}",
+                              lambda: driver_for(environment).inspect_network(network.network_id))
+    if inspect is None:
         return redirect("networks")
     return render(request, "networks/detail.html", {
         "network": network, "inspect": inspect,

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import has_permission, require
+from console.access.permissions import has_permission
 from console.core.environments import current_environment
 from console.core.forms_util import parse_key_values
-from console.core.pages import search_page, start_from_form, visible_rows
+from console.core.pages import inspect_or_gone, list_with_create, visible_rows
 from console.drivers import driver_for
 from console.inventory.models import Volume
-from console.inventory.reconcile import reconcile
 from console.volumes import services
-from engine.errors import NotFound
 
 
 class VolumeForm(forms.Form):
@@ -31,29 +28,15 @@ def _volumes(request):
 
 
 def volume_list(request):
-    environment, volumes = _volumes(request)
-    form = VolumeForm(request.POST or None)
-    if request.method == "POST":
-        require(request.user, "volumes.create", environment)
-        operation = start_from_form(form, lambda **data: services.create(request.user, environment, **data))
-        if operation is not None:
-            return redirect("operation_detail", operation.pk)
-    query, page = search_page(request, volumes, "name")
-    context = {"page": page, "query": query, "form": form,
-               "can_create": has_permission(request.user, "volumes.create", environment),
-               "can_remove": has_permission(request.user, "volumes.remove", environment),
-               "can_prune": has_permission(request.user, "volumes.prune", environment)}
-    return render(request, "volumes/list.html", context, status=400 if form.errors else 200)
+    return list_with_create(request, Volume, "volumes", VolumeForm, services.create)
 
 
 def volume_detail(request, pk):
     environment, volumes = _volumes(request)
     volume = get_object_or_404(volumes, pk=pk)
-    try:
-        inspect = driver_for(environment).inspect_volume(volume.name)
-    except NotFound:
-        reconcile(environment, "volumes")
-        messages.error(request, f"Volume {volume.name} is no longer on the engine.")
+    inspect = inspect_or_gone(request, environment, "volumes", f"Volume {volume.name}",
+                              lambda: driver_for(environment).inspect_volume(volume.name))
+    if inspect is None:
         return redirect("volumes")
     return render(request, "volumes/detail.html", {
         "volume": volume, "inspect": inspect,

@@ -152,3 +152,15 @@ def test_the_periodic_pass_measures_volume_sizes(console_engine, local):
     assert Volume.objects.get(environment=local, name="cv-measured").size is None  # events pass: cheap
     reconcile_all()
     assert Volume.objects.get(environment=local, name="cv-measured").size >= 100_000
+
+
+def test_a_detail_of_something_gone_from_the_engine_says_so_and_heals_the_list(admin_client, local):
+    """Removed with `python -m engine` while the mirror still lists it (before any event)."""
+    ghosts = [Volume.objects.create(environment=local, name="cv-ghost"),
+              Network.objects.create(environment=local, network_id="f" * 64, name="cn-ghost", driver="bridge")]
+    for row, page, label in ((ghosts[0], "volume_detail", "Volume cv-ghost"),
+                             (ghosts[1], "network_detail", "Network cn-ghost")):
+        response = admin_client.get(reverse(page, args=[row.pk]), follow=True)
+        assert response.redirect_chain[-1][0] == reverse(page.replace("_detail", "s"))
+        assert f"{label} is no longer on the engine." in response.content.decode()
+        assert not type(row).objects.filter(pk=row.pk).exists()  # the mirror was reconciled
