@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 
+from engine.cli import _options as options
 from engine.errors import EngineError, InvalidArgument
 from engine.monitor import F_EXIT, F_STDERR, F_STDOUT
 
@@ -120,46 +121,14 @@ def register(subparsers) -> None:
 
 # ---------------------------------------------------------------- helpers
 
-def _labels(items) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid label {item!r}")
-        out[key] = value
-    return out
-
-
-def _filters(items) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad filter {item!r}: use key=value")
-        out.setdefault(key, []).append(value)
-    return out
-
-
 def _create_kwargs(args) -> dict:
     return dict(
         name=args.name, env=args.env, workdir=args.workdir, user=args.user,
         entrypoint=args.entrypoint, memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit,
-        read_only=args.read_only, restart=args.restart, labels=_labels(args.label),
+        read_only=args.read_only, restart=args.restart, labels=options.labels(args.label),
         hostname=args.hostname, network=args.network, tty=args.tty, open_stdin=args.interactive,
         publish=args.publish or None, volumes=args.volume or None, security_opt=args.security_opt or None,
     )
-
-
-def _each(refs, action) -> int:
-    code = 0
-    for ref in refs:
-        try:
-            result = action(ref)
-            print(result if isinstance(result, str) else ref)
-        except EngineError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            code = 1
-    return code
 
 
 class _RawTerminal:
@@ -283,17 +252,17 @@ def cmd_start(args, config) -> int:
         conn = store.attach(container.id, replay=True)
         code, _ = _pump(conn, stdin=False, tty=False)
         return store.wait(container.id) if code is None else code
-    return _each(args.containers, lambda ref: store.start(ref) and ref)
+    return options.each(args.containers, lambda ref: store.start(ref) and ref)
 
 
 def cmd_stop(args, config) -> int:
     store = _containers(config)
-    return _each(args.containers, lambda ref: store.stop(ref, args.time) and ref)
+    return options.each(args.containers, lambda ref: store.stop(ref, args.time) and ref)
 
 
 def cmd_restart(args, config) -> int:
     store = _containers(config)
-    return _each(args.containers, lambda ref: store.restart(ref, args.time) and ref)
+    return options.each(args.containers, lambda ref: store.restart(ref, args.time) and ref)
 
 
 def cmd_kill(args, config) -> int:
@@ -301,27 +270,27 @@ def cmd_kill(args, config) -> int:
 
     parse_signal(args.signal)  # a bad signal is an error before anything is touched
     store = _containers(config)
-    return _each(args.containers, lambda ref: store.kill(ref, args.signal) and ref)
+    return options.each(args.containers, lambda ref: store.kill(ref, args.signal) and ref)
 
 
 def cmd_pause(args, config) -> int:
     store = _containers(config)
-    return _each(args.containers, lambda ref: store.pause(ref) and ref)
+    return options.each(args.containers, lambda ref: store.pause(ref) and ref)
 
 
 def cmd_unpause(args, config) -> int:
     store = _containers(config)
-    return _each(args.containers, lambda ref: store.unpause(ref) and ref)
+    return options.each(args.containers, lambda ref: store.unpause(ref) and ref)
 
 
 def cmd_wait(args, config) -> int:
     store = _containers(config)
-    return _each(args.containers, lambda ref: str(store.wait(ref)))
+    return options.each(args.containers, lambda ref: store.wait(ref))
 
 
 def cmd_rm(args, config) -> int:
     store = _containers(config)
-    return _each(args.containers, lambda ref: store.remove(ref, force=args.force) or ref)
+    return options.each(args.containers, lambda ref: store.remove(ref, force=args.force) or ref)
 
 
 def cmd_rename(args, config) -> int:
@@ -343,7 +312,7 @@ def cmd_inspect(args, config) -> int:
 
 
 def cmd_ps(args, config) -> int:
-    rows = _containers(config).list(all=args.all, filters=_filters(args.filter))
+    rows = _containers(config).list(all=args.all, filters=options.filters(args.filter))
     if args.quiet:
         for row in rows:
             print(row["Id"][:12])
@@ -506,7 +475,7 @@ def cmd_events(args, config) -> int:
         return parse_time(stamp)
 
     since, until = seconds(args.since), seconds(args.until)
-    filters = _filters(args.filter)
+    filters = options.filters(args.filter)
     try:
         if until is not None:
             for record in events.read(config, since=since or 0, until=until, filters=filters):

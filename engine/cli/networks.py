@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 
-from engine.errors import EngineError, InvalidArgument
+from engine.cli import _options as options
+from engine.errors import InvalidArgument
 
 
 def _networks(config):
@@ -18,16 +18,6 @@ def _container_id(config, ref: str) -> str:
     from engine.containers import Containers
 
     return Containers(config).resolve(ref)
-
-
-def _pairs(items, what: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items or []:
-        key, eq, value = item.partition("=")
-        if not key or (what == "filter" and not eq):
-            raise InvalidArgument(f"bad {what} {item!r}: use key=value")
-        out.setdefault(key, []).append(value)
-    return out
 
 
 # The top-level commands register() adds: the CLI builds only the parser a command needs.
@@ -75,7 +65,7 @@ def register(subparsers) -> None:
 def cmd_create(args, config) -> int:
     if args.driver != "bridge":
         raise InvalidArgument(f"network driver {args.driver!r} is not supported (bridge only)")
-    labels = {k: v[-1] for k, v in _pairs(args.label, "label").items()}
+    labels = options.labels(args.label)
     net = _networks(config).create(args.name, subnet=args.subnet, gateway=args.gateway,
                                    labels=labels, internal=args.internal)
     print(net["Id"])
@@ -83,7 +73,7 @@ def cmd_create(args, config) -> int:
 
 
 def cmd_ls(args, config) -> int:
-    nets = _networks(config).list(filters=_pairs(args.filter, "filter"))
+    nets = _networks(config).list(filters=options.filters(args.filter))
     if args.quiet:
         for n in nets:
             print(n["Id"][:12])
@@ -99,29 +89,15 @@ def cmd_ls(args, config) -> int:
 
 
 def cmd_inspect(args, config) -> int:
-    nets = _networks(config)
-    out, code = [], 0
-    for ref in args.networks:
-        try:
-            out.append(nets.inspect(ref))
-        except EngineError as exc:  # reported per network, as Docker does
-            print(f"Error: {exc}", file=sys.stderr)
-            code = 1
+    nets, out = _networks(config), []
+    code = options.each(args.networks, lambda ref: out.append(nets.inspect(ref)))
     print(json.dumps(out, indent=4))
     return code
 
 
 def cmd_rm(args, config) -> int:
     nets = _networks(config)
-    code = 0
-    for ref in args.networks:
-        try:
-            nets.remove(ref)
-            print(ref)
-        except EngineError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            code = 1
-    return code
+    return options.each(args.networks, lambda ref: nets.remove(ref) or ref)
 
 
 def cmd_connect(args, config) -> int:

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 
-from engine.errors import EngineError, InvalidArgument
+from engine.cli import _options as options
+from engine.errors import InvalidArgument
 
 
 def _volumes(config):
     from engine.volumes import Volumes
 
     return Volumes(config)
-
-
-def _pairs(items, what: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items or []:
-        key, eq, value = item.partition("=")
-        if not key or (what == "filter" and not eq):
-            raise InvalidArgument(f"bad {what} {item!r}: use key=value")
-        out.setdefault(key, []).append(value)
-    return out
 
 
 # The top-level commands register() adds: the CLI builds only the parser a command needs.
@@ -57,13 +47,13 @@ def register(subparsers) -> None:
 def cmd_create(args, config) -> int:
     if args.driver != "local":
         raise InvalidArgument(f"volume driver {args.driver!r} is not supported (local only)")
-    labels = {k: v[-1] for k, v in _pairs(args.label, "label").items()}
+    labels = options.labels(args.label)
     print(_volumes(config).create(args.name, labels=labels)["Name"])
     return 0
 
 
 def cmd_ls(args, config) -> int:
-    vols = _volumes(config).list(filters=_pairs(args.filter, "filter"))
+    vols = _volumes(config).list(filters=options.filters(args.filter))
     if args.quiet:
         for v in vols:
             print(v["Name"])
@@ -74,31 +64,20 @@ def cmd_ls(args, config) -> int:
     return 0
 
 
-def _each(refs, action) -> int:
-    code = 0
-    for ref in refs:
-        try:
-            action(ref)
-        except EngineError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            code = 1
-    return code
-
-
 def cmd_inspect(args, config) -> int:
     vols, out = _volumes(config), []
-    code = _each(args.volumes, lambda ref: out.append(vols.inspect(ref)))
+    code = options.each(args.volumes, lambda ref: out.append(vols.inspect(ref)))
     print(json.dumps(out, indent=4))
     return code
 
 
 def cmd_rm(args, config) -> int:
     vols = _volumes(config)
-    return _each(args.volumes, lambda ref: (vols.remove(ref, force=args.force), print(ref)))
+    return options.each(args.volumes, lambda ref: vols.remove(ref, force=args.force) or ref)
 
 
 def cmd_prune(args, config) -> int:
-    removed, reclaimed = _volumes(config).prune(filters=_pairs(args.filter, "filter"))
+    removed, reclaimed = _volumes(config).prune(filters=options.filters(args.filter))
     if removed:
         print("Deleted Volumes:")
         for name in removed:
