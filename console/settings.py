@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "console.access",
     "console.audit",
     "console.live",
+    "console.sitesettings",
 ]
 
 MIDDLEWARE = [

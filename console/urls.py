@@ -3,7 +3,6 @@ from django.urls import include, path
 
 from console.accounts.auth_views import SignInView, sign_in_code
 from console.core import views
-from console.core.navigation import NOT_BUILT_YET
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -22,7 +21,5 @@ urlpatterns = [
     path("audit/", include("console.audit.urls")),
     path("registries/", include("console.registries.urls")),
     path("live/", include("console.live.urls")),
+    path("settings/", include("console.sitesettings.urls")),
 ]
-
-# Menu pages that are not built yet say so plainly; their apps replace these routes.
-urlpatterns += [path(f"{name}/", views.not_built, {"url_name": name}, name=name) for name in NOT_BUILT_YET]

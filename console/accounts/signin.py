@@ -1,8 +1,10 @@
 """Sign-in protection: lockout with back-off after repeated failures.
 
 Failures are counted per name as typed (``user:<name>``) and per address
-(``ip:<address>``). From the ``settings.SIGNIN_USER_THRESHOLD``-th failure on (``SIGNIN_IP_THRESHOLD`` for an address), each new failure
-locks the key for twice as long as the last (30 s, 1 min, 2 min... up to 15 min).
+(``ip:<address>``). From the threshold-th failure on, each new failure locks the key for
+twice as long as the last (30 s, 1 min, 2 min... up to 15 min). The thresholds are read at
+each attempt: ``signin_user_threshold`` and ``signin_ip_threshold`` from the Settings page,
+else ``settings.SIGNIN_USER_THRESHOLD`` and ``SIGNIN_IP_THRESHOLD`` (the environment's).
 A name that does not exist is throttled exactly like one that does, and the
 locked message is the same for both: the lockout tells nobody who has an account.
 Failed two-factor codes count like wrong passwords.
@@ -13,12 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from console import audit
 from console.accounts.models import SignInThrottle
+from console.sitesettings import catalog
 
 BASE_LOCK_SECONDS = 30
 MAX_LOCK_SECONDS = 15 * 60
@@ -26,18 +28,19 @@ FORGET_AFTER = dt.timedelta(hours=24)  # a key with no failure for this long sta
 
 
 def user_threshold() -> int:
-    return getattr(settings, "SIGNIN_USER_THRESHOLD", 5)
+    return catalog.get("signin_user_threshold")
 
 
 def ip_threshold() -> int:
-    return getattr(settings, "SIGNIN_IP_THRESHOLD", 20)
+    return catalog.get("signin_ip_threshold")
 
 
 def _keys(username: str, ip: str | None) -> list[tuple[str, int]]:
     """The keys a sign-in counts against, with their thresholds; a threshold of 0 is off."""
-    keys = [(f"user:{(username or '').strip().lower()[:150]}", user_threshold())]
+    thresholds = catalog.get_many("signin_user_threshold", "signin_ip_threshold")
+    keys = [(f"user:{(username or '').strip().lower()[:150]}", thresholds["signin_user_threshold"])]
     if ip:
-        keys.append((f"ip:{ip}", ip_threshold()))
+        keys.append((f"ip:{ip}", thresholds["signin_ip_threshold"]))
     return [(key, threshold) for key, threshold in keys if threshold > 0]
 
 

@@ -27,10 +27,9 @@ import hashlib
 import logging
 import uuid
 
-from django.conf import settings
-
 from console.audit.context import info_from_scope
 from console.audit.recorder import TerminalRecorder
+from console.sitesettings import catalog as sitesettings
 
 log = logging.getLogger("berth.audit")
 
@@ -178,8 +177,9 @@ def record_terminal_session(*, user, environment, container_id: str, container_n
     command and user it ran as, when it opened and closed, and its recording.
 
     ``recording`` is a ``TerminalRecorder`` or asciicast v2 text; it is kept unless
-    ``BERTH_AUDIT_RECORD_TERMINALS`` is off. The event's details carry the recording's
-    SHA-256, so the chain vouches for it.
+    terminal recording is off (Settings page, else ``BERTH_AUDIT_RECORD_TERMINALS``): for a
+    ``TerminalRecorder``, as it was when the session opened; for text, as it is now.
+    The event's details carry the recording's SHA-256, so the chain vouches for it.
     """
     if isinstance(command, (list, tuple)):
         command = " ".join(str(part) for part in command)
@@ -191,7 +191,11 @@ def record_terminal_session(*, user, environment, container_id: str, container_n
     if exit_code is not None:
         info["exit_code"] = exit_code
     data = None
-    if recording is not None and getattr(settings, "BERTH_AUDIT_RECORD_TERMINALS", True):
+    if isinstance(recording, TerminalRecorder):
+        keep = recording.keep
+    else:
+        keep = recording is not None and sitesettings.get("audit_record_terminals")
+    if keep:
         text = recording.text() if isinstance(recording, TerminalRecorder) else str(recording)
         data = text.encode()
         info["recording"] = {"format": "asciicast-v2", "bytes": len(data),

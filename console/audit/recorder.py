@@ -5,9 +5,16 @@ what the container wrote (bytes, decoded incrementally so a UTF-8 character spli
 across reads stays whole) and resizes, then hands it to
 ``audit.record_terminal_session`` when the session closes.
 
-Input is not recorded unless ``BERTH_AUDIT_RECORD_TERMINAL_INPUT`` is on: people type
-passwords into terminals, and what they type is echoed in the output anyway.
-A recording stops growing at ``BERTH_AUDIT_RECORDING_MAX_BYTES`` (it says so).
+The settings are read once, when the recorder is made (from the Settings page, else
+the environment: ``console.sitesettings.catalog``), so a change applies to terminals
+opened after it. Make it in synchronous code (the consumer uses ``database_sync_to_async``).
+
+- Nothing is kept when ``audit_record_terminals`` (``BERTH_AUDIT_RECORD_TERMINALS``) is off.
+- Input is not recorded unless ``audit_record_terminal_input``
+  (``BERTH_AUDIT_RECORD_TERMINAL_INPUT``) is on: people type passwords into terminals, and
+  what they type is echoed in the output anyway.
+- A recording stops growing at ``audit_recording_max_bytes``
+  (``BERTH_AUDIT_RECORDING_MAX_BYTES``); it says so.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import codecs
 import json
 import time
 
-from django.conf import settings
+from console.sitesettings import catalog
 
 
 class TerminalRecorder:
@@ -30,13 +37,16 @@ class TerminalRecorder:
         self.events: list[str] = []
         self.size = 0
         self.truncated = False
-        self.max_bytes = int(getattr(settings, "BERTH_AUDIT_RECORDING_MAX_BYTES", 16 * 1024 * 1024))
-        self.keep_input = bool(getattr(settings, "BERTH_AUDIT_RECORD_TERMINAL_INPUT", False))
+        chosen = catalog.get_many("audit_record_terminals", "audit_record_terminal_input",
+                                  "audit_recording_max_bytes")
+        self.keep = bool(chosen["audit_record_terminals"])  # False: nothing is recorded nor kept
+        self.keep_input = bool(chosen["audit_record_terminal_input"])
+        self.max_bytes = int(chosen["audit_recording_max_bytes"])
         self._decoders = {"o": codecs.getincrementaldecoder("utf-8")("replace"),
                           "i": codecs.getincrementaldecoder("utf-8")("replace")}
 
     def _add(self, kind: str, data: str, at: float | None = None) -> None:
-        if self.truncated or not data:
+        if self.truncated or not data or not self.keep:
             return
         elapsed = (self.clock() - self.began) if at is None else at
         line = json.dumps([round(elapsed, 6), kind, data], ensure_ascii=False)

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from console.audit import chain
 from console.audit.models import GENESIS, AuditEvent, ChainHead, RetentionFlag, TerminalRecording
+from console.sitesettings import catalog
 
 BATCH = 100_000
 
@@ -68,9 +69,9 @@ def _write_archive(directory: Path, first_id: int, last_id: int, anchor_hash: st
 
 
 def purge_older_than(days: int | None = None, *, now: dt.datetime | None = None) -> list[Path]:
-    """Archive then purge records older than ``days`` (default BERTH_AUDIT_RETENTION_DAYS;
-    0 keeps everything). Returns the archive files written."""
-    days = settings.BERTH_AUDIT_RETENTION_DAYS if days is None else days
+    """Archive then purge records older than ``days`` (default: the Settings page's value,
+    else BERTH_AUDIT_RETENTION_DAYS; 0 keeps everything). Returns the archive files written."""
+    days = catalog.get("audit_retention_days") if days is None else days
     if not days or days <= 0:
         return []
     cutoff = (now or timezone.now()) - dt.timedelta(days=days)

@@ -34,7 +34,8 @@ KNOWN_ACTIONS = (
     "image", "image.pull", "image.push", "image.tag", "image.remove", "image.prune", "image.import", "image.export",
     "container", "container.create", "container.start", "container.stop", "container.remove",
     "container.terminal", "registry", "registry.create", "registry.update", "registry.delete",
-    "user", "team", "role", "role.assign", "role.unassign", "audit", "audit.export", "audit.retention", "http",
+    "user", "team", "role", "role.assign", "role.unassign", "audit", "audit.export", "audit.retention",
+    "settings", "settings.change", "http",
 )
 
 

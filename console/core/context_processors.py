@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from console.core.environments import current_environment
 from console.core.models import Environment
-from console.core.navigation import MENU
+from console.core.navigation import menu_for
 
 
 def navigation(request):
@@ -12,7 +12,7 @@ def navigation(request):
         return {}
     path = request.path
     menu = []
-    for item in MENU:
+    for item in menu_for(request.user):
         url = reverse(item.url_name)
         active = path == url or (item.url_name != "dashboard" and path.startswith(url))
         menu.append({"label": item.label, "url": url, "icon": item.icon, "active": active})

@@ -8,6 +8,7 @@ class MenuItem:
     label: str
     url_name: str
     icon: str
+    administrators_only: bool = False  # shown to global administrators alone (the page checks again)
 
 
 MENU = (
@@ -21,10 +22,11 @@ MENU = (
     MenuItem("Events", "events", "ϟ"),
     MenuItem("Users & Teams", "users", "☺"),
     MenuItem("Audit log", "audit", "☰"),
-    MenuItem("Settings", "settings", "⚙"),
+    MenuItem("Settings", "settings", "⚙", administrators_only=True),
 )
 
 
-# Pages whose app is not built yet: core serves a page that says so plainly.
-# Whoever builds one removes its name here and routes it in its app's urls.
-NOT_BUILT_YET = ("settings",)
+def menu_for(user) -> list[MenuItem]:
+    """The entries this user sees."""
+    administrator = bool(user.is_active and user.is_superuser)
+    return [item for item in MENU if administrator or not item.administrators_only]

@@ -1,8 +1,8 @@
-"""Dashboard, placeholder pages and the environment switcher."""
+"""Dashboard and the environment switcher."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count, Sum
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -10,7 +10,6 @@ from django.views.decorators.http import require_POST
 from console.access.permissions import has_permission, restrict
 from console.core.environments import current_environment
 from console.core.models import Environment
-from console.core.navigation import MENU
 from console.inventory.models import Container, Image, Volume
 from console.operations.models import Operation
 
@@ -34,13 +33,6 @@ def dashboard(request):
         operations = restrict(Operation.objects.all(), user, "operations.view", environment)
         context["operations"] = operations.order_by("-created_at")[:8]
     return render(request, "core/dashboard.html", context)
-
-
-def not_built(request, url_name: str):
-    item = next((m for m in MENU if m.url_name == url_name), None)
-    if item is None:
-        raise Http404
-    return render(request, "core/not_built.html", {"page_title": item.label})
 
 
 @require_POST

@@ -495,8 +495,9 @@ class TerminalConsumer(LiveConsumer):
         try:
             from console.audit import TerminalRecorder
 
-            self.recorder = TerminalRecorder(cols, rows, command=" ".join(session.command),
-                                             title=self.container.name)
+            # It reads the recording settings (a query): not on the event loop.
+            self.recorder = await database_sync_to_async(TerminalRecorder)(
+                cols, rows, command=" ".join(session.command), title=self.container.name)
         except ImportError:
             self.recorder = None
         await _audit(user=self.user, action="container.terminal.open", environment=self.environment,

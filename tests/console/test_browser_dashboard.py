@@ -37,13 +37,18 @@ def test_signed_in_dashboard_shows_engine_facts_from_the_worker(page, live_conso
     expect(facts).to_have_attribute("data-state", "fresh", timeout=60_000)
 
 
-def test_menu_and_pages_not_built_yet(page, live_console):
+def test_menu_opens_the_settings_page(page, live_console):
     sign_in(page, live_console)
+    menu = page.get_by_role("navigation", name="Main menu")
+    for label in ("Dashboard", "Containers", "Images", "Registries", "Volumes", "Networks", "Operations",
+                  "Events", "Users & Teams", "Audit log", "Settings"):
+        expect(menu.get_by_role("link", name=label, exact=True)).to_be_visible()
     open_menu(page, "Settings")
-    expect(page.get_by_role("heading", name="Settings")).to_be_visible()
-    expect(page.get_by_text("This page is not built yet.")).to_be_visible()
-    expect(page.get_by_role("navigation", name="Main menu").get_by_role("link", name="Settings")) \
-        .to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("heading", name="Settings", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign-in protection")).to_be_visible()
+    expect(page.get_by_text("not built yet")).to_have_count(0)
+    expect(menu.get_by_role("link", name="Settings")).to_have_attribute("aria-current", "page")
 
 
 def test_wrong_password_then_sign_out(page, live_console):

@@ -1,9 +1,10 @@
-"""The base layout: menu, environment switcher, pages not built yet."""
+"""The base layout: menu, environment switcher."""
 
 import pytest
+from django.urls import reverse
 
 from console.core.models import Environment
-from console.core.navigation import MENU, NOT_BUILT_YET
+from console.core.navigation import MENU
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +21,23 @@ def test_menu_lists_every_section(admin_client):
     assert 'aria-current="page"' in html
 
 
-@pytest.mark.parametrize("url_name", NOT_BUILT_YET)
-def test_pages_not_built_yet_say_so(admin_client, url_name):
-    assert url_name in {item.url_name for item in MENU}
-    response = admin_client.get(f"/{url_name}/")
+@pytest.mark.parametrize("item", MENU, ids=lambda item: item.url_name)
+def test_every_menu_entry_is_a_real_page(admin_client, item):
+    response = admin_client.get(reverse(item.url_name), follow=True)
     assert response.status_code == 200
-    assert "This page is not built yet." in response.content.decode()
+    html = response.content.decode()
+    assert "not built yet" not in html
+    assert f'href="{reverse(item.url_name)}" aria-current="page"' in html
+
+
+def test_administrator_only_entries_are_hidden_from_other_users(admin_client, client, django_user_model):
+    admin_only = [item for item in MENU if item.administrators_only]
+    assert [item.url_name for item in admin_only] == ["settings"]
+    client.force_login(django_user_model.objects.create_user("mo"))
+    html = client.get("/").content.decode()
+    for item in MENU:
+        assert (f'href="{reverse(item.url_name)}"' in html) is not item.administrators_only
+    assert client.get(reverse("settings")).status_code == 403
 
 
 def test_environment_switcher_remembers_the_choice(admin_client):

@@ -15,7 +15,8 @@ class Command(BaseCommand):
         verify.add_argument("--no-store", action="store_true", help="do not store the result for the page")
         retention = sub.add_parser("retention", help="archive and purge records older than --days")
         retention.add_argument("--days", type=int, default=None,
-                               help="default BERTH_AUDIT_RETENTION_DAYS; 0 keeps everything")
+                               help="default: the Settings page's value, else BERTH_AUDIT_RETENTION_DAYS; "
+                                    "0 keeps everything")
         sub.add_parser("head", help="print the last record's number and hash (to keep elsewhere)")
 
     def handle(self, *args, what, **options):
