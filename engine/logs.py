@@ -36,19 +36,32 @@ def parse_when(value, now: float | None = None) -> str | None:
         return now_rfc3339(int(value.timestamp() * 1e9))
     text = str(value).strip()
     if re.fullmatch(r"\d+(\.\d+)?", text):
-        return now_rfc3339(int(float(text) * 1e9))
+        whole, _, fraction = text.partition(".")
+        return now_rfc3339(int(whole) * 1_000_000_000 + _nanoseconds(fraction))
     duration = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", text)
     if duration and any(duration.groups()):
         h, m, s = duration.groups()
         seconds = int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0)
         return now_rfc3339(int((now - seconds) * 1e9))
+    # RFC 3339 to the nanosecond: the fraction is kept apart (a float of seconds since 1970
+    # is only good to a few hundred nanoseconds, and log lines can be closer than that).
+    stamp = re.fullmatch(r"([^.]+?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", text)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(stamp.group(1) + (stamp.group(3) or "").replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
         raise InvalidArgument(f"invalid time {value!r}: use Unix seconds, RFC 3339 or a duration like 10m") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return now_rfc3339(int(parsed.timestamp() * 1e9))
+    return now_rfc3339(int(parsed.timestamp()) * 1_000_000_000 + _nanoseconds(stamp.group(2) or ""))
+
+
+def _nanoseconds(fraction: str) -> int:
+    """The digits after a decimal point, as nanoseconds."""
+    return int((fraction + "000000000")[:9])
+
+
+# A follower's position when there was no log file yet (the container had not written).
+NO_CURRENT_FILE = (-1, 0)
 
 
 def log_files(log_path: Path) -> list[Path]:
@@ -68,23 +81,29 @@ def _time_of(line: bytes) -> str:
         return ""
 
 
-def _reverse_lines(path: Path, end: int | None = None) -> Iterator[bytes]:
+def reverse_lines(path: Path, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(start offset, line with its newline), last first, from byte ``end`` (a line boundary;
+    default the end of the file) back to the start, reading a block at a time."""
     with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        position = f.tell() if end is None else min(end, f.tell())
+        size = f.seek(0, os.SEEK_END)
+        position = size if end is None else min(end, size)
         rest = b""
         while position > 0:
-            size = min(BLOCK, position)
-            position -= size
+            block = min(BLOCK, position)
+            position -= block
             f.seek(position)
-            chunk = f.read(size) + rest
-            lines = chunk.split(b"\n")
-            rest = lines.pop(0)
-            for line in reversed(lines):
-                if line:
-                    yield line
+            parts = (f.read(block) + rest).split(b"\n")
+            rest = parts.pop(0)
+            offset = position + len(rest) + 1
+            starts = []
+            for part in parts:
+                starts.append(offset)
+                offset += len(part) + 1
+            for start, part in zip(reversed(starts), reversed(parts), strict=True):
+                if part:
+                    yield start, part + b"\n"
         if rest:
-            yield rest
+            yield 0, rest + b"\n"
 
 
 def _seek_since(f, since: str) -> None:
@@ -122,10 +141,12 @@ def read(log_path: Path, *, tail: int | None = None, since=None, until=None,
     since_s, until_s = parse_when(since), parse_when(until)
     streams = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
     files = log_files(Path(log_path))
+    if stop_at == NO_CURRENT_FILE:  # a follower reads the current file from its start
+        files = [path for path in files if path != Path(log_path)]
     if tail is not None and tail >= 0:
         picked: list[dict] = []
         for path in reversed(files):
-            for line in _reverse_lines(path, _end(path, stop_at)):
+            for _start, line in reverse_lines(path, _end(path, stop_at)):
                 if len(picked) >= tail:
                     break
                 stamp = _time_of(line)
@@ -190,10 +211,11 @@ class Follower:
         if at_end:
             self.file.seek(0, os.SEEK_END)
 
-    def position(self) -> tuple[int, int] | None:
-        """(inode, offset) where following starts: the backlog is read up to here."""
+    def position(self) -> tuple[int, int]:
+        """(inode, offset) where following starts: the backlog is read up to here. With no
+        log file yet, ``NO_CURRENT_FILE``: the file that appears is all the follower's."""
         if self.file is None:
-            return None
+            return NO_CURRENT_FILE
         return os.fstat(self.file.fileno()).st_ino, self.file.tell()
 
     def poll(self) -> list[dict]:

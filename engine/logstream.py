@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.logs import BLOCK, _seek_since, log_files, parse_when
+from engine.logs import BLOCK, _seek_since, log_files, parse_when, reverse_lines
 
 CHUNK = 256 * 1024  # a follow read, and so the largest batch of new lines
 STDERR_MARK = b'"stream": "stderr"'
@@ -64,30 +64,6 @@ def _files(log_path: Path) -> list[tuple[Path, int]]:
         except FileNotFoundError:
             continue
     return out
-
-
-def _reverse_from(path: Path, end: int) -> Iterator[tuple[int, bytes]]:
-    """(start offset, line with its newline) backwards from byte ``end`` (a line boundary)."""
-    with open(path, "rb") as f:
-        position = end
-        rest = b""
-        while position > 0:
-            size = min(BLOCK, position)
-            position -= size
-            f.seek(position)
-            chunk = f.read(size) + rest
-            parts = chunk.split(b"\n")
-            rest = parts.pop(0)
-            offset = position + len(rest) + 1
-            starts = []
-            for part in parts:
-                starts.append(offset)
-                offset += len(part) + 1
-            for start, part in zip(reversed(starts), reversed(parts), strict=True):
-                if part:
-                    yield start, part + b"\n"
-        if rest:
-            yield 0, rest + b"\n"
 
 
 def _whole_end(path: Path) -> int:
@@ -140,7 +116,7 @@ class LogStream:
             picked: list[bytes] = []
             first = end
             stop = False
-            for start, line in _reverse_from(path, end):
+            for start, line in reverse_lines(path, end):
                 if since_s and line[10:40].decode("ascii", "replace") < since_s:
                     stop = True
                     break
@@ -169,7 +145,7 @@ class LogStream:
         if path is None:
             return None, -1
         older = []
-        for _start, line in _reverse_from(path, cursor[1]):
+        for _start, line in reverse_lines(path, cursor[1]):
             older.append(line)
             if len(older) > before:
                 break

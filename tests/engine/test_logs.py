@@ -12,6 +12,7 @@ import pytest
 
 from engine import logs
 from engine.containers import parse_time
+from engine.errors import InvalidArgument
 from engine.monitor import MAX_LINE, LogWriter, now_rfc3339
 from tests.support.containers import cleanup, make_engine
 
@@ -112,3 +113,20 @@ def test_a_million_lines_are_read_without_loading_them(tmp_path):
     since = now_rfc3339(base + 999_990 * 1000)
     assert len(list(logs.read(path, since=since))) == 10
     assert time.monotonic() - started < 0.5  # bisect and backwards reads, not a scan
+
+
+def test_times_are_taken_to_the_nanosecond():
+    assert logs.parse_when("2026-11-28T21:28:03.255206123Z") == "2026-11-28T21:28:03.255206123Z"
+    assert logs.parse_when("2026-11-28T22:28:03.5+01:00") == "2026-11-28T21:28:03.500000000Z"
+    assert logs.parse_when("1700000000.123456789") == "2023-11-14T22:13:20.123456789Z"
+    with pytest.raises(InvalidArgument):
+        logs.parse_when("yesterday-ish")
+
+
+def test_a_follower_started_before_the_log_exists_gets_each_line_once(tmp_path):
+    path = tmp_path / "json.log"
+    follower = logs.Follower(path, {"stdout"})  # the container has not written yet
+    writer = LogWriter(str(path), max_size=1 << 20, max_files=2)
+    writer.feed("stdout", b"first\n")
+    backlog = [r["log"] for r in logs.read(path, stop_at=follower.position())]
+    assert backlog + [r["log"] for r in follower.poll()] == ["first\n"]
