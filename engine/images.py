@@ -520,7 +520,9 @@ class ImageStore:
                         f"container {users[0]} is using its referenced image {short}"
                     )
             else:
-                if _children(data, image_id):
+                if _children(data, image_id) and not refs:
+                    # Nothing to untag and not deletable (as dockerd; with names, they go and
+                    # the image stays for its children).
                     raise Conflict(f"unable to delete {short} (cannot be forced) - image has dependent child images")
                 repos = {parse(k).name for k in refs}
                 if len(repos) > 1 and not force:

@@ -122,6 +122,10 @@ def test_build_steps_are_intermediate_images_listed_with_a_and_removed_with_the_
     assert images.get(image.id).inspect()["Parent"] == image.parent
     with pytest.raises(Conflict, match="dependent child images"):
         images.remove(image.parent, force=True)
+    # A tagged image with children: by ID, forced, its names go and it stays for them.
+    images.tag(image.parent, "test/step:kept")
+    assert images.remove(image.parent, force=True) == ["Untagged: test/step:kept"]
+    assert images.get(image.parent).repo_tags == []
     pruned, _ = images.prune()  # steps of a tagged image are not dangling
     assert image.parent not in pruned and images.get(image.parent)
     lines = images.remove("test/steps:1")
