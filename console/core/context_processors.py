@@ -11,13 +11,14 @@ def navigation(request):
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
     path = request.path
+    environment = current_environment(request)
     menu = []
-    for item in menu_for(request.user):
+    for item in menu_for(request.user, environment):
         url = reverse(item.url_name)
         active = path == url or (item.url_name != "dashboard" and path.startswith(url))
         menu.append({"label": item.label, "url": url, "icon": item.icon, "active": active})
     return {
         "menu": menu,
         "environments": list(Environment.objects.order_by("name")),
-        "current_environment": current_environment(request),
+        "current_environment": environment,
     }

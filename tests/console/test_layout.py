@@ -30,14 +30,25 @@ def test_every_menu_entry_is_a_real_page(admin_client, item):
     assert f'href="{reverse(item.url_name)}" aria-current="page"' in html
 
 
-def test_administrator_only_entries_are_hidden_from_other_users(admin_client, client, django_user_model):
+def menu_of(client) -> set[str]:
+    html = client.get("/").content.decode()
+    return {item.url_name for item in MENU if f'href="{reverse(item.url_name)}"' in html}
+
+
+def test_the_menu_shows_what_a_user_may_open(admin_client, client, django_user_model):
+    from console.access.models import Assignment
+    from console.access.roles import builtin_role
+
     admin_only = [item for item in MENU if item.administrators_only]
     assert [item.url_name for item in admin_only] == ["settings"]
-    client.force_login(django_user_model.objects.create_user("mo"))
-    html = client.get("/").content.decode()
-    for item in MENU:
-        assert (f'href="{reverse(item.url_name)}"' in html) is not item.administrators_only
+    assert menu_of(admin_client) == {item.url_name for item in MENU}
+    nobody = django_user_model.objects.create_user("mo")
+    client.force_login(nobody)
+    assert menu_of(client) == {"dashboard", "users"}  # no role anywhere: their own access page
     assert client.get(reverse("settings")).status_code == 403
+    assert client.get(reverse("containers")).status_code == 403  # hidden, and checked again
+    Assignment.objects.create(user=nobody, role=builtin_role("helpdesk"), environment=Environment.local())
+    assert menu_of(client) == {item.url_name for item in MENU} - {"settings", "audit"}
 
 
 def test_environment_switcher_remembers_the_choice(admin_client):
