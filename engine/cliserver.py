@@ -70,7 +70,7 @@ def serve(socket_path: str, lock_path: str, idle_seconds: float = IDLE_SECONDS) 
                 for fd in fds:
                     os.close(fd)
     finally:
-        os.unlink(socket_path)
+        servers.unlink_quietly(socket_path)
 
 
 # Run as top-level scripts beside monitor.py, never imported as engine modules.

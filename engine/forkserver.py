@@ -59,7 +59,7 @@ def serve(socket_path: str, lock_path: str, idle_seconds: float = IDLE_SECONDS) 
                     _become_monitor(conn, *request)
                 os.waitpid(pid, 0)
     finally:
-        os.unlink(socket_path)
+        servers.unlink_quietly(socket_path)
 
 
 def _request(conn: socket.socket) -> tuple[str, str] | None:

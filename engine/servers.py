@@ -65,6 +65,14 @@ def listen_owner_only(path: str) -> socket.socket:
     return sock
 
 
+def unlink_quietly(path: str) -> None:
+    """A leaving server's socket (its run root may be gone already)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def peer_is_owner(conn: socket.socket) -> bool:
     """The socket's mode already keeps others out; this is the second lock."""
     _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
