@@ -41,9 +41,10 @@ def render_markdown() -> str:
         "Environment-wide permissions (they act on everyone's resources at once) never come from a role",
         "with the owned scope.",
         "",
-        "**Dangerous container options** (privileged mode, host network or PID, host bind mounts, added",
-        "capabilities, devices) are for global administrators and environment administrators only, and",
-        "no custom role grants them.",
+        "**Dangerous container options** (the host network, host bind mounts, no seccomp filter) are for",
+        "global administrators and environment administrators only, and no custom role grants them. The",
+        "create page offers them only to those; the service refuses them to others (audited) and the task",
+        "checks again when it runs.",
         "",
         "**Custom roles** are made from the same permissions, with either scope, on the Roles page.",
         "",
@@ -82,8 +83,9 @@ DEVELOPERS = [
     "`operations.services.start` calls it with the operation's target, and the runner again when the task runs. |",
     "| `permissions.restrict(queryset, user, permission, environment)` | The rows of a list the user may "
     "act on; `get_object_or_404(restrict(...), pk=pk)` makes what they may not see a 404. |",
-    "| `permissions.can_use_dangerous_options(user, environment)` | Privileged, host network or PID, host "
-    "binds, capabilities, devices. |",
+    "| `permissions.can_use_dangerous_options(user, environment)` | The host network, host bind mounts, "
+    "no seccomp filter (and privileged mode, host PID, capabilities, devices when they come). "
+    "`containers.services.create` checks it, and the task again when it runs. |",
     "| `ownership.record_created(operation, kind, engine_id)` | Record that an operation made something. The "
     "runner calls `ownership.record_from_result(operation, result)` after each success, which understands "
     "`result[\"created\"] = {\"kind\", \"id\"}` and the actions of `ownership.CREATING_ACTIONS`. |",

@@ -161,8 +161,8 @@ def restrict(queryset, user, permission: str, environment):
 
 
 def can_use_dangerous_options(user, environment) -> bool:
-    """Privileged mode, host network or PID, host bind mounts, added capabilities, devices:
-    global administrators and the environment's administrators only."""
+    """The host network, host bind mounts, no seccomp filter (containers.services.
+    dangerous_options): global administrators and the environment's administrators only."""
     if not _active(user):
         return False
     if user.is_superuser:

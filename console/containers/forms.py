@@ -59,6 +59,10 @@ class ContainerForm(forms.Form):
     cpus = forms.CharField(max_length=10, required=False, label="CPUs", help_text="e.g. 0.5")
     pids_limit = forms.IntegerField(min_value=1, max_value=4_194_304, required=False, label="Process limit")
     read_only = forms.BooleanField(required=False, label="Read-only root filesystem")
+    seccomp_unconfined = forms.BooleanField(
+        required=False, label="No seccomp filter (administrators)",
+        help_text="Lifts Docker's system call refusals (mounts, namespaces, keyrings...), as "
+                  "--security-opt seccomp=unconfined.")
     tty = forms.BooleanField(required=False, label="Allocate a TTY")
     interactive = forms.BooleanField(required=False, label="Keep stdin open")
     start = forms.BooleanField(required=False, initial=True, label="Start it once created")
@@ -69,6 +73,8 @@ class ContainerForm(forms.Form):
         self.allow_host_network = allow_host_network
         choices = [c for c in NETWORK_CHOICES if allow_host_network or c[0] != "host"]
         self.fields["network"].choices = choices + [(name, name) for name in networks if name != "bridge"]
+        if not allow_host_network:
+            del self.fields["seccomp_unconfined"]
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -160,6 +166,7 @@ class ContainerForm(forms.Form):
             "restart": d["restart_policy"], "memory": d["memory"],
             "cpus": d["cpus"], "pids_limit": d["pids_limit"], "read_only": d["read_only"],
             "tty": d["tty"], "open_stdin": d["interactive"],
+            "security_opt": ["seccomp=unconfined"] if d.get("seccomp_unconfined") else None,
         }
 
 
@@ -188,6 +195,7 @@ def initial_from_inspect(data: dict) -> dict:
         "cpus": f"{nano / 1e9:g}" if nano else "",
         "pids_limit": host.get("PidsLimit") or None,
         "read_only": bool(host.get("ReadonlyRootfs")),
+        "seccomp_unconfined": "seccomp=unconfined" in (host.get("SecurityOpt") or []),
         "tty": bool(config.get("Tty")),
         "interactive": bool(config.get("OpenStdin")),
         "start": True,

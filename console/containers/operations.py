@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.containers.services import ACTIONS
+from console.containers.services import ACTIONS, check_dangerous_options
 from console.operations.runner import handler
 from engine.errors import NotFound
 
@@ -12,6 +12,8 @@ RECONCILE = ("containers", "volumes", "networks")
 
 @handler("container.create", permission="containers.create", reconcile=RECONCILE)
 def create(ctx):
+    # Again as it runs: the user may have lost the environment administrator role meanwhile.
+    check_dangerous_options(ctx.operation.user, ctx.operation.environment, ctx.parameters["spec"])
     created = ctx.driver.create_container(ctx.parameters["spec"])
     ctx.line(f"Created {created['name']} ({created['id'][:12]})")
     if ctx.parameters.get("start"):

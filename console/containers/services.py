@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
+from console import audit
+from console.access.permissions import can_use_dangerous_options
 from console.inventory.models import Container
 from console.operations import services as operations
 from engine.containers import parse_signal
 from engine.errors import InvalidArgument
+from engine.volumes import parse_mount
 
 # verb -> (permission, what the operation does); one Operation per container and verb.
 ACTIONS = {
@@ -19,6 +22,27 @@ ACTIONS = {
     "unpause": "containers.operate",
     "remove": "containers.remove",
 }
+
+
+def dangerous_options(spec: dict) -> list[str]:
+    """What in a create ``spec`` only administrators may ask for (can_use_dangerous_options)."""
+    found = []
+    if spec.get("network") == "host":
+        found.append("the host network")
+    try:
+        if any(parse_mount(item).kind == "bind" for item in spec.get("volumes") or []):
+            found.append("host paths")
+    except InvalidArgument as exc:
+        raise ValidationError({"volumes": str(exc)}) from None
+    if "seccomp=unconfined" in (spec.get("security_opt") or []):
+        found.append("no seccomp filter")
+    return found
+
+
+def check_dangerous_options(user, environment, spec: dict) -> None:
+    dangerous = dangerous_options(spec)
+    if dangerous and not can_use_dangerous_options(user, environment):
+        raise PermissionDenied(f"Only administrators may use {', '.join(dangerous)}.")
 
 
 def create(user, environment, spec: dict, start: bool = True, replace: Container | None = None,
@@ -38,6 +62,13 @@ def create(user, environment, spec: dict, start: bool = True, replace: Container
     if replace is not None:
         action, permission = "container.recreate", "containers.recreate"
         parameters["replace"] = replace.container_id
+    try:
+        check_dangerous_options(user, environment, spec)
+    except PermissionDenied:
+        audit.record(user=user, action=action, environment=environment, target_type="container",
+                     target_name=name or spec.get("image", ""), outcome="denied",
+                     details=audit.redact(parameters))
+        raise
     return operations.start(
         user=user, environment=environment, action=action, permission=permission,
         target_type="container", target_id=replace.container_id if replace else "",

@@ -69,8 +69,8 @@ class EngineDriver(abc.ABC):
     @abc.abstractmethod
     def create_container(self, spec: dict) -> dict:
         """Create from a spec (image, command, name, entrypoint, env, workdir, user, tty,
-        open_stdin, labels, hostname, memory, cpus, pids_limit, read_only, restart, network);
-        returns {"id", "name"}."""
+        open_stdin, labels, hostname, memory, cpus, pids_limit, read_only, restart, network,
+        publish, volumes, security_opt); returns {"id", "name"}."""
 
     @abc.abstractmethod
     def start_container(self, ref: str) -> None: ...

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from asgiref.sync import async_to_sync
 from celery import shared_task
 from channels.layers import get_channel_layer
+from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from console.access import ownership
@@ -131,6 +132,8 @@ def run_operation(operation_id: str) -> str:
     state, result, error = Operation.State.SUCCEEDED, {}, ""
     try:
         result = spec.func(ctx) or {}
+    except PermissionDenied as exc:  # a handler's own check of what the user may still do
+        state, error = Operation.State.CANCELLED, str(exc)
     except EngineError as exc:
         state, error = Operation.State.FAILED, str(exc)
     except Exception as exc:

@@ -153,3 +153,46 @@ def test_viewer_sees_the_list_but_may_not_act(client, django_user_model, engine,
     assert client.post(reverse("container_action", args=[row.pk, "remove"])).status_code == 403
     assert client.get(reverse("container_create")).status_code == 403
     assert not Operation.objects.exists()
+
+
+def test_dangerous_options_are_checked_in_the_service_and_again_when_the_task_runs(
+        admin, admin_client, celery_worker, django_user_model, local):  # noqa: F811
+    from django.core.exceptions import PermissionDenied
+
+    from console.audit.models import AuditEvent
+    from console.containers import services
+
+    # An administrator may lift the seccomp filter from the page; inspect says so.
+    op = create_through_page(admin_client, name="unfiltered", seccomp_unconfined="on",
+                             command="sh -c 'grep Seccomp: /proc/self/status; sleep 300'")
+    assert op.state == "succeeded", op.error
+    row = Container.objects.get(environment=local, name="unfiltered")
+    assert admin_client.get(reverse("container_create") + f"?from={row.pk}").status_code == 200
+    from console.drivers import driver_for
+
+    assert driver_for(local).inspect_container(row.container_id)["HostConfig"]["SecurityOpt"] == \
+        ["seccomp=unconfined"]
+    # A standard user does not see the option, and the service refuses it (audited) whatever
+    # calls it.
+    user = django_user_model.objects.create_user("std", password="x" * 12)
+    grant(user, "standard", local)
+    client = admin_client.__class__()
+    client.force_login(user)
+    assert "seccomp_unconfined" not in client.get(reverse("container_create")).content.decode()
+    spec = {"image": "test/busybox:latest", "network": "private", "security_opt": ["seccomp=unconfined"]}
+    with pytest.raises(PermissionDenied, match="no seccomp filter"):
+        services.create(user, local, spec)
+    with pytest.raises(PermissionDenied, match="host paths"):
+        services.create(user, local, {"image": "test/busybox:latest", "volumes": ["/etc:/host-etc:ro"]})
+    assert AuditEvent.objects.filter(action="container.create", outcome="denied", actor_name="std").count() == 2
+    # Asked as an administrator, run after the role was lost: cancelled, nothing created.
+    environment_admin = django_user_model.objects.create_user("envadmin", password="x" * 12)
+    grant(environment_admin, "environment-admin", local)
+    from django.db import transaction
+
+    with transaction.atomic():  # the task is sent on commit: after the role is gone
+        operation = services.create(environment_admin, local, dict(spec, name="never"), start=False)
+        Assignment.objects.filter(user=environment_admin).update(role=builtin_role("standard"))
+    operation = wait_for_operation(operation)
+    assert operation.state == "cancelled" and "no seccomp filter" in operation.error
+    assert not Container.objects.filter(environment=local, name="never").exists()
