@@ -6,8 +6,8 @@
 - ``restrict(queryset, user, permission, environment)``: the rows of a list the
   user may act on with ``permission`` (NetBox's ``restrict``); a detail view
   does ``get_object_or_404(restrict(...), pk=pk)`` so what is hidden is a 404.
-- ``can_use_dangerous_options(user, environment)``: privileged mode, host network
-  or PID, host bind mounts, added capabilities, devices.
+- ``can_use_dangerous_options(user, environment)``: the host network, host bind
+  mounts, no seccomp filter (see ``console.containers.services.dangerous_options``).
 
 Who may do what: the global administrator (``is_superuser``) everything. Anyone
 else: the union of the roles they hold in the environment, directly or through
