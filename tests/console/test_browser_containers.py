@@ -39,6 +39,8 @@ def test_run_find_stop_and_remove_a_container(page, live_console, console_engine
     page.get_by_label("Memory", exact=True).fill("12 parsecs")
     page.get_by_test_id("submit-container").click()
     expect(page.locator(".field-error")).to_contain_text("invalid size")
+    expect(page.get_by_label("No seccomp filter (administrators)")).not_to_be_checked()  # an administrator's option
+    screenshot(page, "container-create")
     page.get_by_label("Memory", exact=True).fill("64m")
     page.get_by_test_id("submit-container").click()
     expect(page).to_have_url(re.compile(r"/operations/[0-9a-f-]+/$"))
