@@ -416,7 +416,7 @@ class ImageStore:
             if len(matches) > 1:
                 raise InvalidArgument(f"image ID prefix {text!r} is ambiguous: it matches {len(matches)} images")
             if matches:
-                return [m for m, r in data["images"].items() if r["id"] == matches[0]], None
+                return _manifests_of(data, matches[0]), None
         if error is not None and not is_image_id(text):
             raise error
         raise NotFound(f"No such image: {ref.familiar if ref else text}")
@@ -505,8 +505,7 @@ class ImageStore:
             image_id = data["images"][manifests[0]]["id"]
             short = image_id.removeprefix("sha256:")[:12]
             users = self.users(image_id)
-            refs = [k for k in (*data["tags"], *data["digests"])
-                    if data["tags"].get(k, data["digests"].get(k)) in manifests]
+            refs = _names_of(data, manifests)
             if key is not None:
                 drop = [key]
                 ref = parse(key)
@@ -539,26 +538,16 @@ class ImageStore:
                 data["tags"].pop(k, None)
                 data["digests"].pop(k, None)
                 lines.append(f"Untagged: {parse(k).familiar}")
-            left = [k for k in (*data["tags"], *data["digests"])
-                    if data["tags"].get(k, data["digests"].get(k)) in manifests]
-            # With children it stays, untagged: an intermediate image of theirs.
-            if not left and not users and not _children(data, image_id):
-                deleted = [self._image(data, m) for m in manifests]
-                for m in manifests:
+            # Deleted when nothing names, uses or needs it (with children it stays, untagged:
+            # an intermediate image of theirs); then its build steps, on the same terms.
+            doomed, steps, in_use = image_id, manifests, users
+            while steps and not in_use and not _names_of(data, steps) and not _children(data, doomed):
+                deleted += [self._image(data, m) for m in steps]
+                for m in steps:
                     del data["images"][m]
-                lines.append(f"Deleted: {image_id}")
-                # Its build steps go with it, as far as nothing else names, uses or needs them.
-                parent = deleted[0].parent
-                while parent and not self.users(parent) and not _children(data, parent):
-                    steps = [m for m, record in data["images"].items() if record["id"] == parent]
-                    if not steps or any(target in steps for target in (*data["tags"].values(),
-                                                                       *data["digests"].values())):
-                        break
-                    deleted += [self._image(data, m) for m in steps]
-                    for m in steps:
-                        del data["images"][m]
-                    lines.append(f"Deleted: {parent}")
-                    parent = deleted[-1].parent
+                lines.append(f"Deleted: {doomed}")
+                doomed = deleted[-1].parent
+                steps, in_use = (_manifests_of(data, doomed), self.users(doomed)) if doomed else ([], [])
         if deleted:
             self._delete_unused_blobs(deleted)
             self._run_delete_hooks(deleted)
@@ -640,6 +629,17 @@ class ImageStore:
 def _parents(data: dict) -> set[str]:
     """IDs of the images that other images were built or committed from."""
     return {record["parent"] for record in data["images"].values() if record.get("parent")}
+
+
+def _manifests_of(data: dict, image_id: str) -> list[str]:
+    """The manifests registered for an image ID (one, or a few formats of the same config)."""
+    return [m for m, record in data["images"].items() if record["id"] == image_id]
+
+
+def _names_of(data: dict, manifests: list[str]) -> list[str]:
+    """The tags and repo digests that point at any of ``manifests``."""
+    return [k for k in (*data["tags"], *data["digests"])
+            if data["tags"].get(k, data["digests"].get(k)) in manifests]
 
 
 def _children(data: dict, image_id: str) -> list[str]:
