@@ -26,6 +26,8 @@ import marshal
 import os
 import sys
 
+from engine import servers
+
 ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
 SWITCH = "BERTH_ENGINE_CLI_SERVER"
 RELAYED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGWINCH,
@@ -34,9 +36,10 @@ RUN_HERE = ("login",)  # getpass needs /dev/tty, which a server's child does not
 
 
 def run(argv: list[str]) -> int:
-    if os.environ.get(SWITCH, "1") == "0" or command_in(argv) in RUN_HERE:
+    run_root, command = _front(argv)
+    if os.environ.get(SWITCH, "1") == "0" or command in RUN_HERE:
         return _here(argv)
-    run_root = _run_root(argv)
+    run_root = run_root or os.environ.get("BERTH_ENGINE_RUN", "/run/berth")
     sock_path, lock_path = server_paths(run_root)
     code = _through_server(sock_path, argv)
     if code is not None:
@@ -61,30 +64,26 @@ def _here(argv: list[str]) -> int:
     return main(argv)
 
 
-def command_in(argv: list[str]) -> str | None:
-    """The first word that is not a global option (nor its value)."""
+def _front(argv: list[str]) -> tuple[str | None, str | None]:
+    """(the --run-root given, if any; the command): the global options and the first word
+    after them, as ``engine.cli`` will read them."""
+    run_root = None
     words = iter(argv)
     for word in words:
         if word in ("--root", "--run-root"):
-            next(words, None)
+            value = next(words, None)
+            if word == "--run-root":
+                run_root = value
+        elif word.startswith("--run-root="):
+            run_root = word.split("=", 1)[1]
         elif not word.startswith("-"):
-            return word
-    return None
+            return run_root, word
+    return run_root, None
 
 
-def _run_root(argv: list[str]) -> str:
-    """Where the engine keeps its sockets, as ``engine.cli`` will decide (the server lives there)."""
-    words = iter(argv)
-    for word in words:
-        if word == "--run-root":
-            return next(words, "") or "/run/berth"
-        if word.startswith("--run-root="):
-            return word.split("=", 1)[1]
-        if word == "--root":
-            next(words, None)
-        elif not word.startswith("-"):
-            break
-    return os.environ.get("BERTH_ENGINE_RUN", "/run/berth")
+def command_in(argv: list[str]) -> str | None:
+    """The first word that is not a global option (nor its value)."""
+    return _front(argv)[1]
 
 
 def server_paths(run_root: str) -> tuple[str, str]:
@@ -97,14 +96,9 @@ def server_paths(run_root: str) -> tuple[str, str]:
             facts.append(os.readlink(f"/proc/self/ns/{kind}"))
         except OSError:
             facts.append(kind)
-    for directory in (ENGINE_DIR, os.path.join(ENGINE_DIR, "cli")):
-        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-            if entry.name.endswith(".py"):
-                st = entry.stat()
-                facts.append(f"{entry.name}:{st.st_mtime_ns}:{st.st_size}")
-    import zlib
-
-    version = f"{zlib.crc32(' '.join(facts).encode()):08x}"
+    sources = [os.path.join(directory, name) for directory in (ENGINE_DIR, os.path.join(ENGINE_DIR, "cli"))
+               for name in sorted(os.listdir(directory)) if name.endswith(".py")]
+    version = servers.version(*sources, extra=" ".join(facts + sources))
     return os.path.join(run_root, f"cli-{version}.sock"), os.path.join(run_root, f"cli-{version}.lock")
 
 
@@ -203,24 +197,12 @@ def _umask() -> int:
 
 
 def start_server(run_root: str, sock_path: str, lock_path: str) -> None:
-    """In the background, as init's child (not ours); a racing start finds the lock held."""
+    """In the background, as init's child (not ours)."""
     try:
         os.makedirs(run_root, exist_ok=True)
-        err = os.open(os.path.join(run_root, "cliserver.err"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError:
         return  # not ours to write (an ordinary user asking for help): no server, no harm
     launcher = (f"import sys; sys.path.insert(0, {os.path.dirname(ENGINE_DIR)!r}); "
                 "from engine import cliserver; sys.exit(cliserver.main(sys.argv))")
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child side
-        try:
-            os.setsid()
-            devnull = os.open(os.devnull, os.O_RDWR)
-            actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
-                       (os.POSIX_SPAWN_DUP2, err, 2)]
-            os.posix_spawn(sys.executable, [sys.executable, "-I", "-c", launcher, sock_path, lock_path],
-                           os.environ, file_actions=actions)
-        finally:
-            os._exit(0)
-    os.close(err)
-    os.waitpid(pid, 0)
+    servers.spawn_detached([sys.executable, "-I", "-c", launcher, sock_path, lock_path],
+                           os.path.join(run_root, "cliserver.err"))

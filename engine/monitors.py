@@ -116,19 +116,8 @@ def _through_forkserver(run_root: Path, spec_path: Path, err_path: Path) -> list
 
 def start_forkserver(run_root: Path) -> None:
     """Start this run root's fork server in the background (it is init's child, like a
-    monitor). Another start racing us is harmless: the second server finds the lock held."""
+    monitor)."""
     sock_path, lock_path = forkserver_paths(run_root)
     run_root.mkdir(parents=True, exist_ok=True)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child side
-        try:
-            os.setsid()
-            devnull = os.open(os.devnull, os.O_RDWR)
-            err = os.open(str(run_root / "forkserver.err"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
-                       (os.POSIX_SPAWN_DUP2, err, 2)]
-            os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", FORKSERVER_LAUNCHER,
-                                            str(sock_path), str(lock_path)], os.environ, file_actions=actions)
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
+    servers.spawn_detached([sys.executable, "-I", "-S", "-c", FORKSERVER_LAUNCHER, str(sock_path), str(lock_path)],
+                           str(run_root / "forkserver.err"))

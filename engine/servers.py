@@ -3,30 +3,32 @@
 
 Each lives in the engine's run root, one per version of its code (the version is in its
 file names, so after an upgrade an old server is never asked again and leaves when idle),
-holds a lock file with its pid and start time (one server per name; ``stop_servers`` finds
-them), and listens on a unix socket only its owner may use. Standard library only: the fork
-server imports this as a top-level module.
+is started detached by whoever found none (``spawn_detached``), holds a lock file with its
+pid and start time (one server per name; ``stop_servers`` finds them), and listens on a
+unix socket only its owner may use.
+
+Standard library only (the fork server imports this as a top-level module), and light at
+import: ``python -m engine`` loads it on every command, so what only servers or tests use
+is imported where it is used.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import signal
-import socket
-import struct
 import zlib
-from pathlib import Path
 
-try:
-    from engine.monitor import process_start_time
-except ImportError:  # run as a top-level module beside monitor.py (in the fork server)
-    from monitor import process_start_time
-
-LOCK_PATTERNS = ("forkserver-*.lock", "cli-*.lock")
+LOCK_PATTERNS = ("forkserver-", "cli-")  # + version + ".lock"
 
 
-def version(*files: Path | str, extra: str = "") -> str:
+def _start_time(pid: int) -> int | None:
+    try:
+        from engine.monitor import process_start_time
+    except ImportError:  # run as a top-level module beside monitor.py (in the fork server)
+        from monitor import process_start_time
+    return process_start_time(pid)
+
+
+def version(*files, extra: str = "") -> str:
     """Changes when any of ``files`` does (mtime and size), or ``extra``."""
     facts = [extra]
     for path in files:
@@ -35,9 +37,35 @@ def version(*files: Path | str, extra: str = "") -> str:
     return f"{zlib.crc32(' '.join(facts).encode()):08x}"
 
 
+def spawn_detached(argv: list[str], err_path: str) -> bool:
+    """Start ``argv`` in its own session as init's child (not ours: the intermediate child
+    is reaped here), stdin and stdout on /dev/null, stderr appended to ``err_path``. False
+    when ``err_path`` cannot be written (a server that cannot start is only a speed-up
+    lost); a second server racing this one finds the lock held and leaves."""
+    try:
+        err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        return False
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child side
+        try:
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+                       (os.POSIX_SPAWN_DUP2, err, 2)]
+            os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+        finally:
+            os._exit(0)
+    os.close(err)
+    os.waitpid(pid, 0)
+    return True
+
+
 def take_lock(lock_path: str) -> int | None:
     """The lock's fd, with our pid and start time written in it; None when another server
     holds it."""
+    import fcntl
+
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -46,11 +74,14 @@ def take_lock(lock_path: str) -> int | None:
         return None
     me = os.getpid()
     os.ftruncate(fd, 0)
-    os.write(fd, f"{me} {process_start_time(me)}\n".encode())
+    os.write(fd, f"{me} {_start_time(me)}\n".encode())
     return fd
 
 
-def listen_owner_only(path: str) -> socket.socket:
+def listen_owner_only(path: str):
+    """A listening unix socket at ``path``, mode 0600."""
+    import socket
+
     try:
         os.unlink(path)  # a dead server's
     except FileNotFoundError:
@@ -73,28 +104,38 @@ def unlink_quietly(path: str) -> None:
         pass
 
 
-def peer_is_owner(conn: socket.socket) -> bool:
+def peer_is_owner(conn) -> bool:
     """The socket's mode already keeps others out; this is the second lock."""
+    import socket
+    import struct
+
     _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                     struct.calcsize("3i")))
     return uid == os.getuid()
 
 
-def running(lock_path: Path) -> int | None:
+def running(lock_path) -> int | None:
     """The pid of the live server holding ``lock_path``, if any."""
     try:
-        pid, start = (int(field) for field in lock_path.read_text().split())
+        with open(lock_path) as f:
+            pid, start = (int(field) for field in f.read().split())
     except (OSError, ValueError):
         return None
-    return pid if process_start_time(pid) == start else None
+    return pid if _start_time(pid) == start else None
 
 
-def stop_servers(run_root: Path) -> None:
+def stop_servers(run_root) -> None:
     """End the run root's servers (monitors and commands they started live on). For tests
     and benchmarks that remove the run root; servers otherwise leave by themselves."""
-    for pattern in LOCK_PATTERNS:
-        for lock_path in Path(run_root).glob(pattern):
-            pid = running(lock_path)
+    import signal
+
+    try:
+        names = os.listdir(run_root)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(LOCK_PATTERNS) and name.endswith(".lock"):
+            pid = running(os.path.join(run_root, name))
             if pid is not None:
                 try:
                     os.kill(pid, signal.SIGTERM)

@@ -56,3 +56,14 @@ def test_a_command_parses_with_only_its_module(capsys):
     assert args.handler is not None
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "img"])  # not built: that module was not asked for
+
+
+@pytest.mark.parametrize("argv, front", [
+    (["--root", "/r", "--run-root", "/x", "ps"], ("/x", "ps")),
+    (["--run-root=/x", "run", "--run-root", "img"], ("/x", "run")),  # after the command: run's own
+    (["--root", "/r", "images"], (None, "images")),
+])
+def test_the_client_reads_the_run_root_where_the_cli_does(argv, front):
+    from engine import cliclient
+
+    assert cliclient._front(argv) == front
