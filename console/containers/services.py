@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from console import audit
 from console.access.permissions import can_use_dangerous_options
 from console.inventory.models import Container
 from console.operations import services as operations
@@ -62,17 +61,11 @@ def create(user, environment, spec: dict, start: bool = True, replace: Container
     if replace is not None:
         action, permission = "container.recreate", "containers.recreate"
         parameters["replace"] = replace.container_id
-    try:
-        check_dangerous_options(user, environment, spec)
-    except PermissionDenied:
-        audit.record(user=user, action=action, environment=environment, target_type="container",
-                     target_name=name or spec.get("image", ""), outcome="denied",
-                     details=audit.redact(parameters))
-        raise
     return operations.start(
         user=user, environment=environment, action=action, permission=permission,
         target_type="container", target_id=replace.container_id if replace else "",
         target_name=name or spec["image"], parameters=parameters,
+        check=lambda: check_dangerous_options(user, environment, spec),
     )
 
 

@@ -16,10 +16,15 @@ from console.operations.models import Operation
 
 
 def start(*, user, environment, action: str, permission: str, target_type: str = "",
-          target_id: str = "", target_name: str = "", parameters: dict | None = None) -> Operation:
+          target_id: str = "", target_name: str = "", parameters: dict | None = None,
+          check=None) -> Operation:
+    """``check()``: what the action asks for beyond the permission (it raises
+    PermissionDenied); a refusal of either is audited the same way."""
     parameters = audit.redact(parameters or {})
     try:
         require(user, permission, environment, (target_type, target_id) if target_id else None)
+        if check is not None:
+            check()
     except PermissionDenied:
         audit.record(user=user, action=action, environment=environment, target_type=target_type,
                      target_id=target_id, target_name=target_name, outcome="denied", details=parameters)
