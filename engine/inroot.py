@@ -334,6 +334,12 @@ class Root:
         fd = self.open_fd(path, flags, perm, follow_last=follow_last)
         return os.fdopen(fd, mode)
 
+    def open_regular(self, path: str):
+        """A regular file for reading ("rb"); anything else (a FIFO that would block, a
+        device) is refused with EINVAL."""
+        fd = self.open_fd(path, os.O_RDONLY | os.O_NONBLOCK)
+        return _regular(fd, path)
+
     def lstat(self, path: str) -> os.stat_result:
         """The stat of ``path``, a symlink in the last place not followed."""
         return self._stat(path, follow_last=False)
@@ -380,6 +386,10 @@ def open_child_file(dir_fd: int, name: str):
     """A regular file by name for reading, never through a symlink, never a FIFO or a
     device swapped in meanwhile (O_NONBLOCK, then checked)."""
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    return _regular(fd, name)
+
+
+def _regular(fd: int, name: str):
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file", name)
