@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from engine import dockerfile as df
-from engine.commit import ENGINE_FILES, filter_layer, make_image, store_layer
+from engine.commit import ENGINE_FILES, add_at, filter_layer, make_image, store_layer, tarinfo_at
 from engine.config import EngineConfig
 from engine.content import file_lock
 from engine.errors import EngineError, InvalidArgument, NotFound
-from engine.inroot import BENEATH, NO_SYMLINKS, Root, open_child_file, walk
+from engine.inroot import BENEATH, NO_SYMLINKS, Root, walk
 from engine.reference import parse
 from engine.tarsafe import extract_all
 
@@ -758,38 +758,16 @@ class _LayerTar:
             self.tar.addfile(info)
 
     def add(self, dir_fd: int, name: str, st: os.stat_result, arc: str) -> None:
-        arc = arc.lstrip("/")
-        info = tarfile.TarInfo(arc)
-        info.mode, info.uid, info.gid, info.mtime = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime
+        info = tarinfo_at(dir_fd, name, st, arc.lstrip("/"))
+        if info is None:
+            return  # sockets are not content
         if self.owner:
             info.uid, info.gid = self.owner
-        fmt = stat.S_IFMT(st.st_mode)
-        if fmt == stat.S_IFLNK:
-            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dir_fd)
-        elif fmt == stat.S_IFDIR:
-            info.type = tarfile.DIRTYPE
-        elif fmt == stat.S_IFREG:
-            info.size = st.st_size
-        elif fmt in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO):
-            info.type = {stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE, stat.S_IFIFO: tarfile.FIFOTYPE}[fmt]
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        else:
-            return  # sockets are not content
-        if self.chmod is not None and fmt != stat.S_IFLNK:
+        if self.chmod is not None and not info.issym():
             info.mode = self.chmod
-        self.parents(arc)
-        self.written.add(arc)
-        if fmt == stat.S_IFREG and st.st_nlink > 1:
-            first = self.inodes.setdefault((st.st_dev, st.st_ino), arc)
-            if first != arc:
-                info.type, info.linkname, info.size = tarfile.LNKTYPE, first, 0
-                self.tar.addfile(info)
-                return
-        if fmt == stat.S_IFREG:
-            with open_child_file(dir_fd, name) as f:
-                self.tar.addfile(info, f)
-        else:
-            self.tar.addfile(info)
+        self.parents(info.name)
+        self.written.add(info.name)
+        add_at(self.tar, info, dir_fd, name, st, self.inodes)
 
     def unpack(self, ins, archive, base: str) -> None:
         """ADD's local archive: its entries under ``base``. What a layer may not do is refused
