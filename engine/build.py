@@ -16,11 +16,14 @@ cache) and nothing else: its RUN container and mounts are removed.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fnmatch
 import hashlib
 import json
 import os
 import re
 import secrets
+import stat
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -28,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from engine import dockerfile as df
-from engine.commit import ENGINE_FILES, filter_layer, make_image, store_layer
+from engine.commit import ENGINE_FILES, add_at, filter_layer, make_image, store_layer, tarinfo_at
 from engine.config import EngineConfig
 from engine.content import file_lock
 from engine.errors import EngineError, InvalidArgument, NotFound
+from engine.inroot import BENEATH, NO_SYMLINKS, Root, walk
 from engine.reference import parse
 from engine.tarsafe import extract_all
 
@@ -192,19 +196,24 @@ class Builder:
         tags = [tags] if isinstance(tags, str) else list(tags or [])
         refs = [parse(t) for t in tags]  # a bad tag fails before anything is done
         with contextlib.ExitStack() as stack:
-            root = self._context_dir(context, stack)
-            path = Path(dockerfile) if os.path.isabs(dockerfile) else root / dockerfile
+            # What is read from the context is read inside it: a symlink that leaves it is refused.
+            ctx = stack.enter_context(Root(self._context_dir(context, stack), BENEATH))
             try:
-                text = path.read_text()
-            except OSError:
+                if os.path.isabs(dockerfile):  # the caller's own file (the console writes one)
+                    text = Path(dockerfile).read_text()
+                else:
+                    with ctx.open_regular(dockerfile) as f:
+                        text = f.read().decode()
+            except (OSError, UnicodeDecodeError):
                 raise NotFound(f"cannot read the Dockerfile {dockerfile}: no such file in the context") from None
             try:
-                ignore = Ignore((root / ".dockerignore").read_text())
-            except OSError:
+                with ctx.open_regular(".dockerignore") as f:
+                    ignore = Ignore(f.read().decode())
+            except (OSError, UnicodeDecodeError):
                 ignore = Ignore()
             instructions = df.parse(text)
             stack.enter_context(self.images.content.lease())
-            image = self._run(instructions, root, ignore, dict(build_args or {}), target, labels or {})
+            image = self._run(instructions, ctx, ignore, dict(build_args or {}), target, labels or {})
         for ref in refs:
             image = self.images.register(image.manifest_digest, ref)
             self.on_line(f"Successfully tagged {ref.familiar}")
@@ -226,13 +235,13 @@ class Builder:
         return tmp
 
     # ------------------------------------------------------------ stages
-    def _run(self, instructions, root: Path, ignore: Ignore, build_args: dict, target, labels):
+    def _run(self, instructions, root: Root, ignore: Ignore, build_args: dict, target, labels):
         global_args: dict[str, str] = {}
         self._global_args = global_args  # a bare "ARG NAME" in a stage takes its global value
         stages: list[Stage] = []
         total = len(instructions)
         used_args: set[str] = set()
-        self._precheck(instructions, root)
+        self._precheck(instructions)
         stage = None
         if target is not None and not any(
                 ins.keyword == "FROM" and re.search(rf"\s[aA][sS]\s+{re.escape(target)}\s*$", ins.args)
@@ -280,7 +289,7 @@ class Builder:
     def _short(image) -> str:
         return image.id.removeprefix("sha256:")[:12] if image is not None else "scratch"
 
-    def _precheck(self, instructions, root: Path) -> None:
+    def _precheck(self, instructions) -> None:
         """Sources of COPY/ADD that leave the context fail before any step runs."""
         for ins in instructions:
             if ins.keyword in ("COPY", "ADD") and "from" not in ins.flags:
@@ -288,14 +297,16 @@ class Builder:
                 for src in words[:-1]:
                     if "$" in src or re.match(r"^https?://", src):
                         continue
-                    self._in_context(ins, root, src)
+                    self._in_context(ins, src)
 
-    def _in_context(self, ins, root: Path, src: str) -> Path:
+    @staticmethod
+    def _in_context(ins, src: str) -> str:
+        """``src`` as a clean path relative to the source root; climbing out is refused."""
         rel = os.path.normpath(src.lstrip("/")) if src.strip("/") else "."
         if rel == ".." or rel.startswith("../"):
             raise BuildError(f"Dockerfile:{ins.line}: {ins.keyword} failed: forbidden path outside the "
                              f"build context: {src}")
-        return root / rel
+        return rel
 
     def _from(self, ins: df.Instruction, global_args: dict, stages: list[Stage]) -> Stage:
         words = df.split_words(df.expand(ins.args, global_args, ins))
@@ -361,7 +372,7 @@ class Builder:
     def _clean(config: dict) -> dict:
         return {k: v for k, v in config.items() if v not in (None, "", [], {})}
 
-    def _step(self, stage: Stage, ins: df.Instruction, root: Path, ignore: Ignore, build_args: dict,
+    def _step(self, stage: Stage, ins: df.Instruction, root: Root, ignore: Ignore, build_args: dict,
               used_args: set, stages: list[Stage]) -> None:
         kw = ins.keyword
         if kw == "ARG":
@@ -384,8 +395,30 @@ class Builder:
         key = self._key(stage, "config", kw, text, before)
         if self._cached(stage, key):
             return
-        stage.image = self._config_image(stage, f"{kw} {text}")
+        layer = self._workdir_layer(stage) if kw == "WORKDIR" else None
+        if layer is not None:
+            stage.image = make_image(self.images, stage.image, self._clean(stage.config), layer=layer,
+                                     created_by=f"/bin/sh -c #(nop) WORKDIR {text}")
+        else:
+            stage.image = self._config_image(stage, f"{kw} {text}")
         self._cache_put(key, stage.image)
+
+    def _workdir_layer(self, stage: Stage):
+        """WORKDIR makes its directory when the image lacks it, as Docker does: resolved inside
+        the image (a symlink on the way is followed there), as a layer of directories."""
+        workdir = stage.config.get("WorkingDir") or "/"
+        with self._mounted(stage.image) as here:
+            if here is None or here.is_dir(workdir):
+                return None
+            try:
+                resolved = here.resolve(workdir).lstrip("/")
+            except OSError as exc:
+                raise InvalidArgument(f"{workdir}: {exc.strerror}") from None
+            with tempfile.TemporaryFile(dir=self.images.content.ingest_dir) as spool:
+                with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar, \
+                        contextlib.closing(_LayerTar(tar, here, None, None)) as layer:
+                    layer.parents(f"{resolved}/-")
+                return store_layer(self.images.content, spool)
 
     def _apply_config(self, stage: Stage, ins: df.Instruction, text: str) -> None:
         cfg, kw = stage.config, ins.keyword
@@ -521,20 +554,22 @@ class Builder:
     # ------------------------------------------------------------ COPY, ADD
     @contextlib.contextmanager
     def _mounted(self, image):
-        """The merged root filesystem of ``image``, read-only use, removed afterwards."""
+        """The merged root filesystem of ``image`` as a ``Root`` (symlinks resolve inside it,
+        as in the container), read-only use, removed afterwards."""
         if image is None or not image.layers:
             yield None
             return
         key = "build-" + secrets.token_hex(8)
         lowers = self.containers.layers.ensure(image)
-        root = self.containers.snapshots.prepare(key, lowers)
+        path = self.containers.snapshots.prepare(key, lowers)
         try:
-            yield Path(root)
+            with Root(path) as root:
+                yield root
         finally:
             with contextlib.suppress(EngineError):
                 self.containers.snapshots.remove(key)
 
-    def _copy_step(self, stage: Stage, ins: df.Instruction, root: Path, ignore: Ignore, stages) -> None:
+    def _copy_step(self, stage: Stage, ins: df.Instruction, root: Root, ignore: Ignore, stages) -> None:
         words = ins.json_args()
         if words is None:
             words = df.split_words(ins.args)
@@ -562,9 +597,15 @@ class Builder:
                     raise ins.error(f"{ins.flags['from']} has no files")
             here = stack.enter_context(self._mounted(stage.image))
             owner = self._owner(ins, ins.flags.get("chown"), here)
-            files = self._collect(ins, from_root, use_ignore, sources, external=bool(ins.flags.get("from")))
+            external = bool(ins.flags.get("from"))
+            files = self._collect(ins, from_root, use_ignore, sources, external=external)
             spool = stack.enter_context(tempfile.TemporaryFile(dir=self.images.content.ingest_dir))
-            self._write_tar(ins, spool, files, dest, owner, chmod, here, use_ignore)
+            try:
+                self._write_tar(ins, spool, from_root, files, dest, owner, chmod, here, use_ignore)
+            except OSError as exc:
+                where = "source image" if external else "build context"
+                raise ins.error(f"cannot read {exc.filename or 'a source'} in the {where}: "
+                                f"{exc.strerror or exc}") from None
             spool.seek(0)
             digest = hashlib.sha256()
             while chunk := spool.read(1 << 20):
@@ -589,7 +630,7 @@ class Builder:
             raise ins.error(f"--from={name}: no such stage")
         return self._image(ins, name)
 
-    def _owner(self, ins, chown: str | None, rootfs: Path | None) -> tuple[int, int] | None:
+    def _owner(self, ins, chown: str | None, rootfs: Root | None) -> tuple[int, int] | None:
         if not chown:
             return None
         user, _, group = chown.partition(":")
@@ -600,129 +641,209 @@ class Builder:
         from engine.users import resolve
 
         try:
-            resolved = resolve(rootfs, chown if group else user)
+            resolved = resolve(rootfs.path, chown if group else user)
         except InvalidArgument as exc:
             raise ins.error(f"--chown={chown}: {exc}") from None
         return resolved.uid, resolved.gid
 
-    def _collect(self, ins, root: Path, ignore: Ignore, sources: list[str], external: bool):
-        """(source path, relative name, is_archive_to_unpack) for each source, in order."""
+    def _collect(self, ins, root: Root, ignore: Ignore, sources: list[str], external: bool) -> list[tuple[str, str]]:
+        """(path resolved inside ``root``, its name for .dockerignore) for each source, in order.
+        Symlinks resolve inside the root: a stage's ``/escape -> /`` means the stage's "/"; in
+        the context (BENEATH) a symlink that leaves it is refused."""
         out = []
-        real_root = root.resolve()
+        where = "source image" if external else "build context"
         for src in sources:
             if re.match(r"^[a-z]+://", src):
                 raise ins.error(f"{src}: sources from URLs are not supported (no network at build time "
                                 "but for pulls)")
-            base = self._in_context(ins, root, src)
-            rel = os.path.relpath(base, root)
+            rel = self._in_context(ins, src)
             if any(c in rel for c in "*?["):
-                matches = [p for p in sorted(root.glob(rel)) if not ignore.ignored(os.path.relpath(p, root))]
+                matches = [m for m in _glob(root, rel) if not ignore.ignored(m)]
             else:
-                matches = [base] if (base.exists() or base.is_symlink()) and \
-                    (rel == "." or not ignore.ignored(rel)) else []
-            if not matches:
-                raise ins.error(f"{src}: no such file or directory in the "
-                                f"{'source image' if external else 'build context'}")
-            for path in matches:
-                if not external:
-                    real = path.resolve()
-                    if real != real_root and not str(real).startswith(str(real_root) + "/"):
-                        raise ins.error(f"forbidden path outside the build context: {src}")
-                    path = real
-                out.append((path, os.path.relpath(path, root)))
+                matches = [rel] if rel == "." or not ignore.ignored(rel) else []
+            found = []
+            for match in matches:
+                try:
+                    root.stat(match)
+                    real = root.resolve(match)
+                except OSError as exc:
+                    if exc.errno == errno.EXDEV:
+                        raise ins.error(f"forbidden path outside the build context: {src}") from None
+                    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                        continue
+                    raise ins.error(f"{src}: {exc.strerror}") from None
+                found.append((real, real.lstrip("/") or "."))
+            if not found:
+                raise ins.error(f"{src}: no such file or directory in the {where}")
+            out.extend(found)
         return out
 
-    def _write_tar(self, ins, spool, files, dest: str, owner, chmod, rootfs: Path | None,
+    def _write_tar(self, ins, spool, src_root: Root, files, dest: str, owner, chmod, here: Root | None,
                    ignore: Ignore) -> None:
-        dest_is_dir = dest.endswith("/") or len(files) > 1 or any(p.is_dir() and not p.is_symlink() for p, _ in files)
-        if not dest_is_dir and rootfs is not None:
-            from engine.commit import resolve_in_root
-
-            dest_is_dir = resolve_in_root(rootfs, dest).is_dir()
+        """The layer of a COPY/ADD: ``files`` (paths in ``src_root``) under ``dest``, which is
+        resolved inside the image (``here``) as Docker does: a destination through a symlink
+        of the image lands at the symlink's target, inside the image."""
+        dest_is_dir = dest.endswith("/") or len(files) > 1 or any(src_root.is_dir(p) for p, _ in files)
+        if here is not None:
+            if not dest_is_dir:
+                dest_is_dir = here.is_dir(dest)
+            try:
+                dest = here.resolve(dest)
+            except OSError as exc:
+                raise ins.error(f"destination {dest}: {exc.strerror}") from None
         dest = os.path.normpath(dest)
-        written: set[str] = set()
-        with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            def parents(arc: str) -> None:
-                parts = PurePosixPath(arc).parts
-                for n in range(1, len(parts)):
-                    name = "/".join(parts[:n])
-                    if name in written:
-                        continue
-                    written.add(name)
-                    info = tarfile.TarInfo(name)
-                    info.type = tarfile.DIRTYPE
-                    existing = rootfs / name if rootfs is not None else None
-                    if existing is not None and existing.is_dir() and not existing.is_symlink():
-                        st = existing.lstat()
-                        info.mode, info.uid, info.gid, info.mtime = st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime
-                    else:
-                        info.mode, info.mtime = 0o755, 0
-                        if owner:
-                            info.uid, info.gid = owner
-                    tar.addfile(info)
-
-            def add(path: Path, arc: str) -> None:
-                info = tar.gettarinfo(str(path), arc)
-                info.uname = info.gname = ""
-                if owner:
-                    info.uid, info.gid = owner
-                if chmod is not None and not info.issym():
-                    info.mode = chmod
-                parents(arc)
-                written.add(arc)
-                if info.isreg():
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
-
-            base = dest.lstrip("/")
+        base = dest.lstrip("/")
+        with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar, \
+                contextlib.closing(_LayerTar(tar, here, owner, chmod)) as layer:
             for path, rel_root in files:
-                if ins.keyword == "ADD" and path.is_file() and _is_archive(path):
-                    self._unpack_into(tar, path, base, parents, written)
+                if ins.keyword == "ADD" and not src_root.is_dir(path) and _is_archive(src_root, path):
+                    with src_root.open_regular(path) as archive:
+                        layer.unpack(ins, archive, base)
                     continue
-                if path.is_dir() and not path.is_symlink():
+                if src_root.is_dir(path):
                     if base:
-                        parents(f"{base}/-")  # the destination and its parents
-                    for dirpath, dirnames, filenames in os.walk(path):
-                        dirnames.sort()
-                        for name in sorted(dirnames) + sorted(filenames):
-                            full = Path(dirpath) / name
-                            rel = os.path.relpath(full, path)
+                        layer.parents(f"{base}/-")  # the destination and its parents
+                    fd = src_root.open_dir(path)
+                    try:
+                        for rel, dir_fd, name, st in walk(fd):
                             if ignore.ignored(os.path.normpath(os.path.join(rel_root, rel))):
                                 continue
-                            add(full, f"{base}/{rel}" if base else rel)
+                            layer.add(dir_fd, name, st, f"{base}/{rel}" if base else rel)
+                    finally:
+                        os.close(fd)
                 else:
-                    arc = f"{base}/{path.name}" if dest_is_dir else base
+                    arc = f"{base}/{PurePosixPath(path).name}" if dest_is_dir else base
                     if not arc:
                         raise ins.error("cannot copy a file to /")
-                    add(path, arc.lstrip("/"))
+                    dir_fd, name = src_root.parent(path, follow_last=True)
+                    try:
+                        layer.add(dir_fd, name, os.stat(name, dir_fd=dir_fd, follow_symlinks=False), arc)
+                    finally:
+                        os.close(dir_fd)
 
-    @staticmethod
-    def _unpack_into(tar: tarfile.TarFile, archive: Path, base: str, parents, written) -> None:
-        with tarfile.open(archive, mode="r:*") as src:
+
+class _LayerTar:
+    """Writes a COPY/ADD layer: entries read through directory fds, parents as the image has
+    them, hard links kept between the files of this layer."""
+
+    def __init__(self, tar: tarfile.TarFile, here: Root | None, owner, chmod):
+        self.tar, self.owner, self.chmod = tar, owner, chmod
+        self.here = here.with_policy(NO_SYMLINKS) if here is not None else None
+        self.written: set[str] = set()
+        self.inodes: dict[tuple[int, int], str] = {}
+
+    def close(self) -> None:
+        if self.here is not None:
+            self.here.close()
+
+    def parents(self, arc: str) -> None:
+        parts = PurePosixPath(arc).parts
+        for n in range(1, len(parts)):
+            name = "/".join(parts[:n])
+            if name in self.written:
+                continue
+            self.written.add(name)
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            st = None
+            if self.here is not None:
+                with contextlib.suppress(OSError):
+                    st = self.here.lstat(name)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                info.mode, info.uid, info.gid, info.mtime = st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime
+            else:
+                info.mode, info.mtime = 0o755, 0
+                if self.owner:
+                    info.uid, info.gid = self.owner
+            self.tar.addfile(info)
+
+    def add(self, dir_fd: int, name: str, st: os.stat_result, arc: str) -> None:
+        info = tarinfo_at(dir_fd, name, st, arc.lstrip("/"))
+        if info is None:
+            return  # sockets are not content
+        if self.owner:
+            info.uid, info.gid = self.owner
+        if self.chmod is not None and not info.issym():
+            info.mode = self.chmod
+        self.parents(info.name)
+        self.written.add(info.name)
+        add_at(self.tar, info, dir_fd, name, st, self.inodes)
+
+    def unpack(self, ins, archive, base: str) -> None:
+        """ADD's local archive: its entries under ``base``. What a layer may not do is refused
+        here, with the Dockerfile line: climbing out, writing through one of its own
+        symlinks, hard links to anything but one of its own earlier files."""
+        kinds: dict[str, str] = {}
+        try:
+            src = tarfile.open(fileobj=archive, mode="r:*")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ins.error(f"cannot read the archive: {exc}") from None
+        with src:
             for member in src:
-                name = os.path.normpath(member.name.lstrip("/"))
-                if name == "." or name.startswith(".."):
+                name = _clean_member(ins, member.name)
+                if not name:
                     continue
-                member.name = f"{base}/{name}" if base else name
+                parts = name.split("/")
+                if any(kinds.get("/".join(parts[:n])) == "symlink" for n in range(1, len(parts))):
+                    raise ins.error(f"archive entry {member.name!r} goes through a symlink of the archive")
                 if member.islnk():
-                    link = os.path.normpath(member.linkname.lstrip("/"))
-                    if link.startswith(".."):
-                        continue
+                    link = _clean_member(ins, member.linkname)
+                    if kinds.get(link) not in ("file", "hardlink"):
+                        raise ins.error(f"archive entry {member.name!r} is a hard link to {member.linkname!r}, "
+                                        "which is not a file earlier in the archive")
                     member.linkname = f"{base}/{link}" if base else link
-                parents(member.name)
-                written.add(member.name)
-                tar.addfile(member, src.extractfile(member) if member.isreg() else None)
+                kinds[name] = "symlink" if member.issym() else "dir" if member.isdir() else \
+                    "hardlink" if member.islnk() else "file"
+                member.name = f"{base}/{name}" if base else name
+                self.parents(member.name)
+                self.written.add(member.name)
+                self.tar.addfile(member, src.extractfile(member) if member.isreg() else None)
 
 
-def _is_archive(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(262)
+def _clean_member(ins, name: str) -> str:
+    parts: list[str] = []
+    for comp in name.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not parts:
+                raise ins.error(f"archive entry {name!r} points outside the destination")
+            parts.pop()
+        else:
+            parts.append(comp)
+    return "/".join(parts)
+
+
+def _glob(root: Root, pattern: str) -> list[str]:
+    """Paths under ``root`` matching ``pattern`` (``*``, ``?``, ``[...]`` per component),
+    listed inside the root: a symlinked directory is listed where it points in the root."""
+    candidates = [""]
+    for comp in pattern.split("/"):
+        if comp in ("", "."):
+            continue
+        following = []
+        for cand in candidates:
+            if any(c in comp for c in "*?["):
+                try:
+                    names = root.listdir(cand or ".")
+                except OSError:
+                    continue
+                following += [f"{cand}/{n}" if cand else n for n in names if fnmatch.fnmatchcase(n, comp)]
+            else:
+                following.append(f"{cand}/{comp}" if cand else comp)
+        candidates = following
+    return sorted(c for c in candidates if c)
+
+
+def _is_archive(root: Root, path: str) -> bool:
+    try:
+        with root.open_regular(path) as f:
+            head = f.read(262)
+    except OSError:
+        return False  # not a regular file: copied as what it is
     if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
         return True
     return len(head) >= 262 and head[257:262] == b"ustar"
-
 
 def build(config: EngineConfig, context, dockerfile: str = "Dockerfile", *, tags=(),
           build_args: dict | None = None, target: str | None = None, labels: dict | None = None,

@@ -4,8 +4,9 @@ Also the helpers ``engine.build`` shares: ``store_layer`` (a plain layer tar int
 content store, gzip-compressed, with its diff_id) and ``make_image`` (a parent image
 plus an optional layer and a new container config, registered).
 
-Paths inside a container are resolved inside its root: a symlink in the container
-pointing at ``/etc`` means the container's ``/etc``, never the host's.
+Paths inside a container are resolved inside its root (``engine.inroot``): a symlink in
+the container pointing at ``/etc`` means the container's ``/etc``, never the host's, and
+files are read and written relative to directory descriptors of that root.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import gzip
 import hashlib
 import json
 import os
+import stat
 import tarfile
 import tempfile
 import time
@@ -24,6 +26,7 @@ from typing import BinaryIO
 
 from engine import images as im
 from engine.errors import EngineError, InvalidArgument, NotFound
+from engine.inroot import Root, open_child_dir, open_child_file, walk
 from engine.reference import parse
 from engine.tarsafe import extract_all
 
@@ -184,74 +187,126 @@ def _rootfs(containers, ref: str) -> tuple[object, Path]:
     return container, containers.snapshots.path(container.id)
 
 
-def resolve_in_root(root: Path, path: str, follow_last: bool = True) -> Path:
-    """``path`` inside ``root``, symlinks resolved as the container would (never leaving it)."""
+def tarinfo_at(dir_fd: int, name: str, st: os.stat_result, arcname: str) -> tarfile.TarInfo | None:
+    """A tar header for the entry ``name`` of the directory ``dir_fd`` (``st`` its lstat);
+    None for what is not content (sockets). Owners are numeric."""
+    info = tarfile.TarInfo(arcname)
+    info.mode, info.uid, info.gid, info.mtime = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime
+    fmt = stat.S_IFMT(st.st_mode)
+    if fmt == stat.S_IFREG:
+        info.size = st.st_size
+    elif fmt == stat.S_IFDIR:
+        info.type = tarfile.DIRTYPE
+    elif fmt == stat.S_IFLNK:
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dir_fd)
+    elif fmt in _DEVICE_TYPES:
+        info.type = _DEVICE_TYPES[fmt]
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    else:
+        return None
+    return info
+
+
+_DEVICE_TYPES = {stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE, stat.S_IFIFO: tarfile.FIFOTYPE}
+
+
+def add_at(tar: tarfile.TarFile, info: tarfile.TarInfo, dir_fd: int, name: str, st: os.stat_result,
+           links: dict[tuple[int, int], str]) -> None:
+    """Write ``info``; a regular file's data is read through ``dir_fd`` (never through a
+    symlink), a file already in this tar under another name becomes a hard link to it."""
+    if info.isreg() and st.st_nlink > 1:
+        first = links.setdefault((st.st_dev, st.st_ino), info.name)
+        if first != info.name:
+            info.type, info.linkname, info.size = tarfile.LNKTYPE, first, 0
+            tar.addfile(info)
+            return
+    if info.isreg():
+        with open_child_file(dir_fd, name) as f:
+            tar.addfile(info, f)
+    else:
+        tar.addfile(info)
+
+
+def _add_tree(tar: tarfile.TarFile, dir_fd: int, name: str | None, arcname: str,
+              links: dict[tuple[int, int], str]) -> None:
+    """The entry ``name`` of ``dir_fd`` (None: ``dir_fd`` itself) and, for a directory,
+    everything below it, never following a symlink."""
+    if name is None:
+        st, top = os.fstat(dir_fd), os.dup(dir_fd)
+        info = tarinfo_at(dir_fd, ".", st, arcname)
+    else:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        info = tarinfo_at(dir_fd, name, st, arcname)
+        top = open_child_dir(dir_fd, name) if stat.S_ISDIR(st.st_mode) else None
+    try:
+        if info is not None:
+            add_at(tar, info, dir_fd, name or ".", st, links)
+        if top is not None:
+            for rel, parent, child, child_st in walk(top):
+                child_info = tarinfo_at(parent, child, child_st, f"{arcname}/{rel}" if arcname != "." else rel)
+                if child_info is not None:
+                    add_at(tar, child_info, parent, child, child_st, links)
+    finally:
+        if top is not None:
+            os.close(top)
+
+
+def _in_container(root: Root, path: str, ref: str, follow_last: bool = True) -> tuple[int, str | None]:
+    """(fd of the directory holding ``path`` inside the container, last name): NotFound if
+    a component is missing. Symlinks resolve inside the container's root."""
     if not path:
         raise InvalidArgument("no path given")
-    parts = [p for p in PurePosixPath("/" + path).parts[1:]]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = root.joinpath(*resolved, part)
-        if candidate.is_symlink() and (parts or follow_last):
-            hops += 1
-            if hops > 40:
-                raise InvalidArgument(f"too many levels of symbolic links in {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in PurePosixPath(target).parts if p != "/"] + parts
-            continue
-        resolved.append(part)
-    return root.joinpath(*resolved)
+    try:
+        dir_fd, name = root.parent(path, follow_last=follow_last)
+    except OSError as exc:
+        raise NotFound(f"Could not find the file {path} in container {ref}: {exc.strerror}") from None
+    if name is not None and not _exists_at(dir_fd, name):
+        os.close(dir_fd)
+        raise NotFound(f"Could not find the file {path} in container {ref}")
+    return dir_fd, name
+
+
+def _exists_at(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def copy_from(containers, ref: str, path: str, out: BinaryIO) -> dict:
     """``docker cp CONTAINER:PATH -``: a tar of ``path`` (named by its last component)
-    written to ``out``; returns its stat (name, size, mode)."""
-    _, root = _rootfs(containers, ref)
-    source = resolve_in_root(root, path, follow_last=not path.endswith("/."))
-    try:
-        st = os.lstat(source)
-    except FileNotFoundError:
-        raise NotFound(f"Could not find the file {path} in container {ref}") from None
-    name = PurePosixPath(path.rstrip("/")).name or "."
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        _add_tree(tar, source, name)
+    written to ``out``; returns its stat (name, size, mode). ``path`` and its symlinks
+    resolve inside the container (a trailing ``/.`` copies a symlink itself)."""
+    _, rootfs = _rootfs(containers, ref)
+    with Root(rootfs) as root:
+        dir_fd, leaf = _in_container(root, path, ref, follow_last=not path.endswith("/."))
+        try:
+            st = os.fstat(dir_fd) if leaf is None else os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+            name = PurePosixPath(path.rstrip("/")).name or "."
+            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                _add_tree(tar, dir_fd, leaf, name, {})
+        finally:
+            os.close(dir_fd)
     return {"name": name, "size": st.st_size, "mode": st.st_mode}
-
-
-def _add_tree(tar: tarfile.TarFile, source: Path, arcname: str) -> None:
-    """Like tar.add, but never following a symlink and never leaving ``source``."""
-    info = tar.gettarinfo(str(source), arcname)
-    info.uname = info.gname = ""
-    if info.isreg():
-        with open(source, "rb") as f:
-            tar.addfile(info, f)
-    else:
-        tar.addfile(info)
-    if info.isdir():
-        for child in sorted(os.listdir(source)):
-            _add_tree(tar, source / child, f"{arcname}/{child}" if arcname != "." else child)
 
 
 def copy_to(containers, ref: str, path: str, tar_stream: BinaryIO) -> None:
     """``docker cp - CONTAINER:PATH``: unpack a tar into the directory ``path`` (which must
-    exist), safely (no entry may land outside the container's root)."""
+    exist), safely: the directory is resolved inside the container's root and the tar is
+    applied relative to its fd (no entry may land outside it)."""
     from engine.layers import apply_layer
 
-    _, root = _rootfs(containers, ref)
-    target = resolve_in_root(root, path)
-    if not target.is_dir():
-        raise NotFound(f"no such directory in the container: {path}")
-    apply_layer(tar_stream, target, "flat")
+    _, rootfs = _rootfs(containers, ref)
+    with Root(rootfs) as root:
+        try:
+            fd = root.open_dir(path)
+        except OSError:
+            raise NotFound(f"no such directory in the container: {path}") from None
+        try:
+            apply_layer(tar_stream, fd, "flat")
+        finally:
+            os.close(fd)
 
 
 def copy_in(containers, ref: str, host_path: str, path: str) -> None:
@@ -260,25 +315,30 @@ def copy_in(containers, ref: str, host_path: str, path: str) -> None:
     src = Path(host_path)
     if not src.exists() and not src.is_symlink():
         raise NotFound(f"no such file or directory: {host_path}")
-    _, root = _rootfs(containers, ref)
-    target = resolve_in_root(root, path)
-    if target.is_dir():
-        directory, name = path, src.name
-    else:
-        parent = PurePosixPath("/" + path.rstrip("/")).parent
-        if not resolve_in_root(root, str(parent)).is_dir():
-            raise NotFound(f"no such directory in the container: {parent}")
-        directory, name = str(parent), PurePosixPath(path.rstrip("/")).name
+    _, rootfs = _rootfs(containers, ref)
+    with Root(rootfs) as root:
+        if root.is_dir(path):
+            directory, name = path, src.name
+        else:
+            parent = str(PurePosixPath("/" + path.rstrip("/")).parent)
+            if not root.is_dir(parent):
+                raise NotFound(f"no such directory in the container: {parent}")
+            directory, name = parent, PurePosixPath(path.rstrip("/")).name
     with tempfile.TemporaryFile() as spool:
-        with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            _add_tree(tar, src, name)
+        host_dir = os.open(src.absolute().parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                _add_tree(tar, host_dir, src.name or None, name, {})
+        finally:
+            os.close(host_dir)
         spool.seek(0)
         copy_to(containers, ref, directory, spool)
 
 
 def copy_out(containers, ref: str, path: str, host_path: str) -> None:
     """``docker cp CONTAINER:PATH HOST_PATH``: into ``host_path`` if it is a directory,
-    else as ``host_path``."""
+    else as ``host_path``. The tar is extracted relative to that directory's fd: nothing
+    the container holds can write elsewhere on the host."""
     dest = Path(host_path)
     with tempfile.TemporaryFile() as spool:
         info = copy_from(containers, ref, path, spool)
@@ -293,15 +353,20 @@ def copy_out(containers, ref: str, path: str, host_path: str) -> None:
             members = tar.getmembers()
             if rename is not None:
                 for m in members:
-                    head, sep, tail = m.name.partition("/")
-                    if head == info["name"]:
-                        m.name = rename + sep + tail
+                    for attr in ("name", "linkname") if m.islnk() else ("name",):
+                        head, sep, tail = getattr(m, attr).partition("/")
+                        if head == info["name"]:
+                            setattr(m, attr, rename + sep + tail)
             extract_all(tar, directory, members, trusted_links=True)
 
 
 def export(containers, ref: str, out: BinaryIO) -> None:
-    """``docker export``: the container's whole filesystem as a tar."""
-    _, root = _rootfs(containers, ref)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for child in sorted(os.listdir(root)):
-            _add_tree(tar, root / child, child)
+    """``docker export``: the container's whole filesystem as a tar, read through directory
+    fds from its root (a symlink is exported as a symlink, never followed)."""
+    _, rootfs = _rootfs(containers, ref)
+    links: dict[tuple[int, int], str] = {}
+    with Root(rootfs) as root, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for rel, dir_fd, name, st in walk(root.fd):
+            info = tarinfo_at(dir_fd, name, st, rel)
+            if info is not None:
+                add_at(tar, info, dir_fd, name, st, links)

@@ -579,8 +579,11 @@ def _apply_entries(applier: _Applier, entry: _Entry) -> None:
 # Public entry points.
 
 
-def _apply_into(fileobj: BinaryIO, target: Path, mode: str) -> LayerResult:
-    root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _apply_into(fileobj: BinaryIO, target: Path | int, mode: str) -> LayerResult:
+    if isinstance(target, int):  # a directory fd the caller resolved inside its root
+        root_fd = os.dup(target)
+    else:
+        root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         applier = _Applier(root_fd, mode)
         try:
@@ -608,11 +611,12 @@ def _check_diff_id(result: LayerResult, expected: str | None) -> None:
                               f"got {result.diff_id}")
 
 
-def apply_layer(fileobj: BinaryIO, target: Path, mode: str = "flat",
+def apply_layer(fileobj: BinaryIO, target: Path | int, mode: str = "flat",
                 expected_diff_id: str | None = None) -> LayerResult:
     """Apply the layer blob read from ``fileobj`` (plain, gzip or zstd tar) under ``target``.
 
-    flat: ``target`` is an existing root holding the lower layers; on error it is left
+    flat: ``target`` is an existing root holding the lower layers (or, for ``cp`` into a
+    container, the fd of a directory resolved inside its root); on error it is left
     half-applied and the caller discards it. overlay: ``target`` must not exist (or be an
     empty directory); the layer appears there complete or not at all. With
     ``expected_diff_id``, a mismatch is an InvalidArgument (and, in overlay mode, nothing
@@ -620,11 +624,11 @@ def apply_layer(fileobj: BinaryIO, target: Path, mode: str = "flat",
     """
     if mode not in MODES:
         raise InvalidArgument(f"unknown layer mode {mode!r} (expected flat or overlay)")
-    target = Path(target)
     if mode == "flat":
         result = _apply_into(fileobj, target, "flat")
         _check_diff_id(result, expected_diff_id)
         return result
+    target = Path(target)
     if target.is_symlink() or target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise Conflict(f"{target} already exists")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import InvalidArgument
+from engine.inroot import Root
 
 
 @dataclass
@@ -22,13 +23,11 @@ class ResolvedUser:
 
 
 def _read_db(rootfs: Path, name: str) -> list[list[str]]:
-    """Rows of a colon-separated database inside the rootfs, without following escapes."""
-    path = rootfs / "etc" / name
+    """Rows of a colon-separated database inside the rootfs; symlinks resolve inside it,
+    as the container's libc would see them, never on the host."""
     try:
-        # The rootfs belongs to the image: never follow a symlink out of it.
-        if path.is_symlink():
-            return []
-        text = path.read_text(errors="replace")
+        with Root(rootfs) as root, root.open_regular(f"/etc/{name}") as f:
+            text = f.read(16 << 20).decode(errors="replace")
     except OSError:
         return []
     rows = []
