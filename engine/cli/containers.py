@@ -289,8 +289,13 @@ def cmd_wait(args, config) -> int:
 
 
 def cmd_rm(args, config) -> int:
+    from engine.monitor import ensure_reserve
+
     store = _containers(config)
-    return options.each(args.containers, lambda ref: store.remove(ref, force=args.force) or ref)
+    try:
+        return options.each(args.containers, lambda ref: store.remove(ref, force=args.force) or ref)
+    finally:
+        ensure_reserve(str(config.root))  # the space a full disk took from it may be back
 
 
 def cmd_rename(args, config) -> int:
