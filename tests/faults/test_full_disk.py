@@ -132,3 +132,49 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     ok(fe.cli("rmi", "test/busybox"))
     assert ok(fe.cli("images", "-q")) == ""
     ok(fe.cli("image", "prune", "-a"))
+
+
+def test_the_exit_code_waits_in_memory_until_the_disk_has_room(full_engine):
+    fe, engine = full_engine, full_engine.engine
+    c, _ = engine.run("test/busybox", ["sh", "-c", "while [ ! -e /out/go ]; do sleep 0.02; done; exit 7"],
+                      name="quitter", volumes=[f"{fe.outside}:/out"])
+    fe.disk.fill()
+    reserve = fe.config.root / "space.reserve"
+    reserve.unlink()  # no reserve to take from: only waiting helps
+    fe.disk.fill()
+    assert not reserve.exists()
+    (fe.outside / "go").touch()
+    pid = engine.get("quitter").state["Pid"]
+    wait_for(lambda: process_start_time(pid) is None)  # the container is done
+    assert monitor_alive(engine, "quitter")  # holding the exit code
+    fe.disk.free()
+    wait_for(lambda: not monitor_alive(engine, "quitter"))
+    state = engine.inspect("quitter")["State"]
+    assert (state["Status"], state["ExitCode"], state["Error"]) == ("exited", 7, "")
+    assert "Exited (7)" in ok(fe.cli("ps", "-a"))
+
+
+FILLER = ("dd if=/dev/zero of=/fill bs=64k 2>/dev/null; i=0; "
+          "while [ ! -e /out/go ]; do echo line $i; echo $i > /out/n; i=$((i+1)); sleep 0.01; done; "
+          "rm /fill; while true; do echo line $i; i=$((i+1)); sleep 0.01; done")
+
+
+def test_a_container_that_fills_its_own_rootfs(full_engine):
+    fe, engine = full_engine, full_engine.engine
+    c, _ = engine.run("test/busybox", ["sh", "-c", FILLER], name="hog", volumes=[f"{fe.outside}:/out"])
+    wait_for(lambda: counter(fe) >= 0)
+    assert fe.disk.available() == 0
+    start = counter(fe)
+    wait_for(lambda: counter(fe) > start + 200, timeout=20)  # it never blocks on its output
+    assert monitor_alive(engine, "hog")
+    (fe.outside / "go").touch()  # it frees its disk
+    wait_for(lambda: any(r.get("dropped") for r in records(engine, "hog")), timeout=10)
+    at = index_of_dropped(engine, "hog")
+    wait_for(lambda: len(records(engine, "hog")) > at + 3)
+    logged = records(engine, "hog")
+    before = number(logged[at - 1]) if at else -1  # the disk may have been full from line 0
+    assert logged[at]["dropped"]["lines"] == number(logged[at + 1]) - before - 1
+    ok(fe.cli("stop", "-t", "1", "hog"))
+    assert engine.inspect("hog")["State"]["ExitCode"] in (137, 143)
+    ok(fe.cli("rm", "hog"))
+    assert leftovers(fe) == []
