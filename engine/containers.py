@@ -47,6 +47,8 @@ from engine.monitor import (
     F_EXIT,
     F_RESIZE,
     F_STDIN,
+    ensure_reserve,
+    is_no_space,
     locked,
     now_rfc3339,
     process_start_time,
@@ -57,7 +59,8 @@ from engine.monitors import start_monitor
 from engine.runtime import DEFAULT_PATH, Runtime, build_process, build_spec, cgroup_dir, parse_security_opts
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's
+NAME_MAX = 128
 LOG_MAX_SIZE = 20 * 1024 * 1024
 LOG_MAX_FILES = 2
 # The monitor runs in a fresh interpreter without site (-I -S: ~8 ms), importing monitor.py
@@ -146,6 +149,26 @@ def merge_env(base: list[str], overrides: list[str]) -> list[str]:
         key, _, _ = item.partition("=")
         merged[key] = item
     return list(merged.values())
+
+
+def check_name(name: str) -> str:
+    """A container name as Docker takes it (a leading '/' is dropped), or InvalidArgument."""
+    name = name.lstrip("/")
+    shown = name if len(name) <= 40 else name[:40] + "..."
+    if not NAME_RE.match(name):
+        raise InvalidArgument(f'Invalid container name ("{shown}"), only [a-zA-Z0-9][a-zA-Z0-9_.-]+ are allowed')
+    if len(name) > NAME_MAX:
+        raise InvalidArgument(f'Invalid container name ("{shown}"): at most {NAME_MAX} characters are allowed')
+    return name
+
+
+def check_volume_specs(specs) -> None:
+    """``-v`` specs with an empty part (``:/x``, ``/a::ro``) are refused, as Docker does."""
+    for spec in specs or []:
+        if not spec:
+            raise InvalidArgument("invalid empty volume spec")
+        if "" in spec.split(":"):
+            raise InvalidArgument(f"invalid spec: {spec}: empty section between colons")
 
 
 def _random_name() -> str:
@@ -272,7 +295,7 @@ class Containers:
         ref = (ref or "").strip().lstrip("/")
         if not ref:
             raise InvalidArgument("no container given")
-        if NAME_RE.match(ref):
+        if NAME_RE.match(ref) and len(ref) <= NAME_MAX:
             link = self.names / ref
             if link.is_symlink():
                 target = os.readlink(link)
@@ -310,28 +333,29 @@ class Containers:
         return bool(pid) and process_start_time(pid) == start
 
     def _reconcile(self, container: Container) -> None:
-        """A container we think is active but whose monitor is gone: say what really happened."""
+        """A container we think is active but whose monitor is gone: say what really happened.
+        In memory only: reading writes nothing (it must work on a full disk); ``start`` and
+        ``remove`` clean what such a container left in the runtime."""
         if container.status not in ACTIVE or self.monitor_alive(container):
             return
-        with locked(str(container.dir / "lock")):
+        try:  # again: the monitor may have written its last word just before it exited
             state = json.loads((container.dir / "state.json").read_text())
-            container.state = state
-            if state.get("Status") not in ACTIVE or self.monitor_alive(container):
-                return
-            pid = state.get("Pid") or 0
-            alive = pid and process_start_time(pid) is not None and self._runtime_alive(container.id)
-            if alive:
-                # Still running, but nobody logs its output or will record its exit.
-                state["Error"] = "monitor died: the container runs unsupervised (no logs, no exit code)"
-            else:
-                self.runtime.delete(container.id, force=True)
-                state.update(Status="exited", Pid=0, ExitCode=255, FinishedAt=now_rfc3339(),
-                             Error="monitor died: exit code unknown", Paused=False)
-            write_json_atomic(str(container.dir / "state.json"), state)
+        except (OSError, ValueError):
+            state = dict(container.state)
         container.state = state
-        if not alive:
-            events.emit(self.config, "container", "die", container.id,
-                        {"name": container.name, "exitCode": "255"})
+        if state.get("Status") not in ACTIVE:
+            return
+        state = dict(state)
+        pid = state.get("Pid") or 0
+        if pid and process_start_time(pid) is not None and self._runtime_alive(container.id):
+            # Still running, but nobody logs its output or will record its exit.
+            state["Error"] = "monitor died: the container runs unsupervised (no logs, no exit code)"
+        else:
+            # When it ended is unknown: the monitor's last word is the best guess.
+            finished = (container.dir / "state.json").stat().st_mtime_ns
+            state.update(Status="exited", Pid=0, ExitCode=255, Paused=False, FinishedAt=now_rfc3339(finished),
+                         Error="monitor died: exit code unknown")
+        container.state = state
 
     def _runtime_alive(self, container_id: str) -> bool:
         state = self.runtime.state(container_id)
@@ -366,15 +390,13 @@ class Containers:
             network, ports = network or "private", []
             if network not in ("private", "none", "host") or publish:
                 raise InvalidArgument(f"network {network} not found (networks: none, host, private)")
+        check_volume_specs(volumes)
         mount_specs = vols_module().parse_mounts(volumes) if vols is not None else []
         if volumes and vols is None:
             raise InvalidArgument("volumes are not available in this engine")
         env_list = parse_env(env)
         if name is not None:
-            name = name.lstrip("/")
-            if not NAME_RE.match(name):
-                raise InvalidArgument(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
-                                      "are allowed")
+            name = check_name(name)
         if isinstance(entrypoint, str):
             entrypoint = [entrypoint] if entrypoint else []
 
@@ -563,6 +585,7 @@ class Containers:
             run_dir.mkdir(parents=True, exist_ok=True)
             if (self.runtime.root / container.id).exists():  # left by a crash
                 self.runtime.delete(container.id, force=True)
+            ensure_reserve(str(self.config.root))  # room for its exit code should the disk fill
             update_state(str(container.dir), StoppedByUser=False, Error="")
             spec = self._monitor_spec(container, run_dir, waiter)
             spec_path = container.dir / "monitor.spec"
@@ -635,14 +658,13 @@ class Containers:
     def _stop(self, container: Container, timeout: int | None) -> Container:
         if container.status not in ACTIVE:
             return container
-        update_state(str(container.dir), StoppedByUser=True)
-        self._wake_monitor(container)
+        self._mark_stopped(container)
         if container.status == "restarting":
             self._wait_monitor_gone(container, 10)
             return self._load(container.id)
         if container.status == "paused":
             self.runtime.resume(container.id)
-            update_state(str(container.dir), Paused=False, Status="running")
+            self._try_update(container, Paused=False, Status="running")
         timeout = 10 if timeout is None else int(timeout)
         stop_signal = parse_signal(container.config["Config"].get("StopSignal"), signal_module.SIGTERM)
         try:
@@ -707,12 +729,24 @@ class Containers:
         return self._load(container.id)
 
     # ------------------------------------------------------------ waiting
-    def _wake_monitor(self, container: Container) -> None:
+    def _mark_stopped(self, container: Container) -> None:
+        """The user stops it: no restart policy may bring it back. The monitor is told with a
+        signal (it records it with the exit: no write here is needed, so a stop works on a
+        full disk); the state says it too when the disk lets us (the monitor may be gone)."""
         if self.monitor_alive(container):
             try:
-                os.kill(container.state["MonitorPid"], signal_module.SIGUSR1)
+                os.kill(container.state["MonitorPid"], signal_module.SIGUSR2)
             except OSError:
                 pass
+        self._try_update(container, StoppedByUser=True)
+
+    def _try_update(self, container: Container, **fields) -> None:
+        """update_state, unless the disk is full (for what the monitor records anyway)."""
+        try:
+            update_state(str(container.dir), **fields)
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
 
     def _wait_exit(self, container: Container, timeout: float | None) -> bool:
         """Block until the container's current run ends; False on timeout."""
@@ -797,8 +831,7 @@ class Containers:
                 if not force:
                     raise Conflict(f"You cannot remove a {container.status} container {container.id}. "
                                    "Stop the container before attempting removal or force remove")
-                update_state(str(container.dir), StoppedByUser=True)
-                self._wake_monitor(container)
+                self._mark_stopped(container)
                 if container.status == "paused":
                     self.runtime.resume(container.id)
                 try:
@@ -817,7 +850,7 @@ class Containers:
                 self.snapshots.remove(container.id)
             except EngineError as exc:
                 # Docker's "dead": half removed; `rm -f` again retries.
-                update_state(str(container.dir), Status="dead", Error=f"removal failed: {exc}")
+                self._try_update(container, Status="dead", Error=f"removal failed: {exc}")
                 raise
             if self.networks is not None:
                 self.networks.on_remove(container.id)
@@ -832,9 +865,7 @@ class Containers:
         events.emit(self.config, "container", "destroy", container.id, {"name": container.name})
 
     def rename(self, ref: str, new_name: str) -> Container:
-        new_name = (new_name or "").lstrip("/")
-        if not NAME_RE.match(new_name):
-            raise InvalidArgument(f"invalid container name {new_name!r}")
+        new_name = check_name(new_name or "")
         container = self.get(ref)
         with locked(str(container.dir / "op.lock")):
             container = self._load(container.id)
@@ -865,7 +896,7 @@ class Containers:
                 # --rm whose remover died: finish the job.
                 try:
                     self.remove(container_id)
-                except EngineError:
+                except (EngineError, OSError):
                     pass
                 continue
             if not all and container.status not in ACTIVE and not filters:

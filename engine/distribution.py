@@ -34,9 +34,10 @@ from dataclasses import dataclass
 import zstandard
 
 from engine.credentials import Credentials
-from engine.errors import EngineError, InvalidArgument, RegistryError
+from engine.errors import EngineError, InvalidArgument, NoSpace, RegistryError
 from engine.images import Image, ImageStore, parse_manifest
 from engine.layers import sniff_compression
+from engine.monitor import free_bytes, is_no_space
 from engine.reference import Reference, is_image_id, parse
 from engine.registry import (
     DOCKER_LIST,
@@ -257,6 +258,26 @@ def pull(store: ImageStore, ref: str | Reference, credentials: Credentials | Non
         if not isinstance(desc["size"], int) or isinstance(desc["size"], bool) or desc["size"] < 0:
             raise RegistryError(f"manifest {digest} of {ref} has a descriptor with an invalid size: {desc!r}")
 
+    content = store.content
+    blobs = [manifest["config"], *manifest["layers"], {"digest": digest, "size": len(data)}]
+    missing = {d["digest"]: int(d["size"]) for d in blobs if not content.has(d["digest"])}
+    root = store.engine_config.root
+    needed = sum(missing.values())
+    if needed > free_bytes(str(root)):
+        raise NoSpace(root, needed)  # before a byte is fetched
+    try:
+        return _fetch_and_register(store, client, ref, repo, manifest, data, digest, index_data,
+                                   index_digest, want, report, max_workers)
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
+        # The disk filled meanwhile: what this pull stored goes (no image uses it).
+        store.discard_blobs(missing)
+        raise NoSpace(root, needed) from None
+
+
+def _fetch_and_register(store: ImageStore, client: RegistryClient, ref: Reference, repo: str, manifest: dict,
+                        data: bytes, digest: str, index_data, index_digest, want, report, max_workers) -> Image:
     content = store.content
     with content.lease():
         config_desc = manifest["config"]

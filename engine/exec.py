@@ -13,6 +13,7 @@ reaps the process (it is the subreaper) and records its exit code in
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -23,6 +24,14 @@ from engine.containers import AttachConnection, Container, Containers, merge_env
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.monitor import F_EXIT, F_INFO, write_json_atomic
 from engine.runtime import build_process
+
+
+class ExecRefused(RuntimeFailure):
+    """The runtime would not start the command (not found, not executable...)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -93,25 +102,51 @@ def exec_run(containers: Containers, ref: str, cmd: list[str], *, user: str | No
     out, err = proc.communicate(input, timeout=timeout)
     code = proc.returncode
     container = containers.get(ref)
-    if code != 0 and not out and _runtime_refused(err):
-        raise RuntimeFailure(f"exec failed: {_runtime_refused(err)}")
+    refused = runtime_exec_error(err) if code != 0 and not out else None
+    if refused:
+        raise ExecRefused(*refused)
     events.emit(containers.config, "container", "exec_die", container.id,
                 {"name": container.name, "execID": proc.exec_id, "exitCode": code})
     return ExecResult(code, out, err)
 
 
-def _runtime_refused(stderr: bytes) -> str:
-    """runc's own error (as opposed to the command's stderr): its messages are JSON or 'exec failed'."""
-    text = stderr.decode(errors="replace").strip()
-    for line in reversed(text.splitlines()):
-        if '"level":"error"' in line:
-            try:
-                return json.loads(line).get("msg", line)
-            except ValueError:
-                return line
-        if "exec failed:" in line or "unable to start container process" in line:
-            return line
-    return ""
+_LOGFMT_MSG = re.compile(r'\blevel=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"')
+_RUNC_PREFIXES = ("exec failed: ", "unable to start container process: ", "runc exec failed: ")
+
+
+def runtime_exec_error(stderr: bytes | str) -> tuple[str, int] | None:
+    """If ``stderr`` ends with runc's refusal to start the process (a logrus line, text or
+    JSON), Docker's message for it and the exit code Docker gives (127: not found, 126:
+    cannot be run); else None (the command's own output)."""
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    line = lines[-1]
+    message = None
+    if '"level":"error"' in line or '"level":"fatal"' in line:
+        try:
+            message = json.loads(line).get("msg")
+        except ValueError:
+            message = None
+    elif (match := _LOGFMT_MSG.search(line)) and line.startswith("time="):
+        message = re.sub(r"\\(.)", r"\1", match.group(1))
+    elif "exec failed:" in line or "unable to start container process" in line:
+        message = line
+    if not message:
+        return None
+    return oci_exec_failure(message)
+
+
+def oci_exec_failure(message: str) -> tuple[str, int]:
+    """runc's message (``exec failed: unable to start container process: exec: "x": ...``)
+    as Docker says it: ``OCI runtime exec failed: exec: "x": ...``, with its exit code."""
+    core = message.strip()
+    for _ in range(3):
+        for prefix in _RUNC_PREFIXES:
+            core = core.removeprefix(prefix)
+    not_found = "executable file not found" in core or "no such file or directory" in core
+    return f"OCI runtime exec failed: {core}", 127 if not_found else 126
 
 
 def exec_tty(containers: Containers, ref: str, cmd: list[str], *, user: str | None = None,
@@ -132,7 +167,7 @@ def exec_tty(containers: Containers, ref: str, cmd: list[str], *, user: str | No
     if kind != F_INFO:
         conn.close()
         message = json.loads(payload).get("error", "exec failed") if kind == F_EXIT else "exec failed"
-        raise RuntimeFailure(f"exec failed: {message}")
+        raise ExecRefused(*oci_exec_failure(message))
     events.emit(containers.config, "container", "exec_start", container.id,
                 {"name": container.name, "execID": exec_id})
     return exec_id, conn

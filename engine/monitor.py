@@ -77,9 +77,92 @@ def now_rfc3339(ns: int | None = None) -> str:
 
 def write_json_atomic(path: str, data: dict) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:  # a full disk leaves no half-written temp file behind
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------- a full disk
+# The engine root holds a reserve: a file of RESERVE_SIZE bytes. A write that must not fail
+# for want of space (the exit code of a container; rmi and prune, which free space but write
+# their bookkeeping first) takes a slice of it when the disk is full, and it is made whole
+# again once there is room to spare.
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+RESERVE_NAME = "space.reserve"
+RESERVE_SIZE = 1 << 20
+RESERVE_SLICE = 64 << 10
+
+
+def is_no_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE
+
+
+def free_bytes(path: str) -> int:
+    """What an unprivileged writer may still use on the file system of ``path``."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def take_from_reserve(root: str) -> bool:
+    """Give a slice of the reserve back to the file system; False when it is used up."""
+    path = os.path.join(root, RESERVE_NAME)
+    try:
+        size = os.stat(path).st_size
+        if size == 0:
+            return False
+        os.truncate(path, max(0, size - RESERVE_SLICE))  # truncating needs no room
+        return True
+    except OSError:
+        return False
+
+
+def ensure_reserve(root: str) -> None:
+    """Make the reserve whole if the disk has room to spare (never fails)."""
+    path = os.path.join(root, RESERVE_NAME)
+    try:
+        if os.stat(path).st_size >= RESERVE_SIZE:
+            return
+    except OSError:
+        pass
+    if free_bytes(root) < 4 * RESERVE_SIZE:
+        return
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(bytes(RESERVE_SIZE))  # written, not sparse: the blocks are really taken
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def with_reserve(root: str, write):
+    """``write()``; while the disk is full, again with a slice more of the reserve freed
+    (``write`` must change nothing when it fails). The last failure is raised."""
+    while True:
+        try:
+            return write()
+        except OSError as exc:
+            if not is_no_space(exc) or not take_from_reserve(root):
+                raise
+
+
+def root_of(container_dir: str) -> str:
+    """The engine root of ``root/containers/<id>``."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(container_dir)))
 
 
 class locked:
@@ -129,11 +212,20 @@ def emit_event(events_path: str, type_: str, action: str, actor_id: str, attribu
               "Actor": {"ID": actor_id, "Attributes": attributes},
               "time": ns // 1_000_000_000, "timeNano": ns}
     line = (json.dumps(record) + "\n").encode()
-    fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # A full disk loses the event rather than failing what happened (a stop, an rm that
+    # frees space; the state files still say it), and never leaves half a line: an append
+    # cannot be taken back, so it is not tried without room for it.
+    if free_bytes(os.path.dirname(events_path)) < len(line) + 2 * 4096:
+        return
     try:
-        os.write(fd, line)  # one write with O_APPEND: lines never interleave
-    finally:
-        os.close(fd)
+        fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, line)  # one write with O_APPEND: lines never interleave
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -148,13 +240,19 @@ def exit_code_of(status: int) -> int:
 # ---------------------------------------------------------------- the log
 
 class LogWriter:
-    """JSON-lines log, one record per line of output, rotated by size."""
+    """JSON-lines log, one record per line of output, rotated by size.
+
+    It never fails: output that cannot be written (a full disk) is dropped and counted, and
+    once there is room again one record says how much was lost before logging goes on. A
+    write cut short is taken back, so the file only ever holds whole records."""
 
     def __init__(self, path: str, max_size: int, max_files: int):
         self.path, self.max_size, self.max_files = path, max_size, max(1, max_files)
         self.file = open(path, "ab", buffering=0)
         self.size = self.file.tell()
         self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self.dropped_lines = self.dropped_bytes = 0
+        self.drop_reason = ""
 
     def feed(self, stream: str, data: bytes) -> None:
         buf = self.pending[stream] + data
@@ -178,21 +276,61 @@ class LogWriter:
                 self._write(stream, [(buf, True)])
                 self.pending[stream] = b""
 
+    @staticmethod
+    def _record(stream: str, text: str, partial: bool = False, **extra) -> str:
+        record = {"time": now_rfc3339(), "stream": stream, "log": text}  # "time" first: logs.py seeks on it
+        if partial:
+            record["partial"] = True
+        record.update(extra)
+        return json.dumps(record, ensure_ascii=False)
+
     def _write(self, stream: str, chunks) -> None:
-        if not chunks:
+        if not chunks and not self.dropped_lines:
             return
-        lines = []
-        for chunk, partial in chunks:
-            record = {"time": now_rfc3339(), "stream": stream,
-                      "log": chunk.decode("utf-8", errors="replace")}
-            if partial:
-                record["partial"] = True
-            lines.append(json.dumps(record, ensure_ascii=False))
+        lines = [self._record(stream, chunk.decode("utf-8", errors="replace"), partial)
+                 for chunk, partial in chunks]
+        if self.dropped_lines:
+            # Not before there is room to spare: space just freed for a state write (the
+            # engine's reserve) is not the log's to take.
+            if free_bytes(os.path.dirname(self.path)) < 2 * RESERVE_SIZE:
+                self._drop(chunks, self.drop_reason)
+                return
+            lines.insert(0, self._record(
+                "stderr", f"berth: {self.dropped_lines} lines ({self.dropped_bytes} bytes) of output "
+                f"dropped: {self.drop_reason}\n", dropped={"lines": self.dropped_lines,
+                                                         "bytes": self.dropped_bytes}))
         data = ("\n".join(lines) + "\n").encode()
-        if self.size + len(data) > self.max_size and self.size > 0:
-            self._rotate()
-        self.file.write(data)
+        try:
+            if self.file.closed:  # a rotation the disk stopped half-way
+                self.file = open(self.path, "ab", buffering=0)
+                self.size = self.file.tell()
+            if self.size + len(data) > self.max_size and self.size > 0:
+                self._rotate()
+            self._append(data)
+        except OSError as exc:
+            self._drop(chunks, exc.strerror or str(exc))
+            return
+        self.dropped_lines = self.dropped_bytes = 0
+
+    def retry(self) -> None:
+        """Write the record of what was dropped, if there is room now (no new output needed)."""
+        if self.dropped_lines:
+            self._write("stderr", [])
+
+    def _append(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self.file.write(view):]
+        except OSError:
+            self.file.truncate(self.size)  # no half record: a reader would stop at it
+            raise
         self.size += len(data)
+
+    def _drop(self, chunks, reason: str) -> None:
+        self.dropped_lines += len(chunks)
+        self.dropped_bytes += sum(len(chunk) for chunk, _ in chunks)
+        self.drop_reason = reason.lower()
 
     def _rotate(self) -> None:
         self.file.close()
@@ -250,6 +388,11 @@ class Monitor:
         self.log: LogWriter | None = None
         self.init_pid: int | None = None
         self.wake_r, self.wake_w = os.pipe()
+        self.root = root_of(self.dir)
+        # Writes the disk refused, retried until they succeed (see record()).
+        self.pending_state: dict = {}
+        self.pending_files: dict[str, dict] = {}
+        self.stop_noted = False
 
     # ------------------------------------------------------------ plumbing
     def runtime_cmd(self, *args: str) -> list[str]:
@@ -302,6 +445,44 @@ class Monitor:
         except OSError:
             pass
 
+    # ------------------------------------------------------------ writes a full disk may refuse
+    def record(self, **fields) -> bool:
+        """Merge ``fields`` into state.json now if the disk lets us (using the engine's
+        reserve if need be), else keep them in memory and write them as soon as it does:
+        a full disk delays the exit code, never loses it."""
+        self.pending_state.update(fields)
+        return self.flush_state()
+
+    def write_file(self, path: str, data: dict) -> None:
+        self.pending_files[path] = data
+        self.flush_state()
+
+    def flush_state(self) -> bool:
+        """Try the pending writes again; True when none is left."""
+        try:
+            if self.pending_state:
+                fields = self.pending_state
+                with_reserve(self.root, lambda: update_state(self.dir, **fields))
+                self.pending_state = {}
+            for path, data in list(self.pending_files.items()):
+                with_reserve(self.root, lambda: write_json_atomic(path, data))  # noqa: B023
+                del self.pending_files[path]
+        except OSError:
+            return False
+        ensure_reserve(self.root)
+        return True
+
+    def pending(self) -> bool:
+        return bool(self.pending_state or self.pending_files or (self.log and self.log.dropped_lines))
+
+    def retry_writes(self) -> None:
+        if self.stop_requested and not self.stop_noted:
+            self.stop_noted = True
+            self.record(StoppedByUser=True)
+        self.flush_state()
+        if self.log is not None:
+            self.log.retry()
+
     # ------------------------------------------------------------ starting the container
     def attach_stdio(self, info: dict) -> None:
         """Take over the container's stdio (pipes, or the pty master the runtime sent)."""
@@ -345,6 +526,9 @@ class Monitor:
             if init_status is not None and not container_fds:
                 return exit_code_of(init_status), False
             timeout = 0.2 if init_status is not None else 5.0
+            if self.pending() or self.stop_requested and not self.stop_noted:
+                self.retry_writes()
+                timeout = min(timeout, 0.5)
             for key, _ in self.sel.select(timeout):
                 kind = key.data[0]
                 if kind == "wake":
@@ -557,8 +741,8 @@ class Monitor:
         session.pid, session.pty_fd, session.stdin_fd = pid, master, master
         self.execs[exec_id] = session
         self.add_reader(master, session, "stdout")
-        write_json_atomic(os.path.join(exec_dir, f"{exec_id}.state.json"),
-                          {"Running": True, "Pid": pid, "ExitCode": None})
+        self.write_file(os.path.join(exec_dir, f"{exec_id}.state.json"),
+                        {"Running": True, "Pid": pid, "ExitCode": None})
         return session, ""
 
     def check_exec_exits(self) -> None:
@@ -569,8 +753,8 @@ class Monitor:
                 session.exit_code = code
             if session.pid is None and session.pty_fd is None:
                 code = getattr(session, "exit_code", 255)
-                write_json_atomic(os.path.join(self.dir, "execs", f"{exec_id}.state.json"),
-                                  {"Running": False, "Pid": 0, "ExitCode": code})
+                self.write_file(os.path.join(self.dir, "execs", f"{exec_id}.state.json"),
+                                {"Running": False, "Pid": 0, "ExitCode": code})
                 self.event("exec_die", execID=exec_id, exitCode=code)
                 self.end_session(session, {"ExitCode": code})
                 del self.execs[exec_id]
@@ -592,15 +776,17 @@ class Monitor:
     def should_restart(self, exit_code: int, restart_count: int) -> bool:
         policy = self.spec.get("restart") or {}
         name = policy.get("Name") or "no"
-        state = read_json(os.path.join(self.dir, "state.json"))
-        if state.get("StoppedByUser") or name == "no":
+        if self.stopped_by_user() or name == "no":
             return False
         if name == "on-failure":
             limit = int(policy.get("MaximumRetryCount") or 0)
             return exit_code != 0 and (limit == 0 or restart_count < limit)
         return name in ("always", "unless-stopped")
 
-    def sleep_serving(self, seconds: float) -> None:
+    def stopped_by_user(self) -> bool:
+        return self.stop_requested or bool(read_json(os.path.join(self.dir, "state.json")).get("StoppedByUser"))
+
+    def sleep_serving(self, seconds: float, until_stopped: bool = True) -> None:
         """Back off before a restart while still answering clients; a stop wakes us."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
@@ -613,7 +799,7 @@ class Monitor:
                     self.on_accept()
                 elif kind == "client":
                     self.on_client(key.data[1], 0)
-            if read_json(os.path.join(self.dir, "state.json")).get("StoppedByUser"):
+            if until_stopped and self.stopped_by_user():
                 return
 
     def run(self, first: tuple) -> int:
@@ -623,7 +809,6 @@ class Monitor:
         os.set_blocking(self.wake_r, False)
         _signal.set_wakeup_fd(self.wake_w)
         _signal.signal(_signal.SIGCHLD, lambda *_: None)
-        _signal.signal(_signal.SIGUSR1, lambda *_: None)  # "look at the state again"
         self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake",))
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, ("listen",))
@@ -641,25 +826,24 @@ class Monitor:
                 error, pid = await_runtime(spec, info, self.wait_for)
                 started_at = now_rfc3339()
             if error is not None:
-                update_state(self.dir, Status="exited", Error=error, ExitCode=128, Pid=0,
-                             FinishedAt=now_rfc3339())
+                self.record(Status="exited", Error=error, ExitCode=128, Pid=0, FinishedAt=now_rfc3339())
                 self.runtime_delete()
                 break
             self.init_pid = pid
             self.attach_stdio(info)
             started = time.monotonic()
-            update_state(self.dir, Status="running", Pid=self.init_pid, StartedAt=started_at,
-                         Error="", ExitCode=0, OOMKilled=False, Paused=False, RestartCount=restart_count,
-                         FinishedAt="0001-01-01T00:00:00Z", **me)
+            self.record(Status="running", Pid=self.init_pid, StartedAt=started_at,
+                        Error="", ExitCode=0, OOMKilled=False, Paused=False, RestartCount=restart_count,
+                        FinishedAt="0001-01-01T00:00:00Z", **me)
             self.event("start")
             exit_code, _ = self.serve()
             self.log.flush()
             oom = self.oom_killed()
             self.forget_stopped()
             restart = self.should_restart(exit_code, restart_count)
-            update_state(self.dir, Status="restarting" if restart else "exited", Pid=0,
-                         ExitCode=exit_code, OOMKilled=oom, Paused=False,
-                         FinishedAt=now_rfc3339())
+            self.record(Status="restarting" if restart else "exited", Pid=0, ExitCode=exit_code,
+                        OOMKilled=oom, Paused=False, FinishedAt=now_rfc3339(),
+                        **({"StoppedByUser": True} if self.stop_requested else {}))
             if oom:
                 self.event("oom")
             self.event("die", exitCode=exit_code)
@@ -672,10 +856,13 @@ class Monitor:
             restart_count += 1
             self.sleep_serving(backoff)
             if not self.should_restart(exit_code, restart_count - 1):
-                update_state(self.dir, Status="exited")
+                self.record(Status="exited")
                 break
-            update_state(self.dir, RestartCount=restart_count)
+            self.record(RestartCount=restart_count)
             self.event("restart")
+        while not self.flush_state():  # the exit code waits in memory for room on the disk
+            self.sleep_serving(0.5, until_stopped=False)
+        self.log.retry()
         self.listener.close()
         try:
             os.unlink(spec["attach_socket"])
@@ -683,6 +870,10 @@ class Monitor:
             pass
         self.auto_remove()
         return 0
+
+    @property
+    def stop_requested(self) -> bool:
+        return _stop_requested
 
     def forget_stopped(self) -> None:
         """Drop a stopped container from the runtime: with its init reaped that is only
@@ -731,6 +922,14 @@ class Monitor:
 
 
 # ---------------------------------------------------------------- launching runc
+
+_stop_requested = False  # SIGUSR2: a user stopped the container (stop, rm -f); no restart
+
+
+def _on_stop_request(*_) -> None:
+    global _stop_requested
+    _stop_requested = True
+
 
 def runtime_cmd(spec: dict, *args: str) -> list[str]:
     return [spec["runtime"], "--root", spec["runtime_root"],
@@ -928,12 +1127,20 @@ def supervise(spec: dict, info: dict, sync_fd: int, listen_fd: int) -> int:
         # The start failed: record it and clean up before answering, so the starter sees
         # the final state.
         code = 127 if "not found" in error or "no such file" in error else 126
-        update_state(spec["dir"], Status="created", Error=error, ExitCode=code, Pid=0)
+        try:
+            with_reserve(root_of(spec["dir"]), lambda: update_state(spec["dir"], Status="created", Error=error,
+                                                                    ExitCode=code, Pid=0))
+        except OSError:
+            pass  # the starter is told all the same
         Monitor(spec, listen_fd).runtime_delete()
         report(sync_fd, f"error {error}")
         return 0
     started_at = now_rfc3339()
     me = os.getpid()
+    # Before the starter hears of us (and may stop the container at once): the default
+    # action of these signals would kill us.
+    _signal.signal(_signal.SIGUSR1, lambda *_: None)  # "look at the state again"
+    _signal.signal(_signal.SIGUSR2, _on_stop_request)
     report(sync_fd, f"ok {pid} {me} {process_start_time(me)} {started_at}")
     return Monitor(spec, listen_fd).run((None, pid, info, started_at))
 

@@ -17,7 +17,7 @@ import sys
 
 from engine.cliclient import command_in
 from engine.config import EngineConfig
-from engine.errors import EngineError
+from engine.errors import EngineError, from_os_error
 
 
 def command_modules() -> list:
@@ -73,10 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    config = config_from_args(args)
     try:
-        return handler(args, config_from_args(args)) or 0
+        return handler(args, config) or 0
     except EngineError as exc:
         print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk, above all: one line, never a traceback
+        if isinstance(exc, BrokenPipeError):
+            return 1
+        print(f"Error: {from_os_error(exc, config.root)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -289,8 +289,13 @@ def cmd_wait(args, config) -> int:
 
 
 def cmd_rm(args, config) -> int:
+    from engine.monitor import ensure_reserve
+
     store = _containers(config)
-    return options.each(args.containers, lambda ref: store.remove(ref, force=args.force) or ref)
+    try:
+        return options.each(args.containers, lambda ref: store.remove(ref, force=args.force) or ref)
+    finally:
+        ensure_reserve(str(config.root))  # the space a full disk took from it may be back
 
 
 def cmd_rename(args, config) -> int:
@@ -358,6 +363,14 @@ def cmd_exec(args, config) -> int:
     store = _containers(config)
     if not args.command:
         raise InvalidArgument("exec needs a command")
+    try:
+        return _exec(ex, store, args)
+    except ex.ExecRefused as exc:  # Docker's words and exit code (127: not found)
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+
+
+def _exec(ex, store, args) -> int:
     if args.tty and not args.detach:
         exec_id, conn = ex.exec_tty(store, args.container, args.command, user=args.user,
                                     workdir=args.workdir, env=args.env)
@@ -373,10 +386,15 @@ def cmd_exec(args, config) -> int:
     if args.detach:
         _, err = proc.communicate()
         if proc.returncode:
+            refused = ex.runtime_exec_error(err)
+            if refused:
+                raise ex.ExecRefused(*refused)
             raise EngineError(f"exec failed: {err.decode(errors='replace').strip()}")
         return 0
-    # Stream both pipes to ours as they come, stdin from ours.
+    # Stream both pipes to ours as they come, stdin from ours. runc's own refusal comes on
+    # stderr before the command runs: what looks like it is held back to be said Docker's way.
     streams = {proc.stdout.fileno(): 1, proc.stderr.fileno(): 2}
+    held = b""
     stdin_open = args.interactive
     while streams:
         ready, _, _ = select.select(list(streams) + ([0] if stdin_open else []), [], [])
@@ -391,11 +409,18 @@ def cmd_exec(args, config) -> int:
                     stdin_open = False
                 continue
             data = os.read(fd, 65536)
-            if data:
-                os.write(streams[fd], data)
-            else:
+            if not data:
                 del streams[fd]
+            elif streams[fd] == 2 and (held or data.startswith(b"time=")):
+                held += data
+            else:
+                os.write(streams[fd], data)
     code = proc.wait()
+    refused = ex.runtime_exec_error(held) if held and code == 255 else None
+    if refused:
+        raise ex.ExecRefused(*refused)
+    if held:
+        os.write(2, held)
     ex.record_exit(store, args.container, proc.exec_id, code)
     return code
 

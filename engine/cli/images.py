@@ -16,6 +16,7 @@ from datetime import datetime
 
 from engine.errors import EngineError, InvalidArgument
 from engine.images import Image, ImageStore
+from engine.monitor import ensure_reserve, with_reserve
 from engine.reference import parse
 
 
@@ -234,12 +235,23 @@ def cmd_tag(args, config) -> int:
     return 0
 
 
+def _freeing(config, action):
+    """``action()`` of a command that frees space (rmi, prune): its bookkeeping is written
+    before blobs go, so on a full disk it takes the engine's reserve to do it; the reserve
+    is made again afterwards, when there is room."""
+    root = str(config.root)
+    try:
+        return with_reserve(root, action)
+    finally:
+        ensure_reserve(root)
+
+
 def cmd_rmi(args, config) -> int:
     store = _store(config)
     status = 0
     for name in args.images:
         try:
-            for line in store.remove(name, force=args.force):
+            for line in _freeing(config, lambda: store.remove(name, force=args.force)):  # noqa: B023
                 print(line)
         except EngineError as exc:
             print(f"Error: {exc}", file=sys.stderr)
@@ -248,7 +260,8 @@ def cmd_rmi(args, config) -> int:
 
 
 def cmd_prune(args, config) -> int:
-    ids, reclaimed = _store(config).prune(all=args.all)
+    store = _store(config)
+    ids, reclaimed = _freeing(config, lambda: store.prune(all=args.all))
     if ids:
         print("Deleted Images:")
         for image_id in ids:
