@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine import events
 from tests.support.containers import cleanup, make_engine, wait_for
-from tests.support.networks import host_state, remove_all, strays
+from tests.support.networks import host_state, remove_all
 
 REPO = Path(__file__).resolve().parent.parent.parent
 HTTPD = ["sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
@@ -35,18 +35,46 @@ def check_clean(config) -> None:
 
 
 def owned_engine():
-    """For a test module's fixture: an engine with a busybox image; afterwards everything
-    it made is gone from the host."""
-    before = host_state()
+    """For a test module's fixture: an engine with a busybox image; afterwards nothing it
+    made is left on the host (scoped to this engine: other tests may run beside it)."""
     eng, _ = make_engine()
+    made: dict[str, set[str]] = {}
     try:
         yield eng
     finally:
         try:
+            made = engine_host_objects(eng.config)
             remove_all(eng)
         finally:
             cleanup(eng)
-    assert strays(before) == {}
+    assert left_on_host(made) == {}
+
+
+def engine_host_objects(config) -> dict[str, set[str]]:
+    """The names of the host objects this engine's records name: bridges and their rule
+    tags, containers' namespaces and veths."""
+    from engine.networks import Networks
+
+    if not (config.root / "networks").is_dir():
+        return {}
+    nets = Networks(config)
+    out: dict[str, set[str]] = {"links": set(), "netns": set(), "tags": set()}
+    for net in nets._records():
+        out["links"].add(net["Bridge"])
+        out["tags"].add(f"berth:{net['Id'][:12]}")
+    for path in nets.endpoints.glob("*.json"):
+        ep = nets.endpoint(path.stem) or {}
+        out["netns"].add(ep.get("Netns", ""))
+        out["links"] |= {link["Veth"] for link in (ep.get("Networks") or {}).values()}
+    return out
+
+
+def left_on_host(made: dict[str, set[str]]) -> dict[str, set[str]]:
+    state = host_state()
+    left = {"links": made.get("links", set()) & state["links"],
+            "netns": made.get("netns", set()) & state["netns"],
+            "rules": {r for r in state["rules"] if any(t in r for t in made.get("tags", ()))}}
+    return {k: v for k, v in left.items() if v}
 
 
 def fetch(port: int, timeout: float = 10.0) -> str:
