@@ -8,8 +8,9 @@ run, it touches only what is not running.
    exited (255, "monitor died"), as dockerd does after a crash.
 2. Host objects of containers that do not run are removed: their network namespaces and
    veths (``Networks.teardown``), keepers that outlived them, the runtime's records and
-   cgroups; endpoints and addresses of containers that no longer exist are dropped.
-   Mounts under the root that belong to no snapshot are detached.
+   cgroups; endpoints and addresses of containers that no longer exist are dropped;
+   iptables rules of bridges that are gone are deleted. Mounts under the root that
+   belong to no snapshot are detached.
 3. The garbage collector runs (blobs included: no pull runs at boot).
 4. Containers are started as dockerd does at its start (``should_restore``): ``always``;
    ``unless-stopped`` unless a user stopped it; ``on-failure`` if its last exit was a
@@ -74,6 +75,7 @@ def boot(config: EngineConfig) -> BootReport:
     # 2. What the previous boot left on the host.
     report.cleaned += _clean_runtime(containers, running)
     report.cleaned += _clean_networks(config, set(loaded), running)
+    report.cleaned += _clean_rules()
     report.cleaned += _clean_mounts(config)
     # 3. Space.
     report.reclaimed = gc.collect(config, blobs=True).reclaimed
@@ -164,6 +166,31 @@ def _clean_networks(config: EngineConfig, existing: set[str], running: set[str])
                 cleaned.append(f"address of removed container {cid[:12]} on {net['Name']}")
             if gone:
                 nets._save(net)
+    return cleaned
+
+
+def _clean_rules() -> list[str]:
+    """iptables rules of bridges that are gone (a bridge that comes back with its network's
+    next start gets its rules again). Any engine root's: a rule names its network by id
+    only, and without its bridge it serves no root."""
+    import re
+    import shlex
+
+    from engine import networks as netmod
+
+    cleaned = []
+    with netmod._flock(netmod.HOST_LOCK):
+        for table, chain in (("filter", netmod.CHAIN), ("nat", "POSTROUTING")):
+            listing = netmod.iptables("-t", table, "-S", chain, check=False)
+            for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
+                tag = re.search(r"berth:([0-9a-f]{12})", line)
+                if tag is None or netmod.link_exists(netmod.BRIDGE_PREFIX + tag.group(1)):
+                    continue
+                rule = shlex.split(line)
+                if rule[:1] != ["-A"]:
+                    continue
+                if netmod.iptables("-t", table, "-D", *rule[1:], check=False).returncode == 0:
+                    cleaned.append(f"iptables rule of the removed bridge {netmod.BRIDGE_PREFIX}{tag.group(1)}")
     return cleaned
 
 

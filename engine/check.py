@@ -234,7 +234,16 @@ def _networks(config: EngineConfig, containers) -> list[str]:
                                 "a container that does not exist")
         if net["Id"] in bridges_in_use:
             problems += _bridge(netmod, nets, net)
+        elif not netmod.link_exists(net["Bridge"]) and _tagged_rules(netmod, net):
+            problems.append(f"network {net['Name']}: iptables rules are left for its bridge {net['Bridge']}, "
+                            "which is gone")
     return problems
+
+
+def _tagged_rules(netmod, net: dict) -> list[str]:
+    tag = f"berth:{net['Id'][:12]}"
+    return [line for table in ("filter", "nat")
+            for line in netmod.iptables("-t", table, "-S", check=False).stdout.splitlines() if tag in line]
 
 
 def _bridge(netmod, nets, net: dict) -> list[str]:

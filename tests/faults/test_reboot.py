@@ -4,6 +4,8 @@ nothing the previous boot left is still there."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from engine import exec as ex
@@ -27,6 +29,13 @@ def engine():
     yield from owned_engine()
 
 
+def idle_rules(net: dict) -> list[str]:
+    return [line for table in ("filter", "nat")
+            for line in subprocess.run(["iptables", "-w", "5", "-t", table, "-S"], capture_output=True,
+                                       text=True).stdout.splitlines()
+            if f"berth:{net['Id'][:12]}" in line]
+
+
 def status(eng, name: str) -> str:
     return eng.inspect(name)["State"]["Status"]
 
@@ -43,6 +52,7 @@ def test_boot_after_a_reboot_restores_what_docker_would(engine):
     eng.run("test/busybox", SLEEPER, name="always-stopped", restart="always")
     eng.stop("always-stopped", timeout=1)
     eng.run("test/busybox", SLEEPER, name="plain", network="appnet")
+    idle = nets.create("idle")  # no container: after the "crash" its bridge is gone, its rules not
     eng.run("test/busybox", SLEEPER, name="flaky", restart="on-failure:3")
     done, _ = eng.run("test/busybox", ["true"], name="done", restart="on-failure")
     eng.wait("done")
@@ -51,6 +61,11 @@ def test_boot_after_a_reboot_restores_what_docker_would(engine):
 
     simulate_reboot(eng)
     assert netns_exists(plain_netns)  # left by the "crash": boot must clear it
+    idle_bridge = idle["Options"]["com.docker.network.bridge.name"]
+    subprocess.run(["ip", "link", "del", idle_bridge], check=True)
+    assert idle_rules(idle)
+    found = cli(eng.config, "system", "check").stdout
+    assert f"network idle: iptables rules are left for its bridge {idle_bridge}" in found
     assert engine_mounts(eng.config) == []
 
     out = cli(eng.config, "boot")
@@ -76,7 +91,10 @@ def test_boot_after_a_reboot_restores_what_docker_would(engine):
         ep = nets.endpoint(eng.resolve(name))
         assert not netns_exists(ep["Netns"]) and ep["Bound"] == [] and not ep["Keeper"]
         assert not any(link_exists(link["Veth"]) for link in ep["Networks"].values())
+    assert idle_rules(idle) == []
     check_clean(eng.config)
+    idler, _ = eng.run("test/busybox", HTTPD, name="idler", network="idle", publish=["8080"])
+    assert "hello from" in fetch(nets.host_port(idler.id, 8080))  # its bridge and rules are back
 
     again = cli(eng.config, "boot")  # idempotent: what runs is left alone
     assert again.returncode == 0 and "started:" not in again.stdout, again.stdout
