@@ -218,6 +218,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "console.images.clean_transfers",
         "schedule": 3600.0,
     },
+    "collect-garbage": {  # engine/gc.py: unused layers, trash, stale ingest files, events
+        "task": "console.core.tasks.collect_garbage",
+        "schedule": 3600.0,
+    },
 }
 
 # The audit log (console/audit). Retention archives then purges records older than this

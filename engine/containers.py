@@ -67,6 +67,8 @@ LOG_MAX_FILES = 2
 # as a plain module from the engine directory, so that its compiled bytecode is reused.
 REPO_DIR = Path(__file__).resolve().parent.parent
 ACTIVE = ("running", "paused", "restarting")
+UNSUPERVISED_ERROR = "monitor died: the container runs unsupervised (no logs, no exit code)"
+UNSUPERVISED_MARKER = "unsupervised"  # in the run directory (engine.keeper writes it too)
 
 
 # ---------------------------------------------------------------- parsing user input
@@ -349,13 +351,35 @@ class Containers:
         pid = state.get("Pid") or 0
         if pid and process_start_time(pid) is not None and self._runtime_alive(container.id):
             # Still running, but nobody logs its output or will record its exit.
-            state["Error"] = "monitor died: the container runs unsupervised (no logs, no exit code)"
-        else:
-            # When it ended is unknown: the monitor's last word is the best guess.
-            finished = (container.dir / "state.json").stat().st_mtime_ns
-            state.update(Status="exited", Pid=0, ExitCode=255, Paused=False, FinishedAt=now_rfc3339(finished),
-                         Error="monitor died: exit code unknown")
+            state["Error"] = UNSUPERVISED_ERROR
+            container.state = state
+            self._note_unsupervised(container)
+            return
+        # When it ended is unknown: the monitor's last word is the best guess.
+        finished = (container.dir / "state.json").stat().st_mtime_ns
+        state.update(Status="exited", Pid=0, ExitCode=255, Paused=False, FinishedAt=now_rfc3339(finished),
+                     Error="monitor died: exit code unknown")
         container.state = state
+
+    def unsupervised(self, container: Container) -> bool:
+        """Running (or paused) with its monitor gone: no log, no exit code, no restart
+        policy; ``restart`` gives it a monitor again."""
+        return container.status in ("running", "paused") and not self.monitor_alive(container)
+
+    def _note_unsupervised(self, container: Container) -> None:
+        """One ``unsupervised`` event per run, from whoever notices first (this or the
+        container's keeper): the marker in the run directory says it was sent."""
+        try:
+            fd = os.open(self.run_dir(container.id) / UNSUPERVISED_MARKER,
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return
+        os.close(fd)
+        try:
+            events.emit(self.config, "container", "unsupervised", container.id,
+                        {"name": container.name, "pid": str(container.state.get("Pid", 0))})
+        except OSError:
+            pass
 
     def _runtime_alive(self, container_id: str) -> bool:
         state = self.runtime.state(container_id)
@@ -583,6 +607,7 @@ class Containers:
                 self.snapshots.mount(container.id)
             run_dir = self.run_dir(container.id)
             run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / UNSUPERVISED_MARKER).unlink(missing_ok=True)  # a new run, a new monitor
             if (self.runtime.root / container.id).exists():  # left by a crash
                 self.runtime.delete(container.id, force=True)
             ensure_reserve(str(self.config.root))  # room for its exit code should the disk fill
@@ -863,6 +888,9 @@ class Containers:
             os.replace(container.dir, trash)
             shutil.rmtree(trash, ignore_errors=True)
         events.emit(self.config, "container", "destroy", container.id, {"name": container.name})
+        from engine import gc
+
+        gc.after_removal(self.config)  # its layers, if its image went before it
 
     def rename(self, ref: str, new_name: str) -> Container:
         new_name = check_name(new_name or "")
@@ -948,6 +976,9 @@ class Containers:
             status = f"Exited ({state.get('ExitCode', 0)}) {_age(state.get('FinishedAt', ''))} ago"
         else:
             status = container.status.capitalize()
+        unsupervised = self.unsupervised(container)
+        if unsupervised:
+            status += " (unsupervised)"
         args = [container.config["Path"]] + container.config["Args"]
         return {
             "Id": container.id,
@@ -960,6 +991,7 @@ class Containers:
             "Status": status,
             "Labels": container.config["Config"].get("Labels") or {},
             "Error": state.get("Error", ""),
+            "Unsupervised": unsupervised,
         }
 
     def inspect(self, ref: str) -> dict:
@@ -979,6 +1011,8 @@ class Containers:
             "Error": state.get("Error", ""),
             "StartedAt": state.get("StartedAt", ZERO_TIME),
             "FinishedAt": state.get("FinishedAt", ZERO_TIME),
+            # Berth's: the monitor is gone while the container runs (see ``unsupervised``).
+            "Unsupervised": self.unsupervised(container),
         }
         data["RestartCount"] = state.get("RestartCount", 0)
         if self.networks is not None:
@@ -1071,18 +1105,19 @@ class Containers:
 
     def restore(self) -> list[str]:
         """Start again what a reboot (or the death of monitors) stopped and whose restart
-        policy asks for it: ``always``, and ``unless-stopped`` unless the user stopped it, as
-        dockerd does when it starts. For the console to call at its start; returns the ids."""
+        policy asks for it, as dockerd does when it starts (``engine.boot.should_restore``);
+        returns the ids. ``engine.boot`` calls it at host start, after cleaning up."""
+        from engine.boot import should_restore
+
         started = []
         for container_id in self.ids():
             try:
                 container = self._load(container_id)
             except NotFound:
                 continue
-            policy = container.config["HostConfig"]["RestartPolicy"]["Name"]
             if container.status != "exited" or self.monitor_alive(container):
                 continue
-            if policy == "always" or (policy == "unless-stopped" and not container.state.get("StoppedByUser")):
+            if should_restore(container.config, container.state):
                 try:
                     self.start(container_id)
                     started.append(container_id)

@@ -551,6 +551,7 @@ class ImageStore:
         if deleted:
             self._delete_unused_blobs(deleted)
             self._run_delete_hooks(deleted)
+            _collect(self.engine_config)
         return lines
 
     def prune(self, all: bool = False) -> tuple[list[str], int]:
@@ -585,6 +586,9 @@ class ImageStore:
             reclaimed = self._delete_unused_blobs(deleted, orphans=True)
             reclaimed += self.content._clean_ingest()
         self._run_delete_hooks(deleted)
+        report = _collect(self.engine_config)  # the unpacked layers of what went, and trash
+        if report is not None:
+            reclaimed += report.reclaimed
         ids = sorted({image.id for image in deleted})
         return ids, reclaimed
 
@@ -624,6 +628,13 @@ class ImageStore:
         """Bytes used by all blobs."""
         return sum(self.content.size(d) for d in self.content.digests())
 
+
+
+def _collect(config: EngineConfig):
+    """After a removal: the garbage collector gives back what nothing uses any more."""
+    from engine import gc
+
+    return gc.after_removal(config)
 
 
 def _parents(data: dict) -> set[str]:

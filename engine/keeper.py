@@ -8,7 +8,11 @@ leak, and ``127.0.0.1:<port>`` works without ``route_localnet``. Started by
 - watches the container's monitor (a pidfd): when the monitor exits (the container has
   stopped for good), or on SIGTERM, it closes the ports and tears the container's
   network down (``Networks.teardown``), so that a stopped container holds no port,
-  veth or namespace.
+  veth or namespace;
+- but a monitor can die with its container still running (``kill -9``): then the keeper
+  says so (a ``container unsupervised`` event) and watches the container's init process
+  instead (known from the runtime's state: pid and start time), so the published ports
+  serve as long as the container runs. ``restart`` brings a monitor back.
 
 Like the monitor it runs as ``python -I -S`` importing this file as the top-level module
 ``keeper``, standard library only (selectors, no asyncio: ~10 MB instead of ~20 MB); the
@@ -27,7 +31,10 @@ import sys
 import time
 
 # Loaded the way the monitor is (engine's directory on sys.path, standard library only).
-from monitor import process_start_time
+import monitor
+from monitor import emit_event, process_start_time
+
+monitor._late_imports()  # emit_event needs json, which the monitor loads late
 
 UDP_IDLE_SECONDS = 60
 BUFFER_LIMIT = 256 * 1024  # per direction: stop reading while the other side lags this much
@@ -140,14 +147,10 @@ class Keeper:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self.sel.register(wake_r, READ, ("wake",))
-        pid, start = plan["monitor"]
+        self.watched_fd = None
         self.poll_monitor = None  # (pid, start) where pidfds are missing (Linux < 5.3)
-        try:
-            self.sel.register(os.pidfd_open(pid), READ, ("monitor",))
-        except (OSError, AttributeError):
-            self.poll_monitor = (pid, start)
-        if process_start_time(pid) != start:
-            self.stopping = True
+        self.supervised = True
+        self.watch(*plan["monitor"])
         for fd, port in zip(fds, plan["ports"], strict=True):
             kind = socket.SOCK_STREAM if port["proto"] == "tcp" else socket.SOCK_DGRAM
             sock = socket.socket(fileno=fd, type=kind)
@@ -158,17 +161,56 @@ class Keeper:
     def _stop(self, *_) -> None:
         self.stopping = True
 
+    def watch(self, pid: int, start: int) -> None:
+        """Follow the process ``pid`` (the monitor, or the container's init once the monitor
+        is gone); when it is no longer there, ``gone``."""
+        if self.watched_fd is not None:
+            self.sel.unregister(self.watched_fd)
+            os.close(self.watched_fd)
+            self.watched_fd = None
+        self.poll_monitor = None
+        try:
+            self.watched_fd = os.pidfd_open(pid)
+            self.sel.register(self.watched_fd, READ, ("watched",))
+        except (OSError, AttributeError):
+            self.poll_monitor = (pid, start)
+        if process_start_time(pid) != start:
+            self.gone()
+
+    def gone(self) -> None:
+        """The watched process exited: the container's init if the monitor died under it,
+        else the end."""
+        if not self.supervised:
+            self.stopping = True
+            return
+        self.supervised = False
+        init = container_init(self.plan)
+        if init is None:
+            self.stopping = True
+            return
+        try:
+            # One event per run, from whoever notices first (engine.containers too).
+            marker = os.path.join(self.plan["run_root"], "c", self.plan["container"][:12], "unsupervised")
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            emit_event(self.plan["events"], "container", "unsupervised", self.plan["container"],
+                       {"name": self.plan.get("name", ""), "pid": str(init[0])})
+        except (OSError, KeyError):
+            pass  # a full disk must not cost the container its ports
+        self.watch(*init)
+
     def run(self) -> None:
         last_expiry = time.monotonic()
         while not self.stopping:
             if self.poll_monitor and process_start_time(self.poll_monitor[0]) != self.poll_monitor[1]:
-                break
+                self.gone()
+                continue
             for key, mask in self.sel.select(timeout=1 if self.poll_monitor else 15):
                 data = key.data
                 if isinstance(data, Tunnel):
                     data.on_event(key.fileobj, mask)
-                elif data[0] == "monitor":
-                    self.stopping = True
+                elif data[0] == "watched":
+                    self.gone()
+                    break  # the selector's registrations changed
                 elif data[0] == "wake":
                     try:
                         os.read(key.fd, 512)
@@ -227,6 +269,21 @@ class Keeper:
             host.sendto(back.recv(65536), addr)
         except OSError:
             pass
+
+
+def container_init(plan: dict) -> tuple[int, int] | None:
+    """(pid, start time) of the container's init if it still runs, from the runtime's
+    state (runc's ``state.json``: the start time tells it from a recycled pid)."""
+    root = plan.get("runtime_root")
+    if not root:
+        return None
+    try:
+        with open(os.path.join(root, plan["container"], "state.json")) as f:
+            state = json.load(f)
+        pid, start = int(state["init_process_pid"]), int(state["init_process_start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (pid, start) if pid > 0 and process_start_time(pid) == start else None
 
 
 def main(argv: list[str]) -> int:

@@ -610,8 +610,13 @@ class Networks:
         self.teardown(container_id)
 
     def _spawn_keeper(self, container_id: str, sockets, bound: list[dict], monitor: tuple[int, int]) -> None:
+        from engine import events
+
+        ep = self.endpoint(container_id) or {}
         plan = {"root": str(self.config.root), "run_root": str(self.config.run_root),
-                "container": container_id, "monitor": list(monitor), "ports": bound}
+                "container": container_id, "name": ep.get("Name", ""), "monitor": list(monitor),
+                "ports": bound, "runtime_root": str(self.config.run_root / "runc"),
+                "events": str(events.log_path(self.config))}
         pid = spawn_keeper(plan, [s.fileno() for s in sockets])
         start = _process_start(pid)
         with self._locked():

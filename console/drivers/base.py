@@ -20,7 +20,13 @@ class EngineDriver(abc.ABC):
 
     @abc.abstractmethod
     def facts(self) -> dict:
-        """What the engine reports about its host: runtime, storage, kernel, cgroups."""
+        """What the engine reports about its host: runtime, storage, kernel, cgroups (and,
+        where it knows, ``reclaimable_bytes``: what a full system prune would give back)."""
+
+    def collect_garbage(self) -> dict | None:
+        """Give back space nothing uses (Berth's engine/gc.py); None where the engine does it
+        itself."""
+        return None
 
     # -- images ---------------------------------------------------------------------
     @abc.abstractmethod

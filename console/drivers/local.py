@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 
 from console.drivers.base import EngineDriver
-from engine import archive, distribution, events, host
+from engine import archive, distribution, events, gc, host
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
 from engine.containers import Containers, register_in_use_check
@@ -46,7 +46,10 @@ class LocalEngineDriver(EngineDriver):
         return Containers(self.config)
 
     def facts(self) -> dict:
-        return host.facts(self.config)
+        return {**host.facts(self.config), "reclaimable_bytes": gc.reclaimable(self.config)}
+
+    def collect_garbage(self) -> dict:
+        return gc.collect(self.config).as_dict()
 
     # -- images ---------------------------------------------------------------------
     def list_images(self) -> list[dict]:
