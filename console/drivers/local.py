@@ -1,12 +1,20 @@
-"""The embedded engine on this host, called in-process by the Celery worker."""
+"""The embedded engine on this host, called in-process by the Celery worker.
+
+Only the worker creates the engine's state (``prepare``, at its start). Everywhere
+else a missing or unreadable root, or a missing state directory, is
+``EngineUnreachable``: a web process without the engine's volume must never read
+"no containers" where it should read "cannot see the engine".
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 from django.conf import settings
 
-from console.drivers.base import EngineDriver
+from console.drivers.base import EngineDriver, EngineUnreachable
 from engine import archive, distribution, events, host
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
@@ -29,10 +37,58 @@ def image_summary(image: Image) -> dict:
     }
 
 
+
+
+def _unreachable(root: Path, why: str) -> EngineUnreachable:
+    return EngineUnreachable(f"the engine at {root} cannot be reached from this process: {why}")
+
+
+def check_readable_dir(path: Path, root: Path) -> None:
+    """EngineUnreachable unless ``path`` is a directory this process can list."""
+    try:
+        with os.scandir(path) as entries:
+            next(entries, None)
+    except FileNotFoundError:
+        what = "it does not exist" if path == root else f"{path.name}/ is missing"
+        raise _unreachable(root, what + " (is the engine's volume mounted here?)") from None
+    except NotADirectoryError:
+        raise _unreachable(root, f"{path} is not a directory") from None
+    except OSError as exc:
+        raise _unreachable(root, f"{path} cannot be read ({exc.strerror})") from None
+
+
+def reading(state_dir: str):
+    """For a listing the mirror is rebuilt from: its state must be there and readable, and any
+    OSError while reading means "unreachable", never "empty"."""
+    def wrap(method):
+        @functools.wraps(method)
+        def read(self, *args, **kwargs):
+            config = self.config
+            check_readable_dir(config.root / state_dir, config.root)
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as exc:
+                raise _unreachable(config.root, f"reading {state_dir} failed ({exc})") from None
+        return read
+    return wrap
+
+
 class LocalEngineDriver(EngineDriver):
     @property
     def config(self) -> EngineConfig:
-        return EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
+        root = Path(settings.ENGINE_ROOT)
+        # Checked before any store is opened: opening one would create the root here.
+        check_readable_dir(root, root)
+        return EngineConfig(root=root, run_root=Path(settings.ENGINE_RUN_ROOT))
+
+    def prepare(self) -> None:
+        root = Path(settings.ENGINE_ROOT)
+        root.mkdir(parents=True, exist_ok=True)
+        config = EngineConfig(root=root, run_root=Path(settings.ENGINE_RUN_ROOT))
+        ImageStore(config)
+        Containers(config)
+        Volumes(config)
+        Networks(config)
 
     @property
     def images(self) -> ImageStore:
@@ -49,6 +105,7 @@ class LocalEngineDriver(EngineDriver):
         return host.facts(self.config)
 
     # -- images ---------------------------------------------------------------------
+    @reading("images")
     def list_images(self) -> list[dict]:
         # As `docker images`: a build's intermediate steps are not listed.
         return [image_summary(image) for image in self.images.list()]
@@ -82,6 +139,7 @@ class LocalEngineDriver(EngineDriver):
         return [image_summary(image) for image in archive.load(self.images, tar)]
 
     # -- containers -----------------------------------------------------------------
+    @reading("containers")
     def list_containers(self) -> list[dict]:
         """``docker ps -a`` JSON, with the published ports as ``docker ps`` shows them."""
         networks = self.networks
@@ -171,6 +229,7 @@ class LocalEngineDriver(EngineDriver):
     def volumes(self) -> Volumes:
         return Volumes(self.config)
 
+    @reading("volumes")
     def list_volumes(self, size: bool = False) -> list[dict]:
         return self.volumes.list(size=size)
 
@@ -191,6 +250,7 @@ class LocalEngineDriver(EngineDriver):
     def networks(self) -> Networks:
         return Networks(self.config)
 
+    @reading("networks")
     def list_networks(self) -> list[dict]:
         return self.networks.list()
 

@@ -57,6 +57,17 @@ def start_redis() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+def prepare_engine(config) -> None:
+    """The engine's state, as the console's worker creates it at its start."""
+    from engine.containers import Containers
+    from engine.images import ImageStore
+    from engine.networks import Networks
+    from engine.volumes import Volumes
+
+    for store in (ImageStore, Containers, Volumes, Networks):
+        store(config)
+
+
 def _remove_engine_leftovers() -> None:
     """Whatever containers and networks tests left in the session's engine root."""
     root = os.environ.get("BERTH_ENGINE_ROOT", "")

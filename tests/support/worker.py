@@ -31,3 +31,14 @@ def wait_for_operation(operation, timeout: float = 60.0):
             return operation
         time.sleep(0.1)
     raise AssertionError(f"operation {operation.action} still {operation.state} after {timeout}s")
+
+
+def wait_until(condition, timeout: float = 30.0, what: str = "the condition"):
+    """Poll ``condition()`` until it is true (something another process or thread does)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
