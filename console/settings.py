@@ -233,6 +233,17 @@ BERTH_TRUSTED_PROXIES = env_list("BERTH_TRUSTED_PROXIES")
 CELERY_BEAT_SCHEDULE["audit-verify"] = {"task": "console.audit.verify", "schedule": BERTH_AUDIT_VERIFY_SECONDS}
 CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "console.audit.retention", "schedule": 24 * 3600.0}
 
+# Operations: a running one stamps its heartbeat this often; one not stamped for STALE
+# seconds has lost its worker and is reaped (marked failed, its leftovers cleaned) at every
+# worker's start and every REAP seconds. Partial downloads younger than the grace are kept.
+BERTH_OPERATION_HEARTBEAT_SECONDS = float(os.environ.get("BERTH_OPERATION_HEARTBEAT_SECONDS", 10))
+BERTH_OPERATION_STALE_SECONDS = float(os.environ.get("BERTH_OPERATION_STALE_SECONDS", 60))
+BERTH_INGEST_GRACE_SECONDS = float(os.environ.get("BERTH_INGEST_GRACE_SECONDS", 600))
+CELERY_BEAT_SCHEDULE["reap-operations"] = {
+    "task": "console.operations.reap",
+    "schedule": float(os.environ.get("BERTH_OPERATION_REAP_SECONDS", 60)),
+}
+
 # The embedded engine on this host.
 ENGINE_ROOT = os.environ.get("BERTH_ENGINE_ROOT", "/var/lib/berth")
 ENGINE_RUN_ROOT = os.environ.get("BERTH_ENGINE_RUN", "/run/berth")

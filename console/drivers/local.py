@@ -8,8 +8,10 @@ else a missing or unreadable root, or a missing state directory, is
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -73,6 +75,57 @@ def reading(state_dir: str):
     return wrap
 
 
+def _clean_ingest(config: EngineConfig, grace_seconds: float) -> dict:
+    """Give back partial downloads left by killed or stopped operations: the engine's
+    garbage collector when it has one, else the ingest ``.part`` files older than the grace
+    period that no writer holds (each live writer flocks its own)."""
+    try:
+        from engine import gc
+    except ImportError:
+        gc = None
+    if gc is not None and hasattr(gc, "collect"):
+        return gc.collect(config, ingest_grace=grace_seconds).as_dict()
+    ingest = config.root / "content" / "ingest"
+    freed = removed = 0
+    now = time.time()
+    for path in ingest.glob("*.part") if ingest.is_dir() else ():
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if now - st.st_mtime < grace_seconds:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer
+            path.unlink(missing_ok=True)
+            freed, removed = freed + st.st_size, removed + 1
+        finally:
+            os.close(fd)
+    return {"ingest_bytes": freed, "ingest_files": removed}
+
+
+class _Stoppable:
+    """A file whose every read and write first asks whether the operation was cancelled."""
+
+    def __init__(self, file, check):
+        self._file, self._check = file, check
+
+    def read(self, *args):
+        self._check()
+        return self._file.read(*args)
+
+    def write(self, data):
+        self._check()
+        return self._file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
 class LocalEngineDriver(EngineDriver):
     @property
     def config(self) -> EngineConfig:
@@ -104,6 +157,9 @@ class LocalEngineDriver(EngineDriver):
     def facts(self) -> dict:
         return host.facts(self.config)
 
+    def clean_leftovers(self, grace_seconds: float) -> dict:
+        return _clean_ingest(self.config, grace_seconds)
+
     # -- images ---------------------------------------------------------------------
     @reading("images")
     def list_images(self) -> list[dict]:
@@ -133,10 +189,10 @@ class LocalEngineDriver(EngineDriver):
         return self.images.prune(all=all)
 
     def save_images(self, names, out) -> None:
-        archive.save(self.images, names, out)
+        archive.save(self.images, names, _Stoppable(out, self.check_cancelled))
 
     def load_images(self, tar) -> list[dict]:
-        return [image_summary(image) for image in archive.load(self.images, tar)]
+        return [image_summary(image) for image in archive.load(self.images, _Stoppable(tar, self.check_cancelled))]
 
     # -- containers -----------------------------------------------------------------
     @reading("containers")
@@ -272,5 +328,6 @@ class LocalEngineDriver(EngineDriver):
                     no_cache: bool = False) -> dict:
         from engine import build
 
-        image = build.build(self.config, context, dockerfile, tags=tags, on_line=on_line, no_cache=no_cache)
+        image = build.build(self.config, context, dockerfile, tags=tags, on_line=on_line, no_cache=no_cache,
+                            cancelled=self.cancelled)
         return image_summary(image)

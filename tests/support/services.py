@@ -101,6 +101,11 @@ def pytest_load_initial_conftests(early_config, parser, args):
     # `python -m engine` in tests runs in its own process (a killed CLI is a killed command;
     # no server outlives a test's scratch root); tests/engine/test_cliserver.py turns it on.
     os.environ["BERTH_ENGINE_CLI_SERVER"] = "0"
+    # The session's engine as the console's worker prepares it at its start (Celery's testing
+    # worker, a thread, does not send worker_ready).
+    from engine.config import EngineConfig
+
+    prepare_engine(EngineConfig.from_env())
     if "BERTH_REDIS_URL" not in os.environ:
         os.environ["BERTH_REDIS_URL"] = start_redis()
     atexit.register(_cleanup)
