@@ -4,8 +4,10 @@ they left behind given back.
 A running operation's task stamps ``heartbeat_at`` every BERTH_OPERATION_HEARTBEAT_SECONDS
 (see runner.Heartbeat). One not stamped for BERTH_OPERATION_STALE_SECONDS has no live
 worker. At a worker's start, the operations recorded as run by that same worker name are
-dead at once (that worker just started, so its previous life is over). The reaper runs at
-every worker's start (console.celery) and on beat's schedule (console.operations.tasks).
+dead as soon as they missed a few beats (that worker just started, so its previous life is
+over; a fresh beat means another live process uses the same name, and it is left alone).
+The reaper runs at every worker's start (console.celery) and on beat's schedule
+(console.operations.tasks).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def reap(*, worker: str = "") -> list[Operation]:
     name of a worker that is starting (what it ran before is dead whatever its heartbeat)."""
     dead = _stale_q()
     if worker:
-        dead |= Q(worker=worker)
+        missed = timezone.now() - dt.timedelta(seconds=3 * float(settings.BERTH_OPERATION_HEARTBEAT_SECONDS))
+        dead |= Q(worker=worker, heartbeat_at__lt=missed)
     reaped = []
     for operation in Operation.objects.filter(dead, state=Operation.State.RUNNING):
         # Again in the update: a heartbeat that came in meanwhile keeps it alive.

@@ -204,3 +204,34 @@ def test_a_running_operation_whose_worker_is_gone_is_cancelled_at_once(admin, ad
     operation.refresh_from_db()
     assert operation.state == "cancelled"
     assert "its worker had stopped" in operation.error
+
+
+def test_a_build_cancelled_while_a_step_runs_stops_at_its_next_line(admin, admin_client, local, workers,
+                                                                     tmp_path):
+    from engine.build import BUILD_LABEL
+    from engine.containers import Containers
+
+    work = tmp_path / "build"
+    (work / "context").mkdir(parents=True)
+    (work / "Dockerfile").write_text(
+        "FROM test/busybox:latest\n"
+        "RUN i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); sleep 0.1; done\n")
+    operation = Operation.objects.create(
+        environment=local, user=admin, username="admin", action="image.build", target_type="image",
+        target_name="test/cancelled:1", parameters={"work": str(work), "context": str(work / "context"),
+                                                    "dockerfile": str(work / "Dockerfile"),
+                                                    "tags": ["test/cancelled:1"], "no_cache": True})
+    workers().run(operation)
+    wait_until(lambda: "line 3" in Operation.objects.get(pk=operation.pk).progress.get("lines", []),
+               timeout=60, what="the RUN step's output")
+    asked = time.monotonic()
+    admin_client.post(reverse("operation_cancel", args=[operation.pk]))
+    operation = wait_for_operation(operation, timeout=30)
+    assert operation.state == "cancelled", operation.error
+    assert time.monotonic() - asked < 5  # the step alone would run for 30 s
+    assert operation.error == "Cancelled by admin."
+    config = EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
+    assert not ImageStore(config).exists("test/cancelled:1")
+    wait_until(lambda: not [c for c in Containers(config).list(all=True) if BUILD_LABEL in (c.get("Labels") or {})],
+               what="the removal of the step's container")
+    assert not work.exists()
