@@ -235,13 +235,18 @@ CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "console.audit.retention", "s
 
 # Operations: a running one stamps its heartbeat this often; one not stamped for STALE
 # seconds has lost its worker and is reaped (marked failed, its leftovers cleaned) at every
-# worker's start and every REAP seconds. Partial downloads younger than the grace are kept.
+# worker's start and every REAP seconds. Partial downloads younger than the grace are kept;
+# older ones go at the reaping and at the engine's clean-up every GC seconds.
 BERTH_OPERATION_HEARTBEAT_SECONDS = float(os.environ.get("BERTH_OPERATION_HEARTBEAT_SECONDS", 10))
 BERTH_OPERATION_STALE_SECONDS = float(os.environ.get("BERTH_OPERATION_STALE_SECONDS", 60))
 BERTH_INGEST_GRACE_SECONDS = float(os.environ.get("BERTH_INGEST_GRACE_SECONDS", 600))
 CELERY_BEAT_SCHEDULE["reap-operations"] = {
     "task": "console.operations.reap",
     "schedule": float(os.environ.get("BERTH_OPERATION_REAP_SECONDS", 60)),
+}
+CELERY_BEAT_SCHEDULE["engine-clean-leftovers"] = {
+    "task": "console.operations.clean_leftovers",
+    "schedule": float(os.environ.get("BERTH_ENGINE_GC_SECONDS", 900)),
 }
 
 # The embedded engine on this host.

@@ -235,3 +235,25 @@ def test_a_build_cancelled_while_a_step_runs_stops_at_its_next_line(admin, admin
     wait_until(lambda: not [c for c in Containers(config).list(all=True) if BUILD_LABEL in (c.get("Labels") or {})],
                what="the removal of the step's container")
     assert not work.exists()
+
+
+def test_the_scheduled_clean_up_gives_back_old_partial_downloads_that_no_writer_holds(local, settings):
+    import fcntl
+
+    from console.operations.tasks import clean_leftovers
+
+    settings.BERTH_INGEST_GRACE_SECONDS = 600
+    ingest = Path(settings.ENGINE_ROOT) / "content" / "ingest"
+    old, young, held = (ingest / f"blob-{name}.part" for name in ("old", "young", "held"))
+    for path in (old, young, held):
+        path.write_bytes(b"x" * 1000)
+    an_hour_ago = time.time() - 3600
+    for path in (old, held):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    with open(held, "rb") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX)  # a live pull still writing it
+        clean_leftovers()
+    assert not old.exists()
+    assert young.exists() and held.exists()
+    young.unlink()
+    held.unlink()
