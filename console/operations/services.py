@@ -62,6 +62,7 @@ def cancel(*, user, operation: Operation, request=None) -> Operation:
     from console.access.permissions import restrict
     from console.operations.reaper import is_stale
     from console.operations.runner import HANDLERS, publish
+    from console.operations.tasks import request_cleanup
 
     environment = operation.environment
     spec = HANDLERS.get(operation.action)
@@ -92,9 +93,10 @@ def cancel(*, user, operation: Operation, request=None) -> Operation:
         operation.refresh_from_db()
         if operation.state == Operation.State.RUNNING and is_stale(operation):
             # Nobody runs it any more: nobody else will end it.
-            ended = Operation.objects.filter(pk=operation.pk, state=Operation.State.RUNNING).update(
-                state=Operation.State.CANCELLED, error=f"Cancelled by {who} (its worker had stopped).",
-                finished_at=now)
+            if Operation.objects.filter(pk=operation.pk, state=Operation.State.RUNNING).update(
+                    state=Operation.State.CANCELLED, error=f"Cancelled by {who} (its worker had stopped).",
+                    finished_at=now):
+                request_cleanup(environment)
     audit.record(user=user, action="operation.cancel", environment=environment, outcome="succeeded",
                  details={**details, "was": operation.state}, operation=operation, request=request, **target)
     operation.refresh_from_db()

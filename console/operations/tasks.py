@@ -19,3 +19,13 @@ def clean_leftovers() -> dict:
     """Partial downloads older than the grace period (those of operations reaped before it
     passed, and of any killed writer), through each engine's garbage collector."""
     return reaper.clean_leftovers(Environment.objects.all())
+
+
+@shared_task(name="console.operations.clean_environment")
+def clean_environment(environment_id: int) -> dict:
+    return reaper.clean_leftovers(Environment.objects.filter(pk=environment_id))
+
+
+def request_cleanup(environment) -> None:
+    """Have a worker (which reaches the engine) give back what a dead operation left there."""
+    clean_environment.delay(environment.pk)
