@@ -1,13 +1,22 @@
 """Start all of Berth in the foreground: ``python -m console.launcher``.
 
 It checks Redis (and starts a private one when none is running on the local
-default address), prepares the database, then runs the Celery worker and beat
-and daphne until Ctrl-C, which stops them all. Running it again is safe.
+default address), prepares the database, then runs the Celery worker and beat,
+the engine-event follower and daphne until Ctrl-C, which stops them all.
+
+It supervises them: a child that exits is started again after a back-off (1 s,
+doubling to 30 s; back to 1 s once it has run for a minute), and says so. Its
+children die with it, even when it is killed with SIGKILL (PR_SET_PDEATHSIG), and
+only one launcher runs per data directory (``launcher.pid``, flocked): a second
+one refuses to start and names the first.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -25,6 +34,68 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 def log(message: str) -> None:
     print(f"berth: {message}", flush=True)
+
+
+PR_SET_PDEATHSIG = 1
+BACKOFF_FIRST, BACKOFF_MAX, STABLE_AFTER = 1.0, 30.0, 60.0
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGTERM when the launcher dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def spawn(command: list[str], **kwargs) -> subprocess.Popen:
+    """A child in its own process group (stopped as a group) that dies with the launcher."""
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Hold ``launcher.pid`` in the data directory for as long as this process lives; exit
+    saying which launcher runs if another holds it."""
+    path = data_dir / "launcher.pid"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        sys.exit(f"berth: another launcher (pid {other}) is already running on {data_dir}; "
+                 "stop it first (Ctrl-C in its terminal, or kill " + other + ")")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+class Child:
+    """One supervised process: started again with a back-off whenever it exits."""
+
+    def __init__(self, name: str, command: list[str], proc: subprocess.Popen | None = None):
+        self.name, self.command, self.proc = name, command, proc
+        self.backoff = BACKOFF_FIRST
+        self.started_at = time.monotonic()
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.proc = spawn(self.command, cwd=BASE_DIR)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        log(f"started {self.name} (pid {self.proc.pid}): {' '.join(self.command)}")
+
+    def check(self, now: float) -> None:
+        """Notice an exit and schedule the restart; restart when due."""
+        if self.restart_at is None and self.proc is not None and self.proc.poll() is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # what it leaves of its group (a pool)
+            if now - self.started_at >= STABLE_AFTER:
+                self.backoff = BACKOFF_FIRST
+            log(f"{self.name} (pid {self.proc.pid}) exited with {self.proc.returncode}; "
+                f"restarting it in {self.backoff:.0f} s")
+            self.restart_at = now + self.backoff
+            self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+        if self.restart_at is not None and now >= self.restart_at:
+            self.start()
 
 
 def redis_reachable(url: str) -> str | None:
@@ -56,10 +127,10 @@ def ensure_redis(url: str, data_dir: Path) -> subprocess.Popen | None:
     redis_dir.mkdir(parents=True, exist_ok=True)
     port = parsed.port or 6379
     log(f"no Redis on port {port}; starting one for Berth")
-    proc = subprocess.Popen(
+    proc = spawn(
         [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(redis_dir),
          "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
     )
     for _ in range(50):
         if redis_reachable(url) is None:
@@ -79,17 +150,20 @@ def venv_command(command: list[str]) -> list[str]:
     return [str(script) if script.exists() else command[0], *command[1:]]
 
 
-def stop_all(children: list[subprocess.Popen], timeout: float = 15.0) -> None:
-    for child in reversed(children):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+def stop_all(children: list[Child], timeout: float = 15.0) -> None:
+    """SIGTERM each child's process group (their own children too), then SIGKILL what is left."""
+    running = [c.proc for c in reversed(children) if c.proc is not None and c.proc.poll() is None]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    for child in children:
+    for proc in running:
         try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,11 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     from django.conf import settings
 
-    children: list[subprocess.Popen] = []
-    redis_proc = ensure_redis(settings.REDIS_URL, settings.DATA_DIR)
-    if redis_proc:
-        children.append(redis_proc)
+    lock = lock_data_dir(settings.DATA_DIR)  # noqa: F841 (held until the process ends)
+    children: list[Child] = []
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
+        redis_proc = ensure_redis(settings.REDIS_URL, settings.DATA_DIR)
+        if redis_proc:
+            children.append(Child("redis", list(redis_proc.args), redis_proc))
         for command in processes.PREPARE:
             result = subprocess.run(venv_command(command), cwd=BASE_DIR)
             if result.returncode != 0:
@@ -113,16 +189,15 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         for name, command in (("worker", processes.worker()), ("beat", processes.beat()),
                               ("events", processes.follower()), ("web", processes.web(args.host, args.port))):
-            log(f"starting {name}: {' '.join(command)}")
-            children.append(subprocess.Popen(venv_command(command), cwd=BASE_DIR, start_new_session=True))
+            child = Child(name, venv_command(command))
+            child.start()
+            children.append(child)
         shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
         log(f"Berth is up on http://{shown_host}:{args.port}/  (Ctrl-C stops everything)")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         while True:
+            now = time.monotonic()
             for child in children:
-                if child.poll() is not None:
-                    log(f"'{' '.join(child.args)}' exited with {child.returncode}; stopping Berth")
-                    return 1
+                child.check(now)
             time.sleep(0.5)
     except KeyboardInterrupt:
         log("stopping…")

@@ -218,10 +218,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "console.images.clean_transfers",
         "schedule": 3600.0,
     },
-    "collect-garbage": {  # engine/gc.py: unused layers, trash, stale ingest files, events
-        "task": "console.core.tasks.collect_garbage",
-        "schedule": 3600.0,
-    },
 }
 
 # The audit log (console/audit). Retention archives then purges records older than this
@@ -236,6 +232,22 @@ BERTH_AUDIT_RECORDING_MAX_BYTES = int(os.environ.get("BERTH_AUDIT_RECORDING_MAX_
 BERTH_TRUSTED_PROXIES = env_list("BERTH_TRUSTED_PROXIES")
 CELERY_BEAT_SCHEDULE["audit-verify"] = {"task": "console.audit.verify", "schedule": BERTH_AUDIT_VERIFY_SECONDS}
 CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "console.audit.retention", "schedule": 24 * 3600.0}
+
+# Operations: a running one stamps its heartbeat this often; one not stamped for STALE
+# seconds has lost its worker and is reaped (marked failed, its leftovers cleaned) at every
+# worker's start and every REAP seconds. Partial downloads younger than the grace are kept;
+# older ones go at the reaping and at the engine's clean-up every GC seconds.
+BERTH_OPERATION_HEARTBEAT_SECONDS = float(os.environ.get("BERTH_OPERATION_HEARTBEAT_SECONDS", 10))
+BERTH_OPERATION_STALE_SECONDS = float(os.environ.get("BERTH_OPERATION_STALE_SECONDS", 60))
+BERTH_INGEST_GRACE_SECONDS = float(os.environ.get("BERTH_INGEST_GRACE_SECONDS", 600))
+CELERY_BEAT_SCHEDULE["reap-operations"] = {
+    "task": "console.operations.reap",
+    "schedule": float(os.environ.get("BERTH_OPERATION_REAP_SECONDS", 60)),
+}
+CELERY_BEAT_SCHEDULE["engine-clean-leftovers"] = {
+    "task": "console.operations.clean_leftovers",
+    "schedule": float(os.environ.get("BERTH_ENGINE_GC_SECONDS", 900)),
+}
 
 # The embedded engine on this host.
 ENGINE_ROOT = os.environ.get("BERTH_ENGINE_ROOT", "/var/lib/berth")

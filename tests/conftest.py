@@ -1,5 +1,7 @@
 import pytest
 
+from tests.support.services import prepare_engine
+
 pytest_plugins = ["tests.support.browser", "tests.support.worker"]
 
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -30,6 +32,7 @@ def console_engine():
     from tests.support.networks import remove_engine
 
     config = EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
+    prepare_engine(config)
     images = ImageStore(config)
     if not images.exists("test/busybox:latest"):
         busybox_image(images, ref="test/busybox:latest")

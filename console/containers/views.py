@@ -17,8 +17,9 @@ from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
 from console.core.pages import visible_rows
 from console.drivers import driver_for
+from console.drivers.base import EngineUnreachable
 from console.inventory.models import Container, Image, Network
-from console.inventory.reconcile import reconcile
+from console.inventory.tasks import request_reconcile
 from engine.errors import EngineError, NotFound
 
 PAGE_SIZE = 50
@@ -73,8 +74,11 @@ def container_detail(request, pk):
     driver = driver_for(environment)
     try:
         inspect = driver.inspect_container(container.container_id)
+    except EngineUnreachable as exc:  # not "gone": the mirror stays as it is
+        messages.error(request, str(exc))
+        return redirect("containers")
     except NotFound:
-        reconcile(environment, "containers")
+        request_reconcile(environment, "containers")
         messages.error(request, f"Container {container.name} is no longer on the engine.")
         return redirect("containers")
     logs = []
@@ -100,7 +104,7 @@ def container_create(request):
         try:
             initial = initial_from_inspect(driver_for(environment).inspect_container(source.container_id))
         except NotFound:
-            reconcile(environment, "containers")
+            request_reconcile(environment, "containers")
             messages.error(request, f"Container {source.name} is no longer on the engine.")
             return redirect("containers")
         if request.GET.get("replace") != "1":

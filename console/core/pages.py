@@ -70,11 +70,15 @@ def inspect_or_gone(request, environment, area: str, label: str, inspect):
     """``inspect()`` (the engine's view of a mirrored object), or None when the engine no
     longer has it: the mirror is reconciled and the user told (the caller goes back to the
     list)."""
-    from console.inventory.reconcile import reconcile
+    from console.drivers.base import EngineUnreachable
+    from console.inventory.tasks import request_reconcile
 
     try:
         return inspect()
+    except EngineUnreachable as exc:  # not "gone": the mirror stays as it is
+        messages.error(request, str(exc))
+        return None
     except NotFound:
-        reconcile(environment, area)
+        request_reconcile(environment, area)  # by a worker: this process may not see the engine
         messages.error(request, f"{label} is no longer on the engine.")
         return None

@@ -38,15 +38,3 @@ def refresh_engine_facts(environment_id: int | None = None) -> None:
             environment.save(update_fields=["facts", "facts_reported_at", "facts_reported_by"])
             message.update(state="fresh", facts=facts, reported_at=environment.facts_reported_at.isoformat())
         async_to_sync(layer.group_send)(environment.facts_group, message)
-
-
-@shared_task(name="console.core.tasks.collect_garbage")
-def collect_garbage() -> dict:
-    """Each engine's garbage collector on a schedule (Berth's also runs after removals)."""
-    summary = {}
-    for environment in Environment.objects.all():
-        try:
-            summary[environment.name] = driver_for(environment).collect_garbage()
-        except Exception:  # one broken environment must not stop the others
-            log.exception("garbage collection failed for %s", environment)
-    return summary

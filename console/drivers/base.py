@@ -11,22 +11,45 @@ import abc
 from collections.abc import Callable
 from typing import BinaryIO
 
+from engine.errors import EngineError
+
 Progress = Callable[[dict], None]
+
+
+class EngineUnreachable(EngineError):
+    """The engine cannot be read from this process (its root or its state is missing or
+    unreadable). Never the same as an empty engine: whoever gets it keeps what it knows."""
+
+
+class OperationCancelled(Exception):
+    """The operation that asked for this work was cancelled; the driver stopped it."""
 
 
 class EngineDriver(abc.ABC):
     def __init__(self, environment):
         self.environment = environment
+        # Set by the operation runner: True once the operation is cancelled. Long work (a
+        # build, a save, a load) asks it between steps and chunks and raises OperationCancelled.
+        self.cancelled: Callable[[], bool] = lambda: False
+
+    def check_cancelled(self) -> None:
+        if self.cancelled():
+            raise OperationCancelled("cancelled")
+
+    def prepare(self) -> None:
+        """Create the engine's state where this process owns the engine (the worker, at start).
+        Nothing else creates it: a process that finds none reports the engine unreachable."""
+        return None
+
+    def clean_leftovers(self, grace_seconds: float) -> dict:
+        """Give back what interrupted operations left behind (partial downloads...);
+        returns what was freed. Nothing to do by default."""
+        return {}
 
     @abc.abstractmethod
     def facts(self) -> dict:
         """What the engine reports about its host: runtime, storage, kernel, cgroups (and,
         where it knows, ``reclaimable_bytes``: what a full system prune would give back)."""
-
-    def collect_garbage(self) -> dict | None:
-        """Give back space nothing uses (Berth's engine/gc.py); None where the engine does it
-        itself."""
-        return None
 
     # -- images ---------------------------------------------------------------------
     @abc.abstractmethod

@@ -1,12 +1,20 @@
-"""The embedded engine on this host, called in-process by the Celery worker."""
+"""The embedded engine on this host, called in-process by the Celery worker.
+
+Only the worker creates the engine's state (``prepare``, at its start). Everywhere
+else a missing or unreadable root, or a missing state directory, is
+``EngineUnreachable``: a web process without the engine's volume must never read
+"no containers" where it should read "cannot see the engine".
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 from django.conf import settings
 
-from console.drivers.base import EngineDriver
+from console.drivers.base import EngineDriver, EngineUnreachable
 from engine import archive, distribution, events, gc, host
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
@@ -29,10 +37,76 @@ def image_summary(image: Image) -> dict:
     }
 
 
+
+
+def _unreachable(root: Path, why: str) -> EngineUnreachable:
+    return EngineUnreachable(f"the engine at {root} cannot be reached from this process: {why}")
+
+
+def check_readable_dir(path: Path, root: Path) -> None:
+    """EngineUnreachable unless ``path`` is a directory this process can list."""
+    try:
+        with os.scandir(path) as entries:
+            next(entries, None)
+    except FileNotFoundError:
+        what = "it does not exist" if path == root else f"{path.name}/ is missing"
+        raise _unreachable(root, what + " (is the engine's volume mounted here?)") from None
+    except NotADirectoryError:
+        raise _unreachable(root, f"{path} is not a directory") from None
+    except OSError as exc:
+        raise _unreachable(root, f"{path} cannot be read ({exc.strerror})") from None
+
+
+def reading(state_dir: str):
+    """For a listing the mirror is rebuilt from: its state must be there and readable, and any
+    OSError while reading means "unreachable", never "empty"."""
+    def wrap(method):
+        @functools.wraps(method)
+        def read(self, *args, **kwargs):
+            config = self.config
+            check_readable_dir(config.root / state_dir, config.root)
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as exc:
+                raise _unreachable(config.root, f"reading {state_dir} failed ({exc})") from None
+        return read
+    return wrap
+
+
+class _Stoppable:
+    """A file whose every read and write first asks whether the operation was cancelled."""
+
+    def __init__(self, file, check):
+        self._file, self._check = file, check
+
+    def read(self, *args):
+        self._check()
+        return self._file.read(*args)
+
+    def write(self, data):
+        self._check()
+        return self._file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
 class LocalEngineDriver(EngineDriver):
     @property
     def config(self) -> EngineConfig:
-        return EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
+        root = Path(settings.ENGINE_ROOT)
+        # Checked before any store is opened: opening one would create the root here.
+        check_readable_dir(root, root)
+        return EngineConfig(root=root, run_root=Path(settings.ENGINE_RUN_ROOT))
+
+    def prepare(self) -> None:
+        root = Path(settings.ENGINE_ROOT)
+        root.mkdir(parents=True, exist_ok=True)
+        config = EngineConfig(root=root, run_root=Path(settings.ENGINE_RUN_ROOT))
+        ImageStore(config)
+        Containers(config)
+        Volumes(config)
+        Networks(config)
 
     @property
     def images(self) -> ImageStore:
@@ -48,10 +122,13 @@ class LocalEngineDriver(EngineDriver):
     def facts(self) -> dict:
         return {**host.facts(self.config), "reclaimable_bytes": gc.reclaimable(self.config)}
 
-    def collect_garbage(self) -> dict:
-        return gc.collect(self.config).as_dict()
+    def clean_leftovers(self, grace_seconds: float) -> dict:
+        # engine/gc.py is the one owner of clean-up: partial downloads older than the grace,
+        # trash of interrupted removals, unused layers, the events log.
+        return gc.collect(self.config, ingest_grace=grace_seconds).as_dict()
 
     # -- images ---------------------------------------------------------------------
+    @reading("images")
     def list_images(self) -> list[dict]:
         # As `docker images`: a build's intermediate steps are not listed.
         return [image_summary(image) for image in self.images.list()]
@@ -79,12 +156,13 @@ class LocalEngineDriver(EngineDriver):
         return self.images.prune(all=all)
 
     def save_images(self, names, out) -> None:
-        archive.save(self.images, names, out)
+        archive.save(self.images, names, _Stoppable(out, self.check_cancelled))
 
     def load_images(self, tar) -> list[dict]:
-        return [image_summary(image) for image in archive.load(self.images, tar)]
+        return [image_summary(image) for image in archive.load(self.images, _Stoppable(tar, self.check_cancelled))]
 
     # -- containers -----------------------------------------------------------------
+    @reading("containers")
     def list_containers(self) -> list[dict]:
         """``docker ps -a`` JSON, with the published ports as ``docker ps`` shows them."""
         networks = self.networks
@@ -174,6 +252,7 @@ class LocalEngineDriver(EngineDriver):
     def volumes(self) -> Volumes:
         return Volumes(self.config)
 
+    @reading("volumes")
     def list_volumes(self, size: bool = False) -> list[dict]:
         return self.volumes.list(size=size)
 
@@ -194,6 +273,7 @@ class LocalEngineDriver(EngineDriver):
     def networks(self) -> Networks:
         return Networks(self.config)
 
+    @reading("networks")
     def list_networks(self) -> list[dict]:
         return self.networks.list()
 
@@ -215,5 +295,6 @@ class LocalEngineDriver(EngineDriver):
                     no_cache: bool = False) -> dict:
         from engine import build
 
-        image = build.build(self.config, context, dockerfile, tags=tags, on_line=on_line, no_cache=no_cache)
+        image = build.build(self.config, context, dockerfile, tags=tags, on_line=on_line, no_cache=no_cache,
+                            cancelled=self.cancelled)
         return image_summary(image)

@@ -18,6 +18,7 @@ from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
 from console.drivers import driver_for
+from console.drivers.base import EngineUnreachable
 from console.inventory.reconcile import reconcile
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class EnvironmentFollower(threading.Thread):
                     self._note(event)
                     async_to_sync(layer.group_send)(events_group(self.environment),
                                                     {"type": "engine.event", "event": event})
+            except EngineUnreachable as exc:  # no engine to follow yet: the rows stay as they are
+                log.warning("following %s paused: %s; retrying", self.environment, exc)
+                self.stop_event.wait(5)
             except Exception:
                 log.exception("following %s failed; retrying", self.environment)
                 self.stop_event.wait(2)

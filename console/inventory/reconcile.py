@@ -1,7 +1,12 @@
 """Make the mirror match the engine, idempotently.
 
-Called after each operation, periodically by beat, and on engine events.
-Changes made outside the console, with ``python -m engine``, show up the same way.
+Called after each operation, periodically by beat, and on engine events: always in a
+process that reaches the engine (the worker, the follower); a page asks a worker with
+``console.inventory.tasks.request_reconcile``. Changes made outside the console, with
+``python -m engine``, show up the same way.
+
+A driver that cannot read the engine raises ``EngineUnreachable`` before anything is
+compared: the pass aborts and every row and ownership record stays.
 """
 
 from __future__ import annotations

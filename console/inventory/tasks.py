@@ -1,10 +1,13 @@
-"""Periodic reconcile of every environment's mirror."""
+"""Reconciles run in the worker, where the engine is reached: periodically for every
+environment, and on request (``request_reconcile``) from processes that cannot see the
+engine themselves, such as the web server."""
 
 import logging
 
 from celery import shared_task
 
 from console.core.models import Environment
+from console.drivers.base import EngineUnreachable
 from console.inventory.reconcile import RECONCILERS, reconcile
 
 log = logging.getLogger(__name__)
@@ -18,6 +21,27 @@ def reconcile_all() -> dict:
             try:
                 options = {"sizes": True} if kind == "volumes" else {}
                 summary[f"{environment.name}.{kind}"] = reconcile(environment, kind, **options)
+            except EngineUnreachable as exc:  # the rows stay as they were
+                log.warning("reconcile of %s in %s skipped: %s", kind, environment, exc)
             except Exception:  # one broken environment must not stop the others
                 log.exception("reconcile of %s in %s failed", kind, environment)
     return summary
+
+
+@shared_task(name="console.inventory.reconcile")
+def reconcile_one(environment_id: int, kind: str) -> dict | None:
+    environment = Environment.objects.filter(pk=environment_id).first()
+    if environment is None or kind not in RECONCILERS:
+        return None
+    try:
+        return reconcile(environment, kind)
+    except EngineUnreachable as exc:
+        log.warning("reconcile of %s in %s skipped: %s", kind, environment, exc)
+        return None
+
+
+def request_reconcile(environment, kind: str) -> None:
+    """Have a worker reconcile ``kind`` of ``environment`` (a page found the mirror stale)."""
+    if kind not in RECONCILERS:
+        raise ValueError(f"unknown inventory kind {kind!r}")
+    reconcile_one.delay(environment.pk, kind)

@@ -13,6 +13,9 @@ from django.db import models
 
 from console.core.models import Environment
 
+# Long work that a user can stop half-way (pull, push, build, load, export).
+CANCELLABLE = frozenset({"image.pull", "image.push", "image.build", "image.load", "image.save"})
+
 
 class Operation(models.Model):
     class State(models.TextChoices):
@@ -41,6 +44,13 @@ class Operation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # While running: the worker (Celery node name) and its last sign of life. A running
+    # operation whose heartbeat is stale is reaped (console.operations.reaper).
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Asked to stop (the task sees it between chunks, lines and layers).
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.CharField(max_length=150, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -53,6 +63,11 @@ class Operation(models.Model):
     @property
     def finished(self) -> bool:
         return self.state in self.FINISHED
+
+    @property
+    def cancellable(self) -> bool:
+        """Long transfers and builds can be cancelled while queued or running."""
+        return self.action in CANCELLABLE and not self.finished
 
     @property
     def group(self) -> str:

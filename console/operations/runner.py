@@ -5,11 +5,17 @@ permission="images.pull")``. It calls the engine through ``ctx.driver``,
 reports progress with ``ctx.progress(...)`` / ``ctx.line(...)``, and returns the
 result to store. Engine errors become the operation's error in the engine's
 words; the permission is checked again when the task runs.
+
+While a handler runs, a heartbeat thread stamps the row (``heartbeat_at``) so that the
+reaper can tell a live operation from one whose worker died, and watches for a cancel
+request: the driver then stops the work at its next chunk, line or layer, leaving no
+partial file, and the operation ends "cancelled".
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +23,15 @@ from dataclasses import dataclass, field
 from asgiref.sync import async_to_sync
 from celery import shared_task
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.utils import timezone
 
 from console.access import ownership
 from console.access.permissions import has_permission
 from console.drivers import driver_for
+from console.drivers.base import OperationCancelled
 from console.operations.models import Operation
 from engine.errors import EngineError
 
@@ -57,18 +66,28 @@ class OperationContext:
     notify_every: float = 0.1
     _last_save: float = field(default=0.0)
     _last_notify: float = field(default=0.0)
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
     def parameters(self) -> dict:
         return self.operation.parameters
 
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise OperationCancelled("cancelled")
+
     def progress(self, event: dict) -> None:
         """A per-layer progress event from the engine: {"id", "status", "current", "total"}."""
+        self.check_cancelled()
         layers = self.operation.progress.setdefault("layers", {})
         layers[event["id"]] = {k: event.get(k) for k in ("status", "current", "total")}
         self._flush(force=event.get("status") not in ("Downloading", "Pushing"))
 
     def line(self, text: str) -> None:
+        self.check_cancelled()
         lines = self.operation.progress.setdefault("lines", [])
         lines.append(text)
         del lines[:-MAX_LINES]
@@ -78,7 +97,8 @@ class OperationContext:
     def _flush(self, force: bool, notify: bool = True) -> None:
         now = time.monotonic()
         if force or now - self._last_save >= self.save_every:
-            Operation.objects.filter(pk=self.operation.pk).update(progress=self.operation.progress)
+            Operation.objects.filter(pk=self.operation.pk).update(progress=self.operation.progress,
+                                                                  heartbeat_at=timezone.now())
             self._last_save = now
         if notify and (force or now - self._last_notify >= self.notify_every):
             publish(self.operation, {"kind": "progress"})
@@ -93,6 +113,56 @@ def publish(operation: Operation, message: dict) -> None:
     async_to_sync(layer.group_send)(f"operations.{operation.environment_id}", payload)
 
 
+class Heartbeat(threading.Thread):
+    """Beside the handler: stamps ``heartbeat_at`` every HEARTBEAT seconds (the handler may
+    block for long without progress) and polls the row for a cancel request."""
+
+    def __init__(self, ctx: OperationContext):
+        super().__init__(name=f"heartbeat-{ctx.operation.pk}", daemon=True)
+        self.ctx = ctx
+        self.every = float(settings.BERTH_OPERATION_HEARTBEAT_SECONDS)
+        self.poll = min(self.every, 0.5)
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        pk = self.ctx.operation.pk
+        last_beat = time.monotonic()
+        try:
+            while not self.done.wait(self.poll):
+                try:
+                    if Operation.objects.filter(pk=pk, cancel_requested_at__isnull=False).exists():
+                        self.ctx.cancel.set()
+                    if time.monotonic() - last_beat >= self.every:
+                        Operation.objects.filter(pk=pk, state=Operation.State.RUNNING).update(
+                            heartbeat_at=timezone.now())
+                        last_beat = time.monotonic()
+                except Exception:  # a database hiccup must not end the operation
+                    log.exception("heartbeat of operation %s failed", pk)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=10)
+
+
+def _claim(operation: Operation, worker: str) -> bool:
+    """QUEUED -> RUNNING, once: a second delivery, or a cancel that came first, loses."""
+    now = timezone.now()
+    claimed = Operation.objects.filter(pk=operation.pk, state=Operation.State.QUEUED).update(
+        state=Operation.State.RUNNING, started_at=now, heartbeat_at=now, worker=worker)
+    if claimed:
+        operation.state, operation.started_at, operation.heartbeat_at = Operation.State.RUNNING, now, now
+        operation.worker = worker
+    return bool(claimed)
+
+
+def _cancelled_error(operation: Operation) -> str:
+    operation.refresh_from_db(fields=["cancel_requested_by"])
+    who = operation.cancel_requested_by
+    return f"Cancelled by {who}." if who else "Cancelled."
+
+
 def _finish(operation: Operation, state: str, *, result: dict | None = None, error: str = "") -> None:
     operation.state = state
     operation.result = result or {}
@@ -101,8 +171,8 @@ def _finish(operation: Operation, state: str, *, result: dict | None = None, err
     operation.save(update_fields=["state", "result", "error", "finished_at", "progress"])
 
 
-@shared_task(name="console.operations.run")
-def run_operation(operation_id: str) -> str:
+@shared_task(name="console.operations.run", bind=True)
+def run_operation(self, operation_id: str) -> str:
     from console.inventory.reconcile import reconcile
 
     try:
@@ -123,15 +193,20 @@ def run_operation(operation_id: str) -> str:
         publish(operation, {"kind": "state"})
         return operation.state
 
-    operation.state = Operation.State.RUNNING
-    operation.started_at = timezone.now()
-    operation.save(update_fields=["state", "started_at"])
+    if not _claim(operation, self.request.hostname or ""):
+        operation.refresh_from_db()
+        return operation.state  # delivered twice, or cancelled while queued
     publish(operation, {"kind": "state"})
     driver = driver_for(operation.environment)
     ctx = OperationContext(operation, driver)
+    driver.cancelled = ctx.cancelled
+    heartbeat = Heartbeat(ctx)
+    heartbeat.start()
     state, result, error = Operation.State.SUCCEEDED, {}, ""
     try:
         result = spec.func(ctx) or {}
+    except OperationCancelled:
+        state, error = Operation.State.CANCELLED, _cancelled_error(operation)
     except PermissionDenied as exc:  # a handler's own check of what the user may still do
         state, error = Operation.State.CANCELLED, str(exc)
     except EngineError as exc:
@@ -139,6 +214,11 @@ def run_operation(operation_id: str) -> str:
     except Exception as exc:
         log.exception("operation %s (%s) failed", operation.pk, operation.action)
         state, error = Operation.State.FAILED, f"Internal error: {exc.__class__.__name__}: {exc}"
+    finally:
+        heartbeat.stop()
+    if state == Operation.State.FAILED and ctx.cancelled():
+        # The engine's own words for a stop we asked for (a build says "the build was cancelled").
+        state, error = Operation.State.CANCELLED, _cancelled_error(operation)
     # The mirror is brought up to date before the operation says it is done, so that
     # whoever sees "succeeded" sees its effect in the lists too.
     for kind in spec.reconcile:

@@ -50,3 +50,55 @@ def visible_operations(user, environment):
     if not has_permission(user, "operations.view", environment):
         return qs.none()
     return qs
+
+
+def cancel(*, user, operation: Operation, request=None) -> Operation:
+    """Stop a queued or running operation (pull, push, build, load, export). Whoever may see
+    the operation and may do what it does may cancel it. A queued one ends at once; a running
+    one is flagged and its task stops at its next chunk, line or layer (see runner.Heartbeat);
+    one whose worker is gone ends at once too. Audited, refusals included."""
+    from django.utils import timezone
+
+    from console.access.permissions import restrict
+    from console.operations.reaper import is_stale
+    from console.operations.runner import HANDLERS, publish
+    from console.operations.tasks import request_cleanup
+
+    environment = operation.environment
+    spec = HANDLERS.get(operation.action)
+    resource = (operation.target_type, operation.target_id) if operation.target_id else None
+    details = {"action": operation.action}
+    target = {"target_type": "operation", "target_id": str(operation.pk),
+              "target_name": f"{operation.action} {operation.target_name}".strip()}
+    visible = restrict(visible_operations(user, environment), user, "operations.view", environment)
+    try:
+        if spec is None or not visible.filter(pk=operation.pk).exists():
+            raise PermissionDenied("You may not cancel this operation.")
+        require(user, spec.permission, environment, resource)
+    except PermissionDenied:
+        audit.record(user=user, action="operation.cancel", environment=environment, outcome="denied",
+                     details=details, operation=operation, request=request, **target)
+        raise
+    operation.refresh_from_db()
+    if not operation.cancellable:
+        raise ValueError(f"This operation is {operation.state}; only a running or queued "
+                         "pull, push, build, import or export can be cancelled.")
+    who, now = user.get_username(), timezone.now()
+    ended = Operation.objects.filter(pk=operation.pk, state=Operation.State.QUEUED).update(
+        state=Operation.State.CANCELLED, error=f"Cancelled by {who}.", finished_at=now,
+        cancel_requested_at=now, cancel_requested_by=who)
+    if not ended:
+        Operation.objects.filter(pk=operation.pk, state=Operation.State.RUNNING).update(
+            cancel_requested_at=now, cancel_requested_by=who)
+        operation.refresh_from_db()
+        if operation.state == Operation.State.RUNNING and is_stale(operation):
+            # Nobody runs it any more: nobody else will end it.
+            if Operation.objects.filter(pk=operation.pk, state=Operation.State.RUNNING).update(
+                    state=Operation.State.CANCELLED, error=f"Cancelled by {who} (its worker had stopped).",
+                    finished_at=now):
+                request_cleanup(environment)
+    audit.record(user=user, action="operation.cancel", environment=environment, outcome="succeeded",
+                 details={**details, "was": operation.state}, operation=operation, request=request, **target)
+    operation.refresh_from_db()
+    publish(operation, {"kind": "state"})
+    return operation

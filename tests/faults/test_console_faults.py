@@ -41,13 +41,13 @@ def test_list_and_detail_say_unsupervised(admin_client, console_engine):
 def test_beat_collects_garbage_and_the_dashboard_shows_reclaimable_space(admin_client, console_engine):
     from django.template.loader import render_to_string
 
-    from console.core.tasks import collect_garbage
     from console.drivers import driver_for
+    from console.operations.tasks import clean_leftovers
 
     trash = console_engine.root / "snapshots" / ".trash-beefcafe-x"
     (trash / "snapshot").mkdir(parents=True)
     local = Environment.objects.get(name="local")
-    summary = collect_garbage()
+    summary = clean_leftovers()
     assert summary["local"]["trash"] >= 1 and not trash.exists()
     facts = driver_for(local).facts()
     assert facts["reclaimable_bytes"] >= 0

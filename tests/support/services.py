@@ -57,6 +57,17 @@ def start_redis() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+def prepare_engine(config) -> None:
+    """The engine's state, as the console's worker creates it at its start."""
+    from engine.containers import Containers
+    from engine.images import ImageStore
+    from engine.networks import Networks
+    from engine.volumes import Volumes
+
+    for store in (ImageStore, Containers, Volumes, Networks):
+        store(config)
+
+
 def _remove_engine_leftovers() -> None:
     """Whatever containers and networks tests left in the session's engine root."""
     root = os.environ.get("BERTH_ENGINE_ROOT", "")
@@ -90,6 +101,11 @@ def pytest_load_initial_conftests(early_config, parser, args):
     # `python -m engine` in tests runs in its own process (a killed CLI is a killed command;
     # no server outlives a test's scratch root); tests/engine/test_cliserver.py turns it on.
     os.environ["BERTH_ENGINE_CLI_SERVER"] = "0"
+    # The session's engine as the console's worker prepares it at its start (Celery's testing
+    # worker, a thread, does not send worker_ready).
+    from engine.config import EngineConfig
+
+    prepare_engine(EngineConfig.from_env())
     if "BERTH_REDIS_URL" not in os.environ:
         os.environ["BERTH_REDIS_URL"] = start_redis()
     atexit.register(_cleanup)
