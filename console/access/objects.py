@@ -104,7 +104,8 @@ def names(user, environment, refs, driver, permission: str = "images.tag") -> No
         if data is None or not _named(data, ref):
             continue  # a free name
         if not ownership.may_change_name(user, environment, ref, data["Id"]):
-            raise ValidationError(f"The name {ref} is not available: it is held by others. Pick another.",
+            raise ValidationError(f"The name {ownership.name_key(ref)} is not available: it is held by others. "
+                                  "Pick another.",
                                   code="name_taken")
 
 

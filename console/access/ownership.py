@@ -243,7 +243,7 @@ def image_ids_named_for(user, environment) -> set[str]:
     return {image_id for image_id, tags, digests in
             Image.objects.filter(environment=environment).filter(near)
             .values_list("image_id", "repo_tags", "repo_digests")
-            if names.intersection(tags or [], digests or [])}
+            if not names.isdisjoint([*(tags or []), *(digests or [])])}
 
 
 def may_change_name(user, environment, name: str, image_id: str) -> bool:
