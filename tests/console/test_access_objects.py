@@ -416,3 +416,155 @@ def test_the_create_form_lists_only_visible_networks(client, world):
     page = client.get(reverse("container_create")).content.decode()
     assert Network.objects.filter(name="objs-alice-net").exists()
     assert "objs-alice-net" not in page and "objs-hidden-net" not in page
+
+
+# -- what a refusal tells --------------------------------------------------------------------
+
+def test_name_collisions_do_not_tell_what_exists(client, world):
+    from console.inventory.models import Container
+    from console.networks import services as networks
+    from console.volumes import services as volumes
+
+    local, users = world["local"], world["users"]
+    row = Container.objects.create(environment=local, container_id="c" * 64, name="alices-web", state="exited")
+    own(local, "container", row.container_id, users["alice"], [world["team"]])
+    mine = "objs/dave-own:1"
+    with pytest.raises(ValidationError) as refused:
+        containers.create(users["dave"], local, spec(mine, name="alices-web"))
+    assert refused.value.messages == ["The name alices-web is not available: pick another."]
+    with pytest.raises(ValidationError, match="already in use by another container"):
+        containers.create(users["carol"], local, spec("objs/carol-own:1", name="alices-web"))  # she sees it
+    with pytest.raises(ValidationError, match="not available"):
+        volumes.create(users["dave"], local, "objs-hidden-data")
+    with pytest.raises(ValidationError, match="exists already"):
+        volumes.create(users["carol"], local, "objs-alice-data")
+    with pytest.raises(ValidationError, match="not available"):
+        networks.create(users["dave"], local, "objs-hidden-net")
+    hidden = Network.objects.get(environment=local, name="objs-hidden-net")
+    with pytest.raises(ValidationError) as overlap:
+        networks.create(users["dave"], local, "daves-net", subnet=hidden.subnet)
+    assert overlap.value.messages == ["Overlaps a subnet already in use: pick another."]
+    client.force_login(users["dave"])
+    page = client.post(reverse("volumes"), {"name": "objs-hidden-data"}).content.decode()
+    assert "not available" in page and "exists already" not in page
+    assert not Operation.objects.exists()
+
+
+def test_without_the_permission_nothing_is_told(world):
+    """A Read-only user learns nothing from a create's errors: the permission comes first."""
+    local = world["local"]
+    reader = User.objects.create_user("reader")
+    grant(reader, "read-only", local)
+    for attempt in (lambda: containers.create(reader, local, spec("objs/hidden:1", name="x")),
+                    lambda: containers.create(reader, local, spec("busybox", volumes=["/no/such:/x"]))):
+        with pytest.raises(PermissionDenied):
+            attempt()
+
+
+def test_the_ownership_form_offers_only_teammates_and_teams(client, world):
+    from console.access import ownership
+
+    local, users, team = world["local"], world["users"], world["team"]
+    other_team = Team.objects.create(name="payments")
+    image = world["images"]["alice"]
+    url = reverse("ownership", args=["image", image.id])
+    client.force_login(users["alice"])
+    page = client.get(url).content.decode()
+    assert "carol" in page and "web" in page
+    assert "dave" not in page and "payments" not in page
+    response = client.post(url, {"visibility": "restricted", "users": [users["dave"].pk]})
+    assert response.status_code == 400
+    with pytest.raises(ValidationError):
+        ownership.change(users["alice"], local, "image", image.id, visibility="restricted", users=[users["dave"]])
+    with pytest.raises(ValidationError):
+        ownership.change(users["alice"], local, "image", image.id, visibility="restricted", teams=[other_team])
+    # An administrator shares it with dave; alice, saving the form, does not remove him unknowingly.
+    admin = User.objects.create_user("root", is_superuser=True)
+    client.force_login(admin)
+    assert "dave" in client.get(url).content.decode()
+    ownership.change(admin, local, "image", image.id, visibility="restricted", users=[users["dave"]], teams=[team])
+    client.force_login(users["alice"])
+    assert client.post(url, {"visibility": "restricted", "users": [users["carol"].pk]}).status_code == 302
+    record = Ownership.objects.get(kind="image", engine_id=image.id)
+    assert set(record.users.all()) == {users["carol"], users["dave"]}
+
+
+@pytest.mark.parametrize("path", ["/no/such/path", "/etc"])
+def test_a_host_path_is_refused_before_it_is_looked_at(client, world, path):
+    dave, local = world["users"]["dave"], world["local"]
+    client.force_login(dave)
+    response = client.post(reverse("container_create"), {"image": "objs/dave-own:1", "network": "none",
+                                                          "restart": "no", "volumes": f"{path}:/x"})
+    page = response.content.decode()
+    assert response.status_code == 400 and "only administrators may mount host paths" in page
+    assert "does not exist" not in page
+    with pytest.raises(PermissionDenied, match="host paths"):
+        containers.create(dave, local, spec("objs/dave-own:1", volumes=[f"{path}:/x"]))
+
+
+@pytest.mark.parametrize("hostname", ["bad_host", "-web", "web-", "a" * 64, "web..internal", "wéb"])
+def test_hostnames_are_checked(client, world, hostname):
+    dave, local = world["users"]["dave"], world["local"]
+    client.force_login(dave)
+    response = client.post(reverse("container_create"), {"image": "objs/dave-own:1", "network": "none",
+                                                          "restart": "no", "hostname": hostname})
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "labels separated by dots" in page or "at most 63 characters" in page  # the field's own limit
+    with pytest.raises(ValidationError, match="labels separated by dots"):
+        containers.create(dave, local, spec("objs/dave-own:1", hostname=hostname))
+    operation = containers.create(dave, local, spec("objs/dave-own:1", hostname="web-1.internal"))
+    assert operation.parameters["spec"]["hostname"] == "web-1.internal"
+
+
+def test_the_build_audit_record_names_what_was_built(world):
+    import hashlib
+    import io
+    import tarfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from console.audit.models import AuditEvent
+
+    alice, local = world["users"]["alice"], world["local"]
+    dockerfile = "FROM objs/alice:1\n" + "".join(f"LABEL n{i}=x\n" for i in range(2000))  # > 16 KiB
+    images.build(alice, local, dockerfile, ["objs/audited:1"])
+    details = AuditEvent.objects.get(action="image.build", outcome="queued").details
+    assert details["dockerfile_sha256"] == "sha256:" + hashlib.sha256(dockerfile.encode()).hexdigest()
+    assert details["dockerfile_text"] == dockerfile[:16 * 1024] and details["dockerfile_truncated"] is True
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(b"FROM objs/alice:1\n")
+        tar.addfile(info, io.BytesIO(b"FROM objs/alice:1\n"))
+    images.build(alice, local, "", [], context=SimpleUploadedFile("c.tar", data.getvalue()))
+    details = AuditEvent.objects.filter(action="image.build", outcome="queued").order_by("-id")[0].details
+    assert details["context_sha256"] == "sha256:" + hashlib.sha256(data.getvalue()).hexdigest()
+    assert details["dockerfile_text"] == "FROM objs/alice:1\n"
+
+
+def test_a_contexts_dockerfile_is_checked_too(world):
+    import io
+    import tarfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    def context(**members):
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            for name, body in members.items():
+                info = tarfile.TarInfo(name)
+                if isinstance(body, tuple):  # a symlink
+                    info.type, info.linkname = tarfile.SYMTYPE, body[0]
+                    tar.addfile(info)
+                else:
+                    info.size = len(body)
+                    tar.addfile(info, io.BytesIO(body))
+        return SimpleUploadedFile("c.tar", data.getvalue())
+
+    dave, local = world["users"]["dave"], world["local"]
+    with pytest.raises(ValidationError, match="No such image"):
+        images.build(dave, local, "", [], context=context(Dockerfile=b"FROM objs/hidden:1\n"))
+    with pytest.raises(ValidationError, match="regular file"):
+        images.build(dave, local, "", [], context=context(Dockerfile=("/etc/hostname",)))
+    assert not Operation.objects.exists()
