@@ -246,6 +246,31 @@ def image_ids_named_for(user, environment) -> set[str]:
             if not names.isdisjoint([*(tags or []), *(digests or [])])}
 
 
+def visible_names(user, environment, rows) -> None:
+    """Leave on each image row (not saved) only the names ``user`` may see: one seen through
+    its own record, or, with no record, through the image's ownership. An image seen through
+    one's own name does not show the names others put on it."""
+    from console.access.models import Ownership
+
+    rows = list(rows)
+    names = {name for row in rows for name in [*(row.repo_tags or []), *(row.repo_digests or [])]}
+    records = dict(Ownership.objects.filter(environment=environment, kind=NAME_KIND, engine_id__in=names)
+                   .values_list("engine_id", "pk"))
+    seen_records = set(Ownership.objects.filter(pk__in=records.values()).filter(visible_q(user))
+                       .values_list("engine_id", flat=True))
+    seen_images = set(visible_ids(user, environment, "image").filter(
+        engine_id__in=[row.image_id for row in rows]).values_list("engine_id", flat=True))
+    def seen(row, name):
+        return name in seen_records or (name not in records and row.image_id in seen_images)
+
+    for row in rows:
+        row.repo_tags = [name for name in row.repo_tags or [] if seen(row, name)]
+        repositories = {tag.rsplit(":", 1)[0] for tag in row.repo_tags}
+        row.repo_digests = [name for name in row.repo_digests or []
+                            if seen(row, name) or name.split("@", 1)[0] in repositories]
+        row.name = row.repo_tags[0] if row.repo_tags else ""
+
+
 def may_change_name(user, environment, name: str, image_id: str) -> bool:
     """May ``user`` (with an owned-scope role) move or remove ``name``, now on ``image_id``?
     Its holders may; a name with no record (made outside the console, or before names were

@@ -340,7 +340,7 @@ def test_an_export_names_only_visible_images_and_the_task_checks_them_again(worl
 
 # -- names and identical images -----------------------------------------------------------
 
-def test_an_identical_image_shares_nothing_and_its_names_stay_their_holders(world, engine):
+def test_an_identical_image_shares_nothing_and_its_names_stay_their_holders(client, world, engine):
     """alice makes an image identical to bob's (the same bytes, so the same ID): she holds the
     name she put on it, sees the image through it, and neither joins bob's sharing list nor
     may remove bob's names or the image."""
@@ -370,6 +370,10 @@ def test_an_identical_image_shares_nothing_and_its_names_stay_their_holders(worl
     assert record.owner == bob and not record.users.exists() and not record.teams.exists()
     row.refresh_from_db()
     assert images_for(alice, local).filter(pk=row.pk).exists()  # through her name
+    client.force_login(alice)
+    for page in (client.get(reverse("images")), client.get(reverse("image_detail", args=[row.pk]))):
+        assert "objs/alice-copy:1" in page.content.decode()
+        assert "objs/bob-secret" not in page.content.decode()  # bob's names are not shown to her
     with pytest.raises(PermissionDenied, match="held by others"):
         images.remove(alice, local, row, tag="objs/bob-secret:1")
     with pytest.raises(PermissionDenied, match="Names held by others"):
