@@ -13,6 +13,14 @@ The hook for operations that create something: ``record_created(operation, kind,
 engine_id)``. The runner calls ``record_from_result(operation, result)`` after a
 successful operation, which understands ``result["created"] = {"kind", "id"}``
 and a few known actions.
+
+Images are content: anyone who builds or pulls the same bytes gets the same ID, so an
+image's ID proves nothing about who made it. What a user did is recorded on the *names*
+they put on images (``NAME_KIND`` rows keyed by the familiar name, ``busybox:latest``):
+whoever put a name there holds it (with the same owner, users, teams and visibility as
+any resource). A user sees an image through its own ownership or through a name they
+hold, and moves or removes a name only when they hold it (``may_change_name``): making
+an identical image never adds anyone to another owner's sharing list.
 """
 
 from __future__ import annotations
@@ -40,6 +48,17 @@ CREATING_ACTIONS: dict[str, tuple[str, str]] = {
     "volume.create": ("volume", "name"),
     "network.create": ("network", "id"),
 }
+
+
+NAME_KIND = "tag"  # an image's name (a tag or a repo digest), keyed by its familiar form
+
+
+def name_key(text: str) -> str:
+    """``busybox`` -> ``busybox:latest``: the form the mirror's repo_tags and repo_digests use."""
+    from engine.reference import parse
+
+    ref = parse(text)
+    return ref.without_digest().familiar if ref.tag and ref.digest else ref.familiar
 
 
 def register(model_label: str, kind: str, id_field: str) -> None:
@@ -86,7 +105,9 @@ def visible_ids(user, environment, kind: str):
 
 
 def can_see(user, environment, kind: str, engine_id: str) -> bool:
-    return visible_ids(user, environment, kind).filter(engine_id=engine_id).exists()
+    if visible_ids(user, environment, kind).filter(engine_id=engine_id).exists():
+        return True
+    return kind == "image" and engine_id in image_ids_named_for(user, environment)
 
 
 def ownership_of(environment, kind: str, engine_id: str):
@@ -111,7 +132,8 @@ def record_created(operation, kind: str, engine_id: str, *, visibility: str | No
     ``operation.parameters["access"]`` (``{"visibility", "users": [ids], "teams": [ids]}``),
     else: restricted to the owner and the owner's teams that hold a role in the
     environment. When the resource already has an owner (the same image pulled
-    twice), the first owner stays and the new creator is added to those it is shared with.
+    twice), it stays as it is: an identical image proves nothing about who made it (the
+    names the new creator put on it are theirs: ``record_names``).
     """
     from console.access.models import Ownership
     from console.accounts.models import Team
@@ -120,8 +142,6 @@ def record_created(operation, kind: str, engine_id: str, *, visibility: str | No
     existing = (Ownership.objects.select_for_update()
                 .filter(environment=operation.environment, kind=kind, engine_id=engine_id).first())
     if existing is not None:
-        if user is not None and existing.owner_id != user.pk and existing.visibility != Ownership.Visibility.PUBLIC:
-            existing.users.add(user)
         return existing
     access = (operation.parameters or {}).get("access") or {}
     visibility = visibility or access.get("visibility") or Ownership.Visibility.RESTRICTED
@@ -154,6 +174,8 @@ def record_from_result(operation, result: dict) -> None:
     """
     if not isinstance(result, dict):
         return
+    if operation.action.startswith("image."):
+        record_names(operation, names_made(operation, result), pulled=operation.action == "image.pull")
     created = result.get("created")
     if isinstance(created, dict) and created.get("kind") and created.get("id"):
         record_created(operation, created["kind"], str(created["id"]))
@@ -169,6 +191,106 @@ def record_from_result(operation, result: dict) -> None:
         if replaced and inherit(operation.environment, kind, str(replaced), engine_id):
             continue
         record_created(operation, kind, engine_id)
+
+
+def names_made(operation, result: dict) -> list[str]:
+    """The names an image operation put on images (not every name its image carries)."""
+    parameters = operation.parameters or {}
+    if operation.action == "image.pull":
+        return [parameters["reference"]] if parameters.get("reference") else []
+    if operation.action == "image.build":
+        return list(parameters.get("tags") or [])
+    if operation.action == "image.tag":
+        return [parameters["target"]] if parameters.get("target") else []
+    if operation.action == "image.load":
+        return [tag for item in result.get("images") or [] if isinstance(item, dict)
+                for tag in item.get("repo_tags") or []]
+    return []
+
+
+def record_names(operation, names, *, pulled: bool = False) -> None:
+    """Record that ``operation``'s user put ``names`` on images. A name someone else holds
+    stays theirs; a pull (whose content the name's registry decides, not the user) also
+    makes the puller one of the holders of the name they pulled."""
+    from console.access.models import Ownership
+
+    user = operation.user
+    for name in names:
+        key = name_key(name)
+        record = record_created(operation, NAME_KIND, key)
+        if (pulled and user is not None and record.owner_id != user.pk
+                and not Ownership.objects.filter(pk=record.pk).filter(visible_q(user)).exists()):
+            record.users.add(user)
+
+
+def holds_q(user) -> Q:
+    """Ownership rows that name ``user`` as one of their holders (public alone is not enough)."""
+    return Q(owner=user) | Q(users=user) | Q(teams__memberships__user=user)
+
+
+def image_ids_named_for(user, environment) -> set[str]:
+    """IDs of the images that carry a name ``user`` may see (``visible_q`` on its name record)."""
+    from console.access.models import Ownership
+    from console.inventory.models import Image
+
+    names = set(Ownership.objects.filter(environment=environment, kind=NAME_KIND).filter(visible_q(user))
+                .values_list("engine_id", flat=True))
+    if not names:
+        return set()
+    near = Q()
+    for name in names:  # a cheap pre-filter in SQL; the exact match is below
+        near |= Q(search_text__contains=name.lower())
+    return {image_id for image_id, tags, digests in
+            Image.objects.filter(environment=environment).filter(near)
+            .values_list("image_id", "repo_tags", "repo_digests")
+            if not names.isdisjoint([*(tags or []), *(digests or [])])}
+
+
+def visible_names(user, environment, rows) -> None:
+    """Leave on each image row (not saved) only the names ``user`` may see: one seen through
+    its own record, or, with no record, through the image's ownership. An image seen through
+    one's own name does not show the names others put on it."""
+    from console.access.models import Ownership
+
+    rows = list(rows)
+    names = {name for row in rows for name in [*(row.repo_tags or []), *(row.repo_digests or [])]}
+    records = dict(Ownership.objects.filter(environment=environment, kind=NAME_KIND, engine_id__in=names)
+                   .values_list("engine_id", "pk"))
+    seen_records = set(Ownership.objects.filter(pk__in=records.values()).filter(visible_q(user))
+                       .values_list("engine_id", flat=True))
+    seen_images = set(visible_ids(user, environment, "image").filter(
+        engine_id__in=[row.image_id for row in rows]).values_list("engine_id", flat=True))
+    def seen(row, name):
+        return name in seen_records or (name not in records and row.image_id in seen_images)
+
+    for row in rows:
+        row.repo_tags = [name for name in row.repo_tags or [] if seen(row, name)]
+        repositories = {tag.rsplit(":", 1)[0] for tag in row.repo_tags}
+        row.repo_digests = [name for name in row.repo_digests or []
+                            if seen(row, name) or name.split("@", 1)[0] in repositories]
+        row.name = row.repo_tags[0] if row.repo_tags else ""
+
+
+def may_change_name(user, environment, name: str, image_id: str) -> bool:
+    """May ``user`` (with an owned-scope role) move or remove ``name``, now on ``image_id``?
+    Its holders may; a name with no record (made outside the console, or before names were
+    recorded) goes with its image's own ownership. Public lets everyone use a name, not move it."""
+    from console.access.models import Ownership
+
+    record = ownership_of(environment, NAME_KIND, name_key(name))
+    if record is not None:
+        return Ownership.objects.filter(pk=record.pk).filter(holds_q(user)).exists()
+    return Ownership.objects.filter(environment=environment, kind="image", engine_id=image_id).filter(
+        holds_q(user)).exists()
+
+
+def forget_names(environment, current: set[str]) -> None:
+    """Drop the records of names no image carries any more (for reconcile)."""
+    from console.access.models import Ownership
+
+    stale = [pk for pk, name in Ownership.objects.filter(environment=environment, kind=NAME_KIND)
+             .values_list("pk", "engine_id") if name not in current]
+    Ownership.objects.filter(pk__in=stale).delete()
 
 
 def inherit(environment, kind: str, old_id: str, new_id: str) -> bool:
@@ -210,17 +332,48 @@ def can_change(user, environment, kind: str, engine_id: str) -> bool:
     return record is not None and record.owner_id == user.pk
 
 
+def is_administrator(user, environment) -> bool:
+    """Global administrators and the environment's administrators."""
+    from console.access import catalog
+    from console.access.permissions import access_for
+
+    return bool(user.is_superuser or catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles)
+
+
+def assignable_users(by, environment):
+    """Whom ``by`` may name as owner or share a resource with: administrators anyone active;
+    others themselves and their teammates (nobody learns of the other accounts)."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.filter(is_active=True)
+    if not is_administrator(by, environment):
+        users = users.filter(Q(pk=by.pk) | Q(memberships__team__memberships__user=by))
+    return users.distinct().order_by("username")
+
+
+def assignable_teams(by, environment):
+    """The teams ``by`` may share a resource with: administrators any; others their own."""
+    from console.accounts.models import Team
+
+    teams = Team.objects.all()
+    if not is_administrator(by, environment):
+        teams = teams.filter(memberships__user=by)
+    return teams.distinct().order_by("name")
+
+
 @transaction.atomic
 def change(by, environment, kind: str, engine_id: str, *, visibility: str, users=(), teams=(), owner=None):
-    """Set who may see a resource. Refusals raise PermissionDenied and are audited."""
+    """Set who may see a resource. Refusals raise PermissionDenied and are audited.
+
+    ``users`` and ``teams`` must be among ``assignable_users`` / ``assignable_teams`` of ``by``;
+    those the resource is shared with that ``by`` cannot see stay as they are. An image's
+    change also applies to the names its owner put on it (``NAME_KIND``)."""
     from django.core.exceptions import PermissionDenied, ValidationError
 
     from console import audit
-    from console.access import catalog
     from console.access.models import Ownership
-    from console.access.permissions import access_for
 
-    administrator = by.is_superuser or catalog.DANGEROUS_OPTIONS_ROLE in access_for(by, environment).roles
+    administrator = is_administrator(by, environment)
     if not can_change(by, environment, kind, engine_id) or (
             visibility == Ownership.Visibility.ADMINISTRATORS and not administrator) or (
             owner is not None and not administrator):
@@ -229,15 +382,27 @@ def change(by, environment, kind: str, engine_id: str, *, visibility: str, users
         raise PermissionDenied("You may not change who owns this.")
     if visibility not in Ownership.Visibility.values:
         raise ValidationError({"visibility": "Pick a visibility."})
+    may_users, may_teams = assignable_users(by, environment), assignable_teams(by, environment)
+    users, teams = list(users), list(teams)
+    if any(not may_users.filter(pk=u.pk).exists() for u in users):
+        raise ValidationError({"users": "Pick among yourself and your teammates."})
+    if any(not may_teams.filter(pk=t.pk).exists() for t in teams):
+        raise ValidationError({"teams": "Pick among your teams."})
     record, _ = Ownership.objects.get_or_create(
         environment=environment, kind=kind, engine_id=engine_id,
         defaults={"owner": by, "owner_name": by.get_username()})
+    # Whom ``by`` cannot see or name stays shared: leaving them out of a form removes no one.
+    users += list(record.users.exclude(pk__in=may_users.values("pk")))
+    teams += list(record.teams.exclude(pk__in=may_teams.values("pk")))
+    previous_owner_id = record.owner_id
     if owner is not None:
         record.owner, record.owner_name = owner, owner.get_username()
     record.visibility = visibility
     record.save()
     record.users.set(users)
     record.teams.set(teams)
+    if kind == "image":
+        _apply_to_names(record, previous_owner_id, users, teams)
     from console.access.revocation import access_changed
 
     access_changed()  # anyone may have lost sight of it
@@ -246,3 +411,21 @@ def change(by, environment, kind: str, engine_id: str, *, visibility: str, users
                                                "users": sorted(u.get_username() for u in users),
                                                "teams": sorted(t.name for t in teams)})
     return record
+
+
+def _apply_to_names(image_record, previous_owner_id, users, teams) -> None:
+    """The names the image's owner put on it see the same change (others' names stay theirs)."""
+    from console.access.models import Ownership
+    from console.inventory.models import Image
+
+    row = Image.objects.filter(environment=image_record.environment, image_id=image_record.engine_id).first()
+    if row is None:
+        return
+    names = [*(row.repo_tags or []), *(row.repo_digests or [])]
+    for record in Ownership.objects.filter(environment=image_record.environment, kind=NAME_KIND,
+                                           engine_id__in=names, owner_id=previous_owner_id):
+        record.owner, record.owner_name = image_record.owner, image_record.owner_name
+        record.visibility = image_record.visibility
+        record.save()
+        record.users.set(users)
+        record.teams.set(teams)

@@ -157,7 +157,10 @@ def restrict(queryset, user, permission: str, environment):
     if spec is None:
         return queryset.none()
     kind, id_field = spec
-    return queryset.filter(**{f"{id_field}__in": ownership.visible_ids(user, environment, kind)})
+    visible = Q(**{f"{id_field}__in": ownership.visible_ids(user, environment, kind)})
+    if kind == "image":  # and the images that carry a name the user holds
+        visible |= Q(**{f"{id_field}__in": ownership.image_ids_named_for(user, environment)})
+    return queryset.filter(visible)
 
 
 def can_use_dangerous_options(user, environment) -> bool:

@@ -331,6 +331,10 @@ def ownership_detail(request, kind, engine_id):
                "users": list(record.users.all()) if record else [],
                "teams": list(record.teams.all()) if record else []}
     form = OwnershipForm(request.POST or None, initial=initial)
+    # Only whom this user may name: their teammates and teams (administrators: everyone).
+    form.fields["owner"].queryset = form.fields["users"].queryset = ownership.assignable_users(
+        request.user, environment)
+    form.fields["teams"].queryset = ownership.assignable_teams(request.user, environment)
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data

@@ -6,6 +6,7 @@ import re
 import shlex
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from console.core.forms_util import parse_key_values
 from engine.containers import parse_bytes, parse_cpus, parse_restart
@@ -116,12 +117,25 @@ class ContainerForm(forms.Form):
         return ports
 
     def clean_volumes(self):
+        from console.access.objects import is_host_path
+
         volumes = _lines(self.cleaned_data["volumes"])
         for item in volumes:
-            spec = _engine_check(parse_mount, item)
-            if spec.kind == "bind" and not self.allow_host_network:
+            # Refused before the engine's parser looks at the path: whether it exists is not told.
+            if is_host_path(item) and not self.allow_host_network:
                 raise forms.ValidationError(f"{item!r}: only administrators may mount host paths.")
+            _engine_check(parse_mount, item)
         return volumes
+
+    def clean_hostname(self):
+        from console.containers.services import check_hostname
+
+        hostname = self.cleaned_data["hostname"].strip()
+        try:
+            check_hostname(hostname)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.message_dict["hostname"]) from None
+        return hostname
 
     def clean_memory(self):
         value = self.cleaned_data["memory"].strip()

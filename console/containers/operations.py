@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from console.containers.services import ACTIONS, check_dangerous_options
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from console.access import ownership
+from console.containers.services import ACTIONS, check_dangerous_options, check_objects
 from console.operations.runner import handler
 from engine.errors import NotFound
 
@@ -12,9 +15,17 @@ RECONCILE = ("containers", "volumes", "networks")
 
 @handler("container.create", permission="containers.create", reconcile=RECONCILE)
 def create(ctx):
-    # Again as it runs: the user may have lost the environment administrator role meanwhile.
-    check_dangerous_options(ctx.operation.user, ctx.operation.environment, ctx.parameters["spec"])
-    created = ctx.driver.create_container(ctx.parameters["spec"])
+    # Again as it runs: the user may have lost the environment administrator role, or sight
+    # of the image, a volume or the network, meanwhile; or a name may have moved.
+    user, environment = ctx.operation.user, ctx.operation.environment
+    check_dangerous_options(user, environment, ctx.parameters["spec"])
+    try:
+        spec, new_volumes = check_objects(user, environment, ctx.parameters["spec"], ctx.driver)
+    except ValidationError as exc:
+        raise PermissionDenied(" ".join(exc.messages)) from None
+    created = ctx.driver.create_container(spec)
+    for name in new_volumes:  # made by this create: the user's, as if made on the volumes page
+        ownership.record_created(ctx.operation, "volume", name)
     ctx.line(f"Created {created['name']} ({created['id'][:12]})")
     if ctx.parameters.get("start"):
         ctx.driver.start_container(created["id"])

@@ -111,7 +111,8 @@ def container_create(request):
             initial["name"] = ""  # a duplicate needs a name of its own
     replace = source if source is not None and request.GET.get("replace") == "1" else None
     allow_host = can_use_dangerous_options(request.user, environment)
-    networks = Network.objects.filter(environment=environment, builtin=False).values_list("name", flat=True)
+    networks = restrict(Network.objects.all(), request.user, "networks.view", environment) \
+        .filter(builtin=False).order_by("name").values_list("name", flat=True)
     form = ContainerForm(request.POST or None, initial=initial, allow_host_network=allow_host,
                          networks=list(networks))
     if replace is None:  # a recreated container keeps the ownership of the one it replaces

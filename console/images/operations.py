@@ -5,6 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from console.access import objects, ownership
+from console.images import services
 from console.operations.runner import handler
 from console.registries.models import Registry
 
@@ -33,14 +37,29 @@ def push(ctx):
     return {"digest": digest}
 
 
+def _again(check, *args):
+    """A service's check, again as the task runs: what the user may no longer do cancels it."""
+    try:
+        return check(*args)
+    except ValidationError as exc:
+        raise PermissionDenied(" ".join(exc.messages)) from None
+
+
 @handler("image.tag", permission="images.tag", reconcile=("images",))
 def tag(ctx):
+    op = ctx.operation
+    _again(objects.names, op.user, op.environment, [ctx.parameters["target"]], ctx.driver, "images.tag")
     ctx.driver.tag_image(ctx.parameters["source"], ctx.parameters["target"])
     return {"tagged": ctx.parameters["target"]}
 
 
 @handler("image.remove", permission="images.remove", reconcile=("images",))
 def remove(ctx):
+    op, name = ctx.operation, ctx.parameters["name"]
+    data = objects.present(ctx.driver, name)
+    if data is not None:  # the names on it now, not those when it was asked
+        tag = "" if name == data["Id"] else name
+        services.check_removal(op.user, op.environment, data["Id"], data.get("RepoTags") or [], tag)
     lines = ctx.driver.remove_image(ctx.parameters["name"], force=ctx.parameters.get("force", False))
     for line in lines:
         ctx.line(line)
@@ -71,6 +90,9 @@ def load(ctx):
 @handler("image.save", permission="images.import_export")
 def save(ctx):
     path = Path(ctx.parameters["path"])
+    op = ctx.operation
+    if "ids" in ctx.parameters:
+        services.check_export(op.user, op.environment, ctx.parameters["names"], ctx.parameters["ids"], ctx.driver)
     try:
         with open(path, "wb") as out:
             ctx.driver.save_images(ctx.parameters["names"], out)
@@ -82,10 +104,16 @@ def save(ctx):
 
 @handler("image.build", permission="images.build", reconcile=("images",))
 def build(ctx):
-    p = ctx.parameters
+    p, op = ctx.parameters, ctx.operation
     try:
+        pulled = _again(services.check_build, op.user, op.environment, p, ctx.driver)
         image = ctx.driver.build_image(p["context"], p["dockerfile"], tags=p["tags"], on_line=ctx.line,
                                        no_cache=p.get("no_cache", False))
     finally:
         shutil.rmtree(p["work"], ignore_errors=True)
+    for ref in pulled:  # the base images the build pulled are the user's, as if pulled on the page
+        data = objects.present(ctx.driver, ref)
+        if data is not None:
+            ownership.record_created(op, "image", data["Id"])
+            ownership.record_names(op, [ref], pulled=True)
     return {"image_id": image["id"], "repo_tags": image["repo_tags"]}

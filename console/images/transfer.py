@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import FileResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from console import audit
@@ -15,8 +13,6 @@ from console.access.permissions import require, restrict
 from console.core.environments import current_environment
 from console.images import services
 from console.inventory.models import Image
-from console.operations.models import Operation
-from console.operations.services import visible_operations
 
 
 def image_import(request):
@@ -48,14 +44,9 @@ def image_export(request):
 
 
 def export_download(request, pk):
-    """The tar an export operation wrote, to its owner or anyone who may export here."""
+    """The tar an export operation wrote, to the user who made it (or an administrator)."""
     environment = current_environment(request)
-    require(request.user, "images.import_export", environment)
-    operation = get_object_or_404(visible_operations(request.user, environment), pk=pk, action="image.save",
-                                  state=Operation.State.SUCCEEDED)
-    path = Path(operation.parameters["path"])
-    if not path.is_file():
-        raise Http404("This export has expired; export the images again.")
+    path, operation = services.export_file(request.user, environment, pk)
     audit.record(user=request.user, action="image.export.download", environment=environment,
                  target_type="image", target_name=operation.target_name, operation=operation)
     name = "-".join(n.rsplit("/", 1)[-1].replace(":", "_") for n in operation.parameters["names"])[:80]

@@ -8,6 +8,8 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from console.access import ownership
+from console.access.objects import unrestricted
 from console.access.permissions import has_permission, require, restrict
 from console.accounts.forms import access_parameters, add_access_fields
 from console.core.environments import current_environment
@@ -28,6 +30,13 @@ def _visible_images(request):
     return visible_rows(request, Image, "images")
 
 
+def _shown(request, environment, rows):
+    """Rows as this user may see them: without the names of others (ownership.visible_names)."""
+    if not unrestricted(request.user, "images.view", environment):
+        ownership.visible_names(request.user, environment, rows)
+    return rows
+
+
 def image_list(request):
     environment, images = _visible_images(request)
     query = request.GET.get("q", "").strip()
@@ -38,6 +47,7 @@ def image_list(request):
     sort = request.GET.get("sort", "name")
     images = images.order_by(*SORTS.get(sort, SORTS["name"]))
     page = Paginator(images, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = _shown(request, environment, list(page.object_list))
     context = {
         "page": page, "query": query, "sort": sort, "dangling": request.GET.get("dangling") == "1",
         "pull_form": PullForm(), "prune_form": PruneForm(), "environment": environment,
@@ -68,7 +78,7 @@ def image_pull(request):
 
 def image_detail(request, pk):
     environment, images = _visible_images(request)
-    image = get_object_or_404(images, pk=pk)
+    image = _shown(request, environment, [get_object_or_404(images, pk=pk)])[0]
     inspect = inspect_or_gone(request, environment, "images", f"Image {image}",
                               lambda: driver_for(environment).inspect_image(image.image_id))
     if inspect is None:
@@ -123,6 +133,7 @@ def image_push(request, pk):
 
 
 def _detail_with_errors(request, environment, image, **forms):
+    image = _shown(request, environment, [image])[0]
     try:
         inspect = driver_for(environment).inspect_image(image.image_id)
     except EngineError:

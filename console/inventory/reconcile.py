@@ -65,7 +65,11 @@ def _image_values(data: dict) -> dict:
 
 def reconcile_images(environment, driver) -> dict:
     wanted = {data["id"]: _image_values(data) for data in driver.list_images()}
-    return _sync(Image, environment, "image_id", wanted, "image")
+    counts = _sync(Image, environment, "image_id", wanted, "image")
+    # A name gone from every image loses its record: whoever puts it back holds it.
+    ownership.forget_names(environment, {name for values in wanted.values()
+                                         for name in [*values["repo_tags"], *values["repo_digests"]]})
+    return counts
 
 
 EXIT_STATUS = re.compile(r"^Exited \((-?\d+)\)")

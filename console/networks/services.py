@@ -6,6 +6,7 @@ import ipaddress
 
 from django.core.exceptions import ValidationError
 
+from console.access.permissions import restrict
 from console.inventory.models import Network
 from console.operations import services as operations
 
@@ -17,10 +18,16 @@ def create(user, environment, name: str, subnet: str = "", gateway: str = "", in
     from engine.networks import NAME_RE
 
     name = (name or "").strip()
+    operations.authorize(user=user, environment=environment, action="network.create",
+                         permission="networks.create", target_type="network", target_name=name)
     if not NAME_RE.match(name):
         raise ValidationError({"name": NAME_HELP})
-    if Network.objects.filter(environment=environment, name=name).exists():
+    visible = restrict(Network.objects.all(), user, "networks.view", environment)
+    taken = Network.objects.filter(environment=environment, name=name)
+    if visible.filter(name=name).exists():
         raise ValidationError({"name": f"A network named {name} exists already."})
+    if taken.exists():  # someone else's: that it exists is not told
+        raise ValidationError({"name": f"The name {name} is not available: pick another."})
     subnet, gateway = (subnet or "").strip(), (gateway or "").strip()
     if subnet:
         try:
@@ -29,7 +36,9 @@ def create(user, environment, name: str, subnet: str = "", gateway: str = "", in
             raise ValidationError({"subnet": f"Not an IPv4 subnet in CIDR form (e.g. 10.213.5.0/24): {exc}."}) from None
         for other in Network.objects.filter(environment=environment).exclude(subnet=""):
             if network.overlaps(ipaddress.IPv4Network(other.subnet, strict=False)):
-                raise ValidationError({"subnet": f"Overlaps the subnet {other.subnet} of network {other.name}."})
+                if visible.filter(pk=other.pk).exists():
+                    raise ValidationError({"subnet": f"Overlaps the subnet {other.subnet} of network {other.name}."})
+                raise ValidationError({"subnet": "Overlaps a subnet already in use: pick another."})
         if gateway:
             try:
                 if ipaddress.IPv4Address(gateway) not in network:

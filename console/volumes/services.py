@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
+from console.access.permissions import restrict
 from console.inventory.models import Volume
 from console.operations import services as operations
 from engine.errors import InvalidArgument
@@ -12,13 +13,18 @@ from engine.volumes import check_name
 
 def create(user, environment, name: str, labels: dict | None = None):
     name = (name or "").strip()
+    operations.authorize(user=user, environment=environment, action="volume.create",
+                         permission="volumes.create", target_type="volume", target_name=name)
     if name:
         try:
             check_name(name)
         except InvalidArgument as exc:
             raise ValidationError({"name": str(exc)}) from None
-        if Volume.objects.filter(environment=environment, name=name).exists():
+        taken = Volume.objects.filter(environment=environment, name=name)
+        if restrict(taken, user, "volumes.view", environment).exists():
             raise ValidationError({"name": f"A volume named {name} exists already."})
+        if taken.exists():  # someone else's: that it exists is not told
+            raise ValidationError({"name": f"The name {name} is not available: pick another."})
     return operations.start(
         user=user, environment=environment, action="volume.create", permission="volumes.create",
         target_type="volume", target_name=name or "(generated name)",

@@ -31,6 +31,11 @@ def standard_user(django_user_model, name, environment):
 def test_a_standard_users_container_is_theirs_alone_by_default(client, django_user_model, celery_worker, engine):
     local = Environment.local()
     reconcile(local, "images")
+    # Made with the engine, busybox is administrators-only until an administrator publishes it.
+    from console.inventory.models import Image
+
+    busybox = Image.objects.get(environment=local, name="test/busybox:latest")
+    Ownership.objects.create(environment=local, kind="image", engine_id=busybox.image_id, visibility="public")
     alice = standard_user(django_user_model, "alice", local)
     bob = standard_user(django_user_model, "bob", local)
     client.force_login(alice)
