@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from console import audit
 from console.access.permissions import require
 from console.operations import services as operations
+from console.registries import access as registry_access
 from console.registries.models import Registry
 from engine.errors import InvalidArgument
 from engine.reference import parse
@@ -34,11 +35,11 @@ def normalize_reference(text: str, registry: Registry | None = None) -> str:
 
 
 def _require_registry_use(user, environment, registry: Registry | None) -> None:
-    """Using a configured registry's credentials is a permission of its own (denials audited)."""
+    """Using a configured registry's credentials: this registry's, by this user (denials audited)."""
     if registry is None:
         return
     try:
-        require(user, "registries.use", environment)
+        registry_access.check_use(user, environment, registry)
     except PermissionDenied:
         audit.record(user=user, action="registry.use", environment=environment, target_type="registry",
                      target_id=str(registry.pk), target_name=registry.name, outcome="denied")
