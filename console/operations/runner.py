@@ -23,6 +23,7 @@ from django.utils import timezone
 from console.access import ownership
 from console.access.permissions import has_permission
 from console.drivers import driver_for
+from console.operations import sealed
 from console.operations.models import Operation
 from engine.errors import EngineError
 
@@ -57,10 +58,14 @@ class OperationContext:
     notify_every: float = 0.1
     _last_save: float = field(default=0.0)
     _last_notify: float = field(default=0.0)
+    _parameters: dict | None = field(default=None, repr=False)
 
     @property
     def parameters(self) -> dict:
-        return self.operation.parameters
+        """As given to ``start``: secrets the row shows redacted are decrypted (``sealed``)."""
+        if self._parameters is None:
+            self._parameters = sealed.unseal(self.operation.parameters)
+        return self._parameters
 
     def progress(self, event: dict) -> None:
         """A per-layer progress event from the engine: {"id", "status", "current", "total"}."""
