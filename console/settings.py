@@ -28,7 +28,20 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DATA_DIR = Path(os.environ.get("BERTH_DATA_DIR", BASE_DIR / "var")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def make_private(path: Path, mode: int) -> None:
+    """Owner-only: the data dir holds the database (every session, the audit log) and the keys.
+    Best effort on a path this process does not own. (No process-wide umask: the worker runs
+    the embedded engine in-process, and the files it makes for containers keep their modes.)"""
+    try:
+        os.chmod(path, mode)
+    except OSError:
+        pass
+
+
+make_private(DATA_DIR, 0o700)  # also an existing one, made before this rule
 
 
 def load_or_create_key(env_var: str, filename: str, make) -> str:
@@ -136,6 +149,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests share the database with a worker thread: a file (not shared memory, whose
     # table locks fail at once) lets SQLite's busy timeout make writers wait instead.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    _db = Path(DATABASES["default"]["NAME"])
+    if _db.name != ":memory:" and _db.parent.is_dir():
+        # SQLite gives its WAL, shared-memory index and journal the database file's mode:
+        # create the file 0600 before SQLite does, and fix files made before this rule.
+        if not _db.exists():
+            os.close(os.open(_db, os.O_WRONLY | os.O_CREAT, 0o600))
+        for _path in (_db, *(_db.with_name(_db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+            if _path.exists():
+                make_private(_path, 0o600)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

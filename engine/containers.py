@@ -429,7 +429,7 @@ class Containers:
         container_id = secrets.token_hex(32)
         directory = self.root / container_id
         # The directory first: a name link whose directory is missing is known to be stale.
-        directory.mkdir()
+        directory.mkdir(mode=0o700)  # its config and log hold the container's environment
         try:
             name = self._reserve_name(name, container_id)
         except BaseException:

@@ -78,7 +78,8 @@ def now_rfc3339(ns: int | None = None) -> str:
 def write_json_atomic(path: str, data: dict) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with open(tmp, "w") as f:
+        # 0600: a container's config holds its environment (secrets included)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             json.dump(data, f)
         os.replace(tmp, path)
     except BaseException:
@@ -249,6 +250,7 @@ class LogWriter:
     def __init__(self, path: str, max_size: int, max_files: int):
         self.path, self.max_size, self.max_files = path, max_size, max(1, max_files)
         self.file = open(path, "ab", buffering=0)
+        os.fchmod(self.file.fileno(), 0o600)  # the output may hold secrets; also a log made before
         self.size = self.file.tell()
         self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self.dropped_lines = self.dropped_bytes = 0
@@ -340,7 +342,7 @@ class LogWriter:
                 os.replace(src, f"{self.path}.{i}")
         if self.max_files == 1:
             os.truncate(self.path, 0)
-        self.file = open(self.path, "ab", buffering=0)
+        self.file = open(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab", buffering=0)
         self.size = 0
 
 
@@ -813,6 +815,7 @@ class Monitor:
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, ("listen",))
         self.log = LogWriter(spec["log_path"], spec["log_max_size"], spec["log_max_files"])
+        os.chmod(self.dir, 0o700)  # owner-only, also for a container made before that rule
         me = {"MonitorPid": os.getpid(), "MonitorStart": process_start_time(os.getpid())}
 
         restart_count = int(read_json(os.path.join(self.dir, "state.json")).get("RestartCount") or 0)

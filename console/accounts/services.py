@@ -75,10 +75,27 @@ def update_user(by, user, *, email: str, is_active: bool, is_superuser: bool):
     for key, value in changes.items():
         setattr(user, key, value)
     user.save(update_fields=list(changes) or None)
-    _done(by, "user.update", "user", user, changes)
+    details = dict(changes)
+    if changes.get("is_active") is False:
+        # Disabled: signed out everywhere now, so that enabling them again revives nothing.
+        details["sessions_ended"] = end_sessions(user)
+    _done(by, "user.update", "user", user, details)
     if changes.get("is_active") is False or changes.get("is_superuser") is False:
-        access_changed([user])
+        access_changed([user])  # their open sockets check again, and close
     return user
+
+
+def end_sessions(user) -> int:
+    """Delete every session signed in as ``user`` (the database session store); how many."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    ended = []
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.get_decoded().get("_auth_user_id") == str(user.pk):
+            ended.append(session.pk)
+    Session.objects.filter(pk__in=ended).delete()
+    return len(ended)
 
 
 def reset_password(by, user, password: str):

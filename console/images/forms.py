@@ -1,9 +1,19 @@
 from django import forms
 
+from console.registries import access as registry_access
 from console.registries.models import Registry
 
 
-class PullForm(forms.Form):
+class _RegistryChoice(forms.Form):
+    """Lists only the registries whose credentials ``user`` may use here (when given)."""
+
+    def __init__(self, *args, user=None, environment=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is not None:
+            self.fields["registry"].queryset = registry_access.usable(user, environment)
+
+
+class PullForm(_RegistryChoice):
     reference = forms.CharField(
         max_length=500, label="Image",
         widget=forms.TextInput(attrs={"placeholder": "busybox:latest or 127.0.0.1:5000/team/app:1.2"}))
@@ -19,7 +29,7 @@ class TagForm(forms.Form):
                              widget=forms.TextInput(attrs={"placeholder": "team/app:1.2"}))
 
 
-class PushForm(forms.Form):
+class PushForm(_RegistryChoice):
     target = forms.CharField(max_length=500, label="Push as", required=False)
     registry = forms.ModelChoiceField(Registry.objects.all(), required=False, empty_label="As named")
 

@@ -10,22 +10,23 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from console.access import objects, ownership
 from console.images import services
 from console.operations.runner import handler
+from console.registries import access as registry_access
 from console.registries.models import Registry
 
 
-def _registry_options(registry_id) -> dict:
-    """The credentials and transport a configured registry asks for (nothing without one)."""
+def _registry_options(ctx) -> dict:
+    """The credentials and transport a configured registry asks for (nothing without one), if
+    the operation's user may still use them (else PermissionDenied: the operation is cancelled)."""
+    registry_id = ctx.parameters.get("registry_id")
     registry = Registry.objects.filter(pk=registry_id).first() if registry_id else None
-    if registry is None:
-        return {}
-    return {"credentials": registry.credentials(), "insecure": registry.engine_insecure}
+    return registry_access.credentials_for(ctx.operation, registry)
 
 
 @handler("image.pull", permission="images.pull", reconcile=("images",))
 def pull(ctx):
     p = ctx.parameters
     image = ctx.driver.pull_image(p["reference"], platform=p.get("platform"), progress=ctx.progress,
-                                  **_registry_options(p.get("registry_id")))
+                                  **_registry_options(ctx))
     return {"image_id": image["id"], "repo_tags": image["repo_tags"]}
 
 
@@ -33,7 +34,7 @@ def pull(ctx):
 def push(ctx):
     p = ctx.parameters
     digest = ctx.driver.push_image(p["source"], p["target"], progress=ctx.progress,
-                                   **_registry_options(p.get("registry_id")))
+                                   **_registry_options(ctx))
     return {"digest": digest}
 
 

@@ -20,6 +20,7 @@ from console import audit
 from console.access import objects, ownership
 from console.access.permissions import has_permission, require
 from console.operations import services as operations
+from console.registries import access as registry_access
 from console.registries.models import Registry
 from engine import dockerfile as df
 from engine.errors import EngineError, InvalidArgument
@@ -43,11 +44,11 @@ def normalize_reference(text: str, registry: Registry | None = None) -> str:
 
 
 def _require_registry_use(user, environment, registry: Registry | None) -> None:
-    """Using a configured registry's credentials is a permission of its own (denials audited)."""
+    """Using a configured registry's credentials: this registry's, by this user (denials audited)."""
     if registry is None:
         return
     try:
-        require(user, "registries.use", environment)
+        registry_access.check_use(user, environment, registry)
     except PermissionDenied:
         audit.record(user=user, action="registry.use", environment=environment, target_type="registry",
                      target_id=str(registry.pk), target_name=registry.name, outcome="denied")

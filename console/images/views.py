@@ -50,7 +50,8 @@ def image_list(request):
     page.object_list = _shown(request, environment, list(page.object_list))
     context = {
         "page": page, "query": query, "sort": sort, "dangling": request.GET.get("dangling") == "1",
-        "pull_form": PullForm(), "prune_form": PruneForm(), "environment": environment,
+        "pull_form": PullForm(user=request.user, environment=environment), "prune_form": PruneForm(),
+        "environment": environment,
         "can_pull": has_permission(request.user, "images.pull", environment),
         "can_remove": has_permission(request.user, "images.remove", environment),
         "can_prune": has_permission(request.user, "images.prune", environment),
@@ -63,7 +64,8 @@ def image_list(request):
 def image_pull(request):
     environment = current_environment(request)
     require(request.user, "images.pull", environment)
-    form = add_access_fields(PullForm(request.POST or None), request.user, environment)
+    form = add_access_fields(PullForm(request.POST or None, user=request.user, environment=environment),
+                             request.user, environment)
     if request.method == "POST" and form.is_valid():
         try:
             operation = services.pull(request.user, environment, form.cleaned_data["reference"],
@@ -89,7 +91,8 @@ def image_detail(request, pk):
 def _detail_context(request, environment, image, inspect, **forms) -> dict:
     """The image page, also shown again with a tag or push form's errors."""
     return {
-        "image": image, "inspect": inspect, "tag_form": TagForm(), "push_form": PushForm(),
+        "image": image, "inspect": inspect, "tag_form": TagForm(),
+        "push_form": PushForm(user=request.user, environment=environment),
         "containers": restrict(Container.objects.filter(image_id=image.image_id), request.user,
                                "containers.view", environment).order_by("name")[:100],
         "can_tag": has_permission(request.user, "images.tag", environment, image),
@@ -120,7 +123,7 @@ def image_push(request, pk):
     environment, images = _visible_images(request)
     image = get_object_or_404(images, pk=pk)
     require(request.user, "images.push", environment, image)
-    form = PushForm(request.POST)
+    form = PushForm(request.POST, user=request.user, environment=environment)
     if form.is_valid():
         try:
             operation = services.push(request.user, environment, image, form.cleaned_data["target"],

@@ -26,6 +26,13 @@ def _load(user, operation_id):
 
 
 @database_sync_to_async
+def _active_user(pk):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=pk, is_active=True).first()
+
+
+@database_sync_to_async
 def _render(operation_id):
     operation = Operation.objects.get(pk=operation_id)
     return render_to_string("operations/_progress.html", {"operation": operation, "oob": True})
@@ -61,7 +68,10 @@ class OperationConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_BAD_MESSAGE)  # this socket only listens
 
     async def access_changed(self, event):
-        if await _load(self.user, self.operation_id) is None:
+        self.user = await _active_user(self.user.pk)  # the one from connect may have been disabled since
+        if self.user is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+        elif await _load(self.user, self.operation_id) is None:
             await self.close(code=CLOSE_NOT_FOUND)
 
     async def operation_update(self, event):

@@ -32,6 +32,7 @@ from console.access import ownership
 from console.access.permissions import has_permission
 from console.drivers import driver_for
 from console.drivers.base import OperationCancelled
+from console.operations import sealed
 from console.operations.models import Operation
 from engine.errors import EngineError
 
@@ -67,10 +68,14 @@ class OperationContext:
     _last_save: float = field(default=0.0)
     _last_notify: float = field(default=0.0)
     cancel: threading.Event = field(default_factory=threading.Event)
+    _parameters: dict | None = field(default=None, repr=False)
 
     @property
     def parameters(self) -> dict:
-        return self.operation.parameters
+        """As given to ``start``: secrets the row shows redacted are decrypted (``sealed``)."""
+        if self._parameters is None:
+            self._parameters = sealed.unseal(self.operation.parameters)
+        return self._parameters
 
     def cancelled(self) -> bool:
         return self.cancel.is_set()

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from console import audit
 from console.access.permissions import require
+from console.operations import sealed
 from console.operations.models import Operation
 
 
@@ -20,13 +21,15 @@ def start(*, user, environment, action: str, permission: str, target_type: str =
           check=None) -> Operation:
     """``check()``: what the action asks for beyond the permission (it raises
     PermissionDenied); a refusal of either is audited the same way."""
-    parameters = audit.redact(parameters or {})
+    given = parameters or {}
+    parameters = audit.redact(given)  # what the audit log and the pages show
     authorize(user=user, environment=environment, action=action, permission=permission,
               target_type=target_type, target_id=target_id, target_name=target_name,
               details=parameters, check=check)
     operation = Operation.objects.create(
         environment=environment, user=user, username=user.get_username(), action=action,
-        target_type=target_type, target_id=target_id, target_name=target_name, parameters=parameters,
+        target_type=target_type, target_id=target_id, target_name=target_name,
+        parameters=sealed.seal(given, parameters),  # the task gets the real values (sealed.unseal)
     )
     audit.record(user=user, action=action, environment=environment, target_type=target_type,
                  target_id=target_id, target_name=target_name, outcome="queued", details=parameters,

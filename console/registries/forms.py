@@ -1,5 +1,6 @@
 from django import forms
 
+from console.accounts.models import Team
 from console.registries.models import Registry
 from console.registries.services import ACR_REGIONS, acr_host
 
@@ -30,6 +31,13 @@ class RegistryForm(forms.Form):
         max_length=4096, required=False, label="Password or token", strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False))
     clear_secret = forms.BooleanField(required=False, label="Clear the stored secret")
+    use = forms.ChoiceField(choices=Registry.Use.choices, initial=Registry.Use.OWNER, widget=forms.RadioSelect,
+                            required=False,
+                            label="Who may use its credentials",
+                            help_text="Test, browse, pull and push with them. Administrators and environment-wide "
+                                      "roles always may; others see only the registries they may use.")
+    teams = forms.ModelMultipleChoiceField(Team.objects.all(), required=False, label="Teams",
+                                           help_text="Their members may use the credentials.")
 
     def __init__(self, *args, registry: Registry | None = None, **kwargs):
         self.registry = registry
@@ -39,7 +47,8 @@ class RegistryForm(forms.Form):
             region = acr_region(registry.host) if registry.kind == Registry.Kind.ACR else ""
             kwargs["initial"] = {"name": registry.name, "kind": registry.kind, "region": region,
                                  "host": "" if region else registry.host, "insecure": registry.insecure,
-                                 "username": registry.username}
+                                 "username": registry.username, "use": registry.use,
+                                 "teams": list(registry.teams.values_list("pk", flat=True))}
         super().__init__(*args, **kwargs)
         if registry is not None and registry.has_secret:
             self.fields["secret"].help_text = "A secret is set: leave empty to keep it."
@@ -54,7 +63,8 @@ class RegistryForm(forms.Form):
             host = acr_host(data["region"])
         arguments = {"name": data.get("name", ""), "kind": data.get("kind", ""), "host": host,
                      "username": data.get("username", ""), "secret": data.get("secret", ""),
-                     "insecure": data.get("insecure", False)}
+                     "insecure": data.get("insecure", False), "use": data.get("use") or Registry.Use.OWNER,
+                     "teams": list(data.get("teams") or [])}
         if self.registry is not None:
             arguments["clear_secret"] = data.get("clear_secret", False)
         return arguments

@@ -15,6 +15,12 @@ class Registry(models.Model):
         ACR = "acr", "Alibaba Cloud ACR"
         V2 = "v2", "Registry (v2 API)"
 
+    class Use(models.TextChoices):
+        """Who may use its stored credentials (and see it) with an owned-scope role; see ``access``."""
+        OWNER = "owner", "Its owner only (and administrators)"
+        TEAMS = "teams", "Its owner and the teams chosen below"
+        EVERYONE = "everyone", "Everyone who may use registries"
+
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.V2)
     host = models.CharField(max_length=255, help_text="e.g. docker.io, registry.cn-hangzhou.aliyuncs.com, 127.0.0.1:5000")
@@ -22,6 +28,9 @@ class Registry(models.Model):
     secret_encrypted = models.TextField(blank=True)  # password or token; never shown back
     insecure = models.BooleanField(default=False, help_text="plain HTTP (loopback registries always are)")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    use = models.CharField(max_length=10, choices=Use.choices, default=Use.OWNER,
+                           help_text="Who may use its credentials (test, browse, pull, push)")
+    teams = models.ManyToManyField("accounts.Team", blank=True, related_name="registries")
     # The outcome of the last "test the credentials" (None: never tested since the last change).
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True, blank=True)

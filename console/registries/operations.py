@@ -1,7 +1,8 @@
 """What the worker does for each registry operation (see console.operations.runner).
 
 Registries are global; these talk to the registry from the worker, with the
-registry's own credentials, decrypted only here and only for the call.
+registry's own credentials, decrypted only here and only for the call, once
+``access.credentials_for`` has checked again that the user may still use them.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from console.operations.runner import handler
+from console.registries import access
 from console.registries.models import Registry, Repository
 from engine import credentials as engine_credentials
 from engine import distribution
@@ -26,9 +28,9 @@ def _registry(ctx) -> Registry:
     return registry
 
 
-def _credentials(registry: Registry):
+def _credentials(ctx, registry: Registry):
     try:
-        return registry.credentials()
+        return access.credentials_for(ctx.operation, registry)["credentials"]
     except ValueError as exc:  # the stored secret cannot be decrypted with this console's key
         raise InvalidArgument(f"{exc}; set the secret of {registry.name} again.") from None
 
@@ -43,7 +45,7 @@ def _record_test(registry: Registry, ok: bool, message: str) -> None:
 def test(ctx):
     registry = _registry(ctx)
     try:
-        credentials = _credentials(registry)
+        credentials = _credentials(ctx, registry)
         if credentials:
             engine_credentials.login(registry.host, credentials, save=False, insecure=registry.engine_insecure)
             message = f"Signed in to {registry.host} as {registry.username}."
@@ -67,7 +69,7 @@ def _tags(registry: Registry, repository: str, credentials) -> list[str]:
 @handler("registry.browse", permission="registries.use")
 def browse(ctx):
     registry = _registry(ctx)
-    credentials = _credentials(registry)
+    credentials = _credentials(ctx, registry)
     try:
         names = sorted(set(distribution.catalog(registry.host, credentials, insecure=registry.engine_insecure)))
     except RegistryError as exc:
@@ -105,7 +107,7 @@ def browse(ctx):
 def tags(ctx):
     registry = _registry(ctx)
     repository = ctx.parameters["repository"]
-    found = _tags(registry, repository, _credentials(registry))
+    found = _tags(registry, repository, _credentials(ctx, registry))
     Repository.objects.update_or_create(registry=registry, name=repository,
                                         defaults={"tags": found, "browsed_at": timezone.now()})
     ctx.line(f"{repository}: {len(found)} tag{'' if len(found) == 1 else 's'}")

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from console import audit
 from console.access.permissions import require
 from console.operations import services as operations
+from console.registries import access
 from console.registries.models import Registry
 from engine.errors import InvalidArgument
 from engine.reference import parse
@@ -125,7 +126,7 @@ def authorize(user, permission: str, action: str, environment, registry: Registr
 
 
 def _validate(registry: Registry, *, name: str, kind: str, host: str, username: str, secret: str,
-              clear_secret: bool, insecure: bool) -> dict:
+              clear_secret: bool, insecure: bool, use: str, teams) -> dict:
     """Apply validated fields to ``registry`` (not saved); raise ValidationError keyed by field."""
     errors: dict[str, list[str]] = {}
     name = (name or "").strip()
@@ -152,10 +153,17 @@ def _validate(registry: Registry, *, name: str, kind: str, host: str, username: 
     keeps_secret = registry.has_secret and not clear_secret
     if (secret or keeps_secret) and not username:
         errors.setdefault("username", []).append("A password or token needs a username.")
+    use = use or Registry.Use.OWNER
+    teams = list(teams or [])
+    if use not in Registry.Use.values:
+        errors.setdefault("use", []).append("Pick who may use its credentials.")
+    elif use == Registry.Use.TEAMS and not teams:
+        errors.setdefault("teams", []).append("Pick at least one team (or another choice above).")
     if errors:
         raise ValidationError(errors)
-    before = {f: getattr(registry, f) for f in ("name", "kind", "host", "username", "insecure")}
+    before = {f: getattr(registry, f) for f in ("name", "kind", "host", "username", "insecure", "use")}
     registry.name, registry.kind, registry.host, registry.username = name, kind, host, username
+    registry.use = use
     registry.insecure = bool(insecure or plain_http) and kind != Registry.Kind.DOCKER_HUB
     changed = [f for f, value in before.items() if getattr(registry, f) != value]
     if secret:
@@ -164,50 +172,62 @@ def _validate(registry: Registry, *, name: str, kind: str, host: str, username: 
     elif clear_secret and registry.has_secret:
         registry.secret_encrypted = ""
         changed.append("secret")
-    return {"changed": changed, "secret_changed": "secret" in changed}
+    team_ids = sorted(t.pk for t in teams) if use == Registry.Use.TEAMS else []
+    if registry.pk is None or team_ids != sorted(registry.teams.values_list("pk", flat=True)):
+        changed.append("teams")
+    return {"changed": changed, "secret_changed": "secret" in changed, "team_ids": team_ids}
 
 
-def _save(registry: Registry) -> None:
+def _save(registry: Registry, team_ids: list[int]) -> None:
     try:
         with transaction.atomic():
             registry.save()
+            registry.teams.set(team_ids)
     except IntegrityError:
         raise ValidationError({"name": [f"A registry called {registry.name} already exists."]}) from None
 
 
+def _scope_details(registry: Registry) -> dict:
+    return {"use": registry.use, "teams": sorted(registry.teams.values_list("name", flat=True))}
+
+
 def create(user, environment, *, name: str, kind: str, host: str, username: str = "", secret: str = "",
-           insecure: bool = False) -> Registry:
+           insecure: bool = False, use: str = Registry.Use.OWNER, teams=()) -> Registry:
+    """Add a registry. ``use``/``teams``: who may use its credentials (``Registry.Use``)."""
     authorize(user, "registries.manage", "registry.create", environment, target_name=name)
     registry = Registry(created_by=user if user.is_authenticated else None)
-    _validate(registry, name=name, kind=kind, host=host, username=username, secret=secret,
-              clear_secret=False, insecure=insecure)
-    _save(registry)
+    change = _validate(registry, name=name, kind=kind, host=host, username=username, secret=secret,
+                       clear_secret=False, insecure=insecure, use=use, teams=teams)
+    _save(registry, change["team_ids"])
     audit.record(user=user, action="registry.create", environment=environment, target_type="registry",
                  target_id=str(registry.pk), target_name=registry.name,
                  details={"kind": registry.kind, "host": registry.host, "username": registry.username,
-                          "insecure": registry.insecure, "secret_set": registry.has_secret})
+                          "insecure": registry.insecure, "secret_set": registry.has_secret,
+                          **_scope_details(registry)})
     return registry
 
 
 def update(user, environment, registry: Registry, *, name: str, kind: str, host: str, username: str = "",
-           secret: str = "", clear_secret: bool = False, insecure: bool = False) -> Registry:
+           secret: str = "", clear_secret: bool = False, insecure: bool = False,
+           use: str = Registry.Use.OWNER, teams=()) -> Registry:
     """Change a registry. An empty ``secret`` keeps the stored one unless ``clear_secret``."""
     authorize(user, "registries.manage", "registry.update", environment, registry)
     old_host = registry.host
     change = _validate(registry, name=name, kind=kind, host=host, username=username, secret=secret,
-                       clear_secret=clear_secret, insecure=insecure)
+                       clear_secret=clear_secret, insecure=insecure, use=use, teams=teams)
     if not change["changed"]:
         return registry
     if set(change["changed"]) & {"host", "username", "secret", "insecure", "kind"}:
         # The last test said something about other credentials or another place.
         registry.last_tested_at, registry.last_test_ok, registry.last_test_message = None, None, ""
     with transaction.atomic():
-        _save(registry)
+        _save(registry, change.pop("team_ids"))
         if registry.host != old_host:
             registry.repositories.all().delete()  # they were browsed elsewhere
     audit.record(user=user, action="registry.update", environment=environment, target_type="registry",
                  target_id=str(registry.pk), target_name=registry.name,
                  details={"username": registry.username, "host": registry.host, **change,
+                          **_scope_details(registry),
                           # "changed"/"cleared" survive audit.redact, which hides secret_* keys' values
                           "cleared": ["secret"] if clear_secret and "secret" in change["changed"] else []})
     return registry
@@ -226,6 +246,7 @@ def _start(user, environment, registry: Registry, action: str, target_name: str 
         user=user, environment=environment, action=action, permission="registries.use",
         target_type="registry", target_id=str(registry.pk), target_name=target_name or registry.name,
         parameters={"registry_id": registry.pk, "host": registry.host, **parameters},
+        check=lambda: access.check_use(user, environment, registry),
     )
 
 

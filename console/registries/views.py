@@ -2,7 +2,9 @@
 activity and its repositories (browsed, searchable, with a Pull button per tag).
 
 Registries are global: the permission is checked against the current environment,
-as every check is, and their operations are recorded in it.
+as every check is, and their operations are recorded in it. A user with an owned-scope
+role sees only the registries whose credentials they may use (``access``); the others
+are a 404.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from django.views.decorators.http import require_POST
 from console.access.permissions import has_permission, require
 from console.core.environments import current_environment
 from console.operations.models import Operation
-from console.registries import services
+from console.registries import access, services
 from console.registries.forms import RegistryForm, RepositoryForm
 from console.registries.models import Registry
 
@@ -35,16 +37,21 @@ def _viewable(request):
     return environment
 
 
-def _rights(request, environment) -> dict:
+def _registry(request, environment, pk) -> Registry:
+    return get_object_or_404(access.visible(request.user, environment), pk=pk)
+
+
+def _rights(request, environment, registry=None) -> dict:
+    can_use = (access.may_use(request.user, environment, registry) if registry is not None
+               else has_permission(request.user, "registries.use", environment))
     return {"can_manage": has_permission(request.user, "registries.manage", environment),
-            "can_use": has_permission(request.user, "registries.use", environment),
-            "can_pull": has_permission(request.user, "images.pull", environment)
-            and has_permission(request.user, "registries.use", environment)}
+            "can_use": can_use,
+            "can_pull": can_use and has_permission(request.user, "images.pull", environment)}
 
 
 def registry_list(request):
     environment = _viewable(request)
-    registries = Registry.objects.annotate(repository_count=Count("repositories"))
+    registries = access.visible(request.user, environment).annotate(repository_count=Count("repositories"))
     query = request.GET.get("q", "").strip()
     if query:
         registries = registries.filter(Q(name__icontains=query) | Q(host__icontains=query)
@@ -92,7 +99,7 @@ def registry_add(request):
 
 def registry_edit(request, pk):
     environment = _viewable(request)
-    registry = get_object_or_404(Registry, pk=pk)
+    registry = _registry(request, environment, pk)
     services.authorize(request.user, "registries.manage", "registry.update", environment, registry)
     form = RegistryForm(request.POST or None, registry=registry)
     if request.method == "POST":
@@ -107,7 +114,7 @@ def registry_edit(request, pk):
 
 def registry_delete(request, pk):
     environment = _viewable(request)
-    registry = get_object_or_404(Registry, pk=pk)
+    registry = _registry(request, environment, pk)
     services.authorize(request.user, "registries.manage", "registry.delete", environment, registry)
     if request.method == "POST":
         name = registry.name
@@ -126,7 +133,7 @@ def _activity(registry) -> tuple[list[Operation], bool]:
 
 def registry_detail(request, pk, repository_form=None, status=200):
     environment = _viewable(request)
-    registry = get_object_or_404(Registry, pk=pk)
+    registry = _registry(request, environment, pk)
     repositories = registry.repositories.all()
     query = request.GET.get("q", "").strip()
     if query:
@@ -139,7 +146,7 @@ def registry_detail(request, pk, repository_form=None, status=200):
     context = {"registry": registry, "page": page, "query": query, "activity": activity, "pending": pending,
                "repository_form": repository_form or RepositoryForm(), "tags_shown": TAGS_SHOWN,
                "environment": environment, "total_repositories": registry.repositories.count(),
-               **_rights(request, environment)}
+               **_rights(request, environment, registry)}
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "repository-rows":
         return render(request, "registries/_repository_rows.html", context)
     return render(request, "registries/detail.html", context, status=status)
@@ -147,8 +154,7 @@ def registry_detail(request, pk, repository_form=None, status=200):
 
 def registry_activity(request, pk):
     """The activity box, polled while an operation runs; once all are done, the page reloads."""
-    _viewable(request)
-    registry = get_object_or_404(Registry, pk=pk)
+    registry = _registry(request, _viewable(request), pk)
     activity, pending = _activity(registry)
     if request.GET.get("pending") and not pending:
         response = HttpResponse(status=204)
@@ -160,7 +166,7 @@ def registry_activity(request, pk):
 
 def _start(request, pk, start):
     environment = _viewable(request)
-    registry = get_object_or_404(Registry, pk=pk)
+    registry = _registry(request, environment, pk)
     try:
         start(environment, registry)
     except ValidationError as exc:
@@ -181,8 +187,9 @@ def registry_browse(request, pk):
 @require_POST
 def registry_tags(request, pk):
     environment = _viewable(request)
-    registry = get_object_or_404(Registry, pk=pk)
+    registry = _registry(request, environment, pk)
     services.authorize(request.user, "registries.use", "registry.tags", environment, registry)
+    access.require_use(request.user, environment, registry, "registry.tags")
     form = RepositoryForm(request.POST)
     if form.is_valid():
         try:

@@ -354,14 +354,17 @@ def test_delete_asks_then_deletes_with_its_repositories(admin_client, published,
 
 
 def test_viewer_sees_registries_but_cannot_change_or_use_them(client, django_user_model, published, audit_log):
-    registry = Registry(name="private", host=published["auth"], username="alice")
+    registry = Registry(name="private", host=published["auth"], username="alice", use=Registry.Use.EVERYONE)
     registry.set_secret(SECRET)
     registry.save()
+    hidden = Registry.objects.create(name="admins-only", host=published["auth"])  # its owner's alone
     viewer = django_user_model.objects.create_user("viewer", password="x" * 12)
     grant(viewer, "read-only", Environment.objects.get(name="local"))  # no role, nothing to see
     client.force_login(viewer)
     listing = client.get(reverse("registries"))
     assert listing.status_code == 200 and b"private" in listing.content and b"Add registry" not in listing.content
+    assert b"admins-only" not in listing.content
+    assert client.get(reverse("registry_detail", args=[hidden.pk])).status_code == 404
     detail = client.get(reverse("registry_detail", args=[registry.pk])).content.decode()
     for button in ("Test credentials", "Browse repositories", ">Edit<", ">Delete<", "pull-tag"):
         assert button not in detail
@@ -378,7 +381,7 @@ def test_viewer_sees_registries_but_cannot_change_or_use_them(client, django_use
     registry.refresh_from_db()
     assert (registry.name, registry.host, registry.username) == ("private", published["auth"], "alice")
     assert registry.credentials().password == SECRET
-    assert list(Registry.objects.values_list("name", flat=True)) == ["private"]
+    assert list(Registry.objects.values_list("name", flat=True)) == ["admins-only", "private"]
     assert not Operation.objects.exists()
     denied = {call["action"] for call in audit_log.calls if call.get("outcome") == "denied"}
     assert {"registry.create", "registry.update", "registry.delete", "registry.test", "registry.browse",
