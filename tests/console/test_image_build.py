@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -51,7 +51,7 @@ def test_build_with_an_uploaded_context(admin_client, celery_worker, local):
     upload = SimpleUploadedFile("context.tar", data.getvalue(), content_type="application/x-tar")
     op = operation_from(admin_client.post(reverse("image_build"), {"tags": "built/context:1", "context": upload}))
     assert op.state == "succeeded", op.error
-    assert not list((settings.DATA_DIR / "transfers").glob("build-*"))  # nothing left behind
+    assert not Path(op.parameters["work"]).exists()  # nothing of this build left behind
 
 
 def test_a_bad_dockerfile_is_an_inline_error_naming_the_line(admin_client, local):
