@@ -70,7 +70,7 @@ def boot(config: EngineConfig) -> BootReport:
     loaded = {}
     for container_id in containers.ids():
         with contextlib.suppress(EngineError, ValueError, OSError):
-            loaded[container_id] = containers.get(container_id)
+            loaded[container_id] = containers.settle(container_id)
     running = {cid for cid, c in loaded.items() if c.status in ("running", "paused", "restarting")}
     # 2. What the previous boot left on the host.
     report.cleaned += _clean_runtime(containers, running)

@@ -68,6 +68,7 @@ LOG_MAX_FILES = 2
 REPO_DIR = Path(__file__).resolve().parent.parent
 ACTIVE = ("running", "paused", "restarting")
 UNSUPERVISED_ERROR = "monitor died: the container runs unsupervised (no logs, no exit code)"
+DEAD_MONITOR_ERROR = "monitor died: exit code unknown"
 UNSUPERVISED_MARKER = "unsupervised"  # in the run directory (engine.keeper writes it too)
 
 
@@ -358,8 +359,27 @@ class Containers:
         # When it ended is unknown: the monitor's last word is the best guess.
         finished = (container.dir / "state.json").stat().st_mtime_ns
         state.update(Status="exited", Pid=0, ExitCode=255, Paused=False, FinishedAt=now_rfc3339(finished),
-                     Error="monitor died: exit code unknown")
+                     Error=DEAD_MONITOR_ERROR)
         container.state = state
+
+    def settle(self, container_id: str) -> Container:
+        """Write down what reading found only in memory (a container whose monitor and
+        process are gone is exited), and delete its runtime record: for boot and for the
+        actions that end a run (stop), never for reads. Best effort on a full disk."""
+        container = self._load(container_id)
+        if container.status in ACTIVE or container.state.get("Error") != DEAD_MONITOR_ERROR:
+            return container
+        try:
+            recorded = json.loads((container.dir / "state.json").read_text()).get("Status")
+        except (OSError, ValueError):
+            return container
+        if recorded in ACTIVE:
+            self.runtime.delete(container.id, force=True)
+            self._try_update(container, **{key: container.state[key] for key in
+                                           ("Status", "Pid", "ExitCode", "Paused", "FinishedAt", "Error")})
+            events.emit(self.config, "container", "die", container.id,
+                        {"name": container.name, "exitCode": "255"})
+        return container
 
     def unsupervised(self, container: Container) -> bool:
         """Running (or paused) with its monitor gone: no log, no exit code, no restart
@@ -710,7 +730,7 @@ class Containers:
         if self.networks is not None:
             self.networks.stopped(container.id)
         events.emit(self.config, "container", "stop", container.id, {"name": container.name})
-        return self._load(container.id)
+        return self.settle(container.id)  # an unsupervised one had no monitor to record its end
 
     def restart(self, ref: str, timeout: int | None = None) -> Container:
         container = self.stop(ref, timeout)
