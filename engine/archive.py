@@ -20,6 +20,7 @@ one-layer image, as ``docker import`` does, with ``--change`` instructions.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import io
@@ -27,6 +28,7 @@ import json
 import os
 import platform
 import shlex
+import stat
 import tarfile
 import tempfile
 import time
@@ -41,6 +43,7 @@ from engine import images as im
 from engine.content import ContentStore, atomic_write
 from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.images import Image, ImageStore
+from engine.inroot import BENEATH, Root
 from engine.layers import open_decompressed
 from engine.reference import Reference, check_digest, parse
 
@@ -134,22 +137,26 @@ class _TarSource:
 
 
 class _DirSource:
+    """An OCI layout directory: names (from its index and manifests) are opened inside it;
+    a symlink that leaves it is refused (``engine.inroot``, BENEATH)."""
+
     def __init__(self, root: Path):
         self.root = root
 
-    def _path(self, name: str) -> Path:
-        path = (self.root / name).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise InvalidArgument(f"{name} points outside {self.root}")
-        return path
-
     def exists(self, name: str) -> bool:
-        return self._path(name).is_file()
+        try:
+            with Root(self.root, BENEATH) as root:
+                return stat.S_ISREG(root.stat(name).st_mode)
+        except OSError:
+            return False
 
     def open(self, name: str) -> BinaryIO:
         try:
-            return open(self._path(name), "rb")
-        except OSError:
+            with Root(self.root, BENEATH) as root:
+                return root.open_regular(name)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                raise InvalidArgument(f"{name} points outside {self.root}") from None
             raise InvalidArgument(f"{self.root} has no readable {name}") from None
 
     def read(self, name: str, limit: int = 64 << 20) -> bytes:

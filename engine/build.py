@@ -787,7 +787,7 @@ class _LayerTar:
                 if any(kinds.get("/".join(parts[:n])) == "symlink" for n in range(1, len(parts))):
                     raise ins.error(f"archive entry {member.name!r} goes through a symlink of the archive")
                 if member.islnk():
-                    link = _clean_member(ins, member.linkname)
+                    link = _clean_member(ins, member.linkname, member.name)
                     if kinds.get(link) not in ("file", "hardlink"):
                         raise ins.error(f"archive entry {member.name!r} is a hard link to {member.linkname!r}, "
                                         "which is not a file earlier in the archive")
@@ -800,14 +800,15 @@ class _LayerTar:
                 self.tar.addfile(member, src.extractfile(member) if member.isreg() else None)
 
 
-def _clean_member(ins, name: str) -> str:
+def _clean_member(ins, path: str, name: str | None = None) -> str:
+    """An archive member's path (or, with ``name``, its link), lexically cleaned."""
     parts: list[str] = []
-    for comp in name.split("/"):
+    for comp in path.split("/"):
         if comp in ("", "."):
             continue
         if comp == "..":
             if not parts:
-                raise ins.error(f"archive entry {name!r} points outside the destination")
+                raise ins.error(f"archive entry {name or path!r} points outside the destination")
             parts.pop()
         else:
             parts.append(comp)

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from engine import images as im
-from engine.errors import EngineError, InvalidArgument, NotFound
+from engine.errors import EngineError, InvalidArgument, NotFound, RuntimeFailure
 from engine.inroot import Root, open_child_dir, open_child_file, walk
 from engine.reference import parse
 from engine.tarsafe import extract_all
@@ -251,6 +251,17 @@ def _add_tree(tar: tarfile.TarFile, dir_fd: int, name: str | None, arcname: str,
             os.close(top)
 
 
+@contextlib.contextmanager
+def _changing(path: str):
+    """A file that vanished, changed size or type while read (a running container) is an
+    engine error, not a crash."""
+    try:
+        yield
+    except OSError as exc:
+        raise RuntimeFailure(f"{path} could not be read whole (did the container change it meanwhile? "
+                             f"pause it first): {exc}") from exc
+
+
 def _in_container(root: Root, path: str, ref: str, follow_last: bool = True) -> tuple[int, str | None]:
     """(fd of the directory holding ``path`` inside the container, last name): NotFound if
     a component is missing. Symlinks resolve inside the container's root."""
@@ -284,7 +295,7 @@ def copy_from(containers, ref: str, path: str, out: BinaryIO) -> dict:
         try:
             st = os.fstat(dir_fd) if leaf is None else os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
             name = PurePosixPath(path.rstrip("/")).name or "."
-            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            with _changing(path), tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 _add_tree(tar, dir_fd, leaf, name, {})
         finally:
             os.close(dir_fd)
@@ -365,7 +376,8 @@ def export(containers, ref: str, out: BinaryIO) -> None:
     fds from its root (a symlink is exported as a symlink, never followed)."""
     _, rootfs = _rootfs(containers, ref)
     links: dict[tuple[int, int], str] = {}
-    with Root(rootfs) as root, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    with Root(rootfs) as root, _changing("/"), \
+            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for rel, dir_fd, name, st in walk(root.fd):
             info = tarinfo_at(dir_fd, name, st, rel)
             if info is not None:

@@ -309,6 +309,8 @@ class Root:
                 follow_last: bool = True) -> int:
         """``open(2)`` of ``path`` inside the root. A symlink in the last place is followed
         (inside the root) unless ``follow_last`` is False, when ``O_NOFOLLOW`` applies."""
+        if flags & os.O_CREAT and flags & os.O_EXCL:
+            follow_last = False  # as open(2): O_EXCL never follows a symlink in the last place
         if not follow_last:
             flags |= os.O_NOFOLLOW
         if _use_openat2:

@@ -540,14 +540,22 @@ def _tar_upper(tar: tarfile.TarFile, upper: Path, links: dict[tuple[int, int], s
 
 
 def _tree_size(top: Path) -> int:
+    # Through directory fds that never follow a symlink a running container swaps in.
+    from engine.inroot import walk
+
     total = 0
     seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            st = os.lstat(os.path.join(dirpath, name))
+    try:
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0
+    try:
+        for _, _, _, st in walk(fd):
             if stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
             total += st.st_size
+    finally:
+        os.close(fd)
     return total
 

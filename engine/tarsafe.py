@@ -9,7 +9,7 @@ is created relative to a directory descriptor of the target (``engine.inroot``),
   ``..`` climbs above it is refused;
 * no entry is written through a symlink, whether the tar made it or it was there: a
   symlink among an entry's parents is refused;
-* a hard link may only name a non-directory already inside the target (``/x`` means the
+* a hard link may only name a file this tar put in the target earlier (``/x`` means the
   target's ``x``), reached without symlinks; it is linked relative to the target;
 * a regular file replaces what has its name (unlinked first, then created ``O_EXCL``), so
   writing a file never writes into another name's inode;
@@ -44,10 +44,11 @@ def extract_all(tar: tarfile.TarFile, directory: str | Path, members: Iterable[t
     ``InvalidArgument`` naming it; what came before it stays (the caller discards)."""
     Path(directory).mkdir(parents=True, exist_ok=True)
     dir_times: list[tuple[str, float]] = []
+    extracted: set[str] = set()  # what a hard link may name
     with Root(directory, NO_SYMLINKS) as root:
         for member in members if members is not None else tar:
             try:
-                _extract(tar, root, member, trusted_links, dir_times)
+                _extract(tar, root, member, trusted_links, dir_times, extracted)
             except InvalidArgument:
                 raise
             except OSError as exc:
@@ -99,7 +100,7 @@ def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
 
 
 def _extract(tar: tarfile.TarFile, root: Root, member: tarfile.TarInfo, trusted: bool,
-             dir_times: list[tuple[str, float]]) -> None:
+             dir_times: list[tuple[str, float]], extracted: set[str]) -> None:
     name = member.name
     parts = _clean(name, name)
     if not parts:
@@ -134,7 +135,8 @@ def _extract(tar: tarfile.TarFile, root: Root, member: tarfile.TarInfo, trusted:
             dir_times.append(("/".join(parts), member.mtime))
             return
         if member.islnk():
-            _hardlink(root, parent, base, parts, member, st)
+            _hardlink(root, parent, base, parts, member, st, extracted)
+            extracted.add("/".join(parts))
             return
         if st is not None:
             if stat.S_ISDIR(st.st_mode):
@@ -153,18 +155,21 @@ def _extract(tar: tarfile.TarFile, root: Root, member: tarfile.TarInfo, trusted:
             fmt = stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() else stat.S_IFIFO
             os.mknod(base, fmt | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=parent)
         _attrs(parent, base, member, mode)
+        extracted.add("/".join(parts))
     finally:
         os.close(parent)
 
 
 def _hardlink(root: Root, parent: int, base: str, parts: list[str], member: tarfile.TarInfo,
-              st: os.stat_result | None) -> None:
+              st: os.stat_result | None, extracted: set[str]) -> None:
     name = member.name
     link = _clean(member.linkname, name)
     if not link:
         raise _refuse(name, "a hard link to the target itself")
     if link == parts:
         raise _refuse(name, "a hard link to itself")
+    if "/".join(link) not in extracted:
+        raise _refuse(name, f"its hard link target {member.linkname!r} is not an earlier entry of the tar")
     try:
         src_parent = root.open_dir("/".join(link[:-1]))
     except OSError:

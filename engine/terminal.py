@@ -48,11 +48,16 @@ def check_size(cols, rows) -> tuple[int, int]:
 
 def default_shell(rootfs: Path) -> str:
     """/bin/bash when the image has it, else /bin/sh (what Portainer users pick by hand)."""
-    for shell in SHELLS:
-        candidate = rootfs / shell.lstrip("/")
-        # The rootfs is the container's: resolve a symlink inside it, not on the host.
-        if candidate.is_symlink() or candidate.exists():
-            return shell
+    from engine.inroot import Root
+
+    # The rootfs is the container's: a symlink resolves inside it, not on the host.
+    try:
+        with Root(rootfs) as root:
+            for shell in SHELLS:
+                if root.exists(shell, follow_last=False):
+                    return shell
+    except OSError:
+        pass  # no rootfs to look in
     return "/bin/sh"
 
 

@@ -20,12 +20,14 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound
+from engine.inroot import walk
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
 META = "volume.json"
@@ -102,17 +104,24 @@ def _now() -> str:
 
 
 def tree_size(top: Path) -> int:
+    """Bytes allocated below ``top`` (a volume's data), each inode once. Walked through
+    directory fds that never follow a symlink (``engine.inroot.walk``): a container that
+    swaps a directory for a symlink meanwhile cannot make us walk the host."""
     total, seen = 0, set()
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in filenames + dirnames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) in seen:
+    try:
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        for _, _, _, st in walk(fd):
+            if stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512 if name in filenames else 0
+            total += st.st_blocks * 512
+    except OSError:
+        pass  # a directory removed while we walked: the size is what we saw
+    finally:
+        os.close(fd)
     return total
 
 

@@ -361,3 +361,27 @@ def test_archive_paths_are_names_inside_the_archive_only(store, tmp_path):
     with pytest.raises(InvalidArgument, match="outside"):
         archive.load(store, layout)
     assert_empty(store)
+
+
+def test_an_oci_layout_directory_cannot_point_outside_itself(store, tmp_path):
+    """A layout directory's blobs are opened inside it: a symlink to a host file is refused."""
+    built = ib.busybox_built()
+    path = ib.docker_save_tar(tmp_path / "saved.tar", [(built, ["test/dir:1"])])
+    [image] = archive.load(store, path)
+    layout = tmp_path / "layout"
+    oci_tar = tmp_path / "oci.tar"
+    archive.save(store, ["test/dir:1"], oci_tar)
+    with tarfile.open(oci_tar) as tar:
+        extract_all(tar, layout)
+    blob = layout / "blobs" / "sha256" / image.id.removeprefix("sha256:")
+    host = tmp_path / "host-config"
+    blob.rename(host)
+    other = make_store(tmp_path, "other")
+    for link in (str(host), "../../../host-config"):  # absolute, then climbing out
+        blob.symlink_to(link)
+        with pytest.raises(InvalidArgument):
+            archive.load(other, layout)
+        blob.unlink()
+    os.replace(host, blob)
+    [copy] = archive.load(other, layout)
+    assert copy.manifest_digest == image.manifest_digest

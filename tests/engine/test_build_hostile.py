@@ -219,44 +219,63 @@ def test_chown_names_come_from_the_image_even_when_its_etc_is_a_symlink(engine, 
 
 # ---------------------------------------------------------------- property: hostile builds
 
-_PARTS = st.sampled_from(["a", "b", "..", ".", "esc", "HOST", "canary", "*"])
-_PATHS = st.lists(_PARTS, min_size=1, max_size=4).map(lambda p: "/" + "/".join(p))
-_LINKS = st.one_of(_PATHS, _PATHS.map(lambda p: p.lstrip("/")), st.sampled_from(["/", "HOST", "HOST/canary"]))
-_MEMBERS = st.lists(st.tuples(_PATHS.map(lambda p: p.lstrip("/")),
-                              st.sampled_from(["file", "dir", "symlink", "hardlink"]), _LINKS), max_size=6)
+_NAMES = st.sampled_from(["a", "b", "esc", "HOST", "canary"])
+_PATHS = st.lists(st.one_of(_NAMES, st.sampled_from(["..", ".", "*"])), min_size=1, max_size=5).map(
+    lambda p: "/" + "/".join(p))
+_MEMBER_NAMES = st.lists(_NAMES, min_size=1, max_size=3).map("/".join)
+_LINKS = st.one_of(_PATHS, _PATHS.map(lambda p: p.lstrip("/")),
+                   st.sampled_from(["/", "..", "../..", "../../..", "@HOST", "@HOST/canary"]))
+_MEMBERS = st.lists(st.tuples(_MEMBER_NAMES, st.sampled_from(["file", "dir", "symlink", "hardlink"]), _LINKS),
+                    max_size=6)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(context=_MEMBERS, layer=_MEMBERS, sources=st.lists(_PATHS, min_size=1, max_size=3), dest=_PATHS)
+def _fill(text: str, host: Path) -> str:
+    return text.replace("@HOST", str(host)).replace("HOST", str(host).lstrip("/"))
+
+
+def _make_context_dir(ctx: Path, members, host: Path) -> None:
+    """A context directory with what a CLI user's own directory may hold: any symlink."""
+    for name, kind, link in members:
+        path = ctx / _fill(name, host)
+        try:
+            if any(p.is_symlink() or p.exists() and not p.is_dir() for p in [*path.parents][:-1]
+                   if str(p).startswith(str(ctx))):
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "dir":
+                path.mkdir()
+            elif kind == "file":
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW))
+            elif kind == "symlink":
+                path.symlink_to(_fill(link, host))
+        except OSError:
+            continue
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(context=_MEMBERS, layer=_MEMBERS, source=_PATHS, dest=_PATHS, from_stage=st.booleans())
 def test_property_hostile_contexts_archives_and_paths_never_reach_the_canary(engine, tmp_path_factory, context,
-                                                                               layer, sources, dest):
-    """A scratch stage made from a hostile archive, then COPY --from and COPY from a hostile
-    context with generated paths: whatever fails, the canary stays unread and unwritten."""
+                                                                               layer, source, dest, from_stage):
+    """A stage made from a hostile archive (ADD), a context directory full of hostile
+    symlinks, and COPY (from either) with generated paths: whatever the build does, the
+    canary stays unread and unwritten."""
     base = tmp_path_factory.mktemp("hostile")
     host = base / "host"
     host.mkdir()
     canary = host / "canary"
     canary.write_bytes(SECRET + b"\n")
     before = _snapshot(canary)
-
-    def fill(text: str) -> str:
-        return text.replace("HOST", str(host).lstrip("/") if not text.startswith("HOST") else str(host))
-
-    def entries(members):
-        out = []
-        for name, kind, link in members:
-            name = fill(name) or "x"
-            out.append((name, kind, b"data\n" if kind == "file" else fill(link)))
-        return out
-
-    stage = tar_of(*entries(layer)).getvalue()
-    ctx_entries = entries(context) + [("stage.tar", "file", stage)]
-    srcs = " ".join(fill(s) for s in sources)
-    dockerfile = (f"FROM scratch AS s\nADD stage.tar /\nFROM scratch\nCOPY --from=s {srcs} {fill(dest)}\n"
-                  f"COPY {' '.join(fill(s).lstrip('/') or '.' for s in sources)} {fill(dest)}/\n")
-    ctx_entries.append(("Dockerfile", "file", dockerfile.encode()))
+    ctx = base / "ctx"
+    ctx.mkdir()
+    _make_context_dir(ctx, context, host)
+    members = [(_fill(n, host), k, b"data\n" if k == "file" else _fill(v, host)) for n, k, v in layer]
+    (ctx / "stage.tar").write_bytes(tar_of(*members).getvalue())
+    src, dst = _fill(source, host), _fill(dest, host)
+    copy = f"COPY --from=s {src} {dst}" if from_stage else f"COPY {src.lstrip('/') or '.'} {dst}"
+    (ctx / "Dockerfile").write_text(f"FROM scratch AS s\nADD stage.tar /\nFROM s\n{copy}\n"
+                                    f"WORKDIR {dst}/w\nCOPY Dockerfile {dst}/\n")
     try:
-        build(engine, tar_of(*ctx_entries))
+        build(engine, ctx)
     except InvalidArgument:
         pass
     assert_untouched(engine, canary, before)

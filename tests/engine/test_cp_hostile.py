@@ -212,3 +212,20 @@ def test_property_cp_paths_never_reach_the_canary(box, host, tmp_path_factory, p
             pass
         assert SECRET not in out.getvalue()
     assert snapshot(host) == before
+
+
+def test_hard_links_inside_the_container_survive_cp_in_and_out(box, tmp_path):
+    eng, cid, _ = box
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        info = tarfile.TarInfo("pair/one")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"one\n"))
+        link = tarfile.TarInfo("pair/two")
+        link.type, link.linkname = tarfile.LNKTYPE, "pair/one"
+        tar.addfile(link)
+    data.seek(0)
+    cm.copy_to(eng, cid, "/data", data)
+    cm.copy_out(eng, cid, "/data/pair", str(tmp_path / "renamed"))
+    one, two = tmp_path / "renamed" / "one", tmp_path / "renamed" / "two"
+    assert one.read_text() == "one\n" and os.stat(one).st_ino == os.stat(two).st_ino

@@ -73,6 +73,13 @@ def test_symlinks_resolve_inside_the_root(tree, resolver):
     assert (host / "canary").read_text() == "host secret\n"
 
 
+def test_o_excl_never_follows_a_dangling_symlink(tree, resolver):
+    root, _ = tree
+    with Root(root) as r, pytest.raises(FileExistsError):
+        r.open_fd("dangling", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    assert not (root / "etc" / "new").exists()
+
+
 def test_mkdirs_follows_links_inside_the_root(tree, resolver):
     root, host = tree
     with Root(root) as r:
@@ -171,6 +178,8 @@ def _outcome(root_path: Path, policy: str, lookup: str, op: str):
         try:
             if op == "open":
                 fd = r.open_fd(lookup, os.O_PATH)
+            elif op == "create":
+                fd = r.open_fd(lookup, os.O_WRONLY | os.O_CREAT, 0o644)
             elif op == "nofollow":
                 fd = r.open_fd(lookup, os.O_PATH, follow_last=False)
             else:
@@ -186,7 +195,7 @@ def _outcome(root_path: Path, policy: str, lookup: str, op: str):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=hostile_trees(), policy=st.sampled_from([IN_ROOT, BENEATH, NO_SYMLINKS]),
-       op=st.sampled_from(["open", "nofollow", "dir"]))
+       op=st.sampled_from(["open", "nofollow", "dir", "create"]))
 def test_property_openat2_and_the_walk_agree_and_stay_inside(case, policy, op):
     items, lookups = case
     base = Path(tempfile.mkdtemp(prefix="inroot-"))
@@ -211,7 +220,7 @@ def test_property_openat2_and_the_walk_agree_and_stay_inside(case, policy, op):
                 assert outcome != ("ok", canary_ino)
                 results.append(outcome)
             assert len(set(results)) == 1, (lookup, policy, op, results)
-            if policy == IN_ROOT and results[0][0] == "ok" and op != "dir":  # resolve() names the same
+            if policy == IN_ROOT and results[0][0] == "ok" and op in ("open", "nofollow"):  # resolve() names the same
                 with Root(root) as r:
                     name = r.resolve(lookup, follow_last=op != "nofollow")
                     assert r.with_policy(NO_SYMLINKS).lstat(name).st_ino == results[0][1]

@@ -11,6 +11,7 @@ exactly as before.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -148,3 +149,21 @@ def test_flat_mode_never_writes_outside_the_root(deep, spec):
 @given(spec=layers)
 def test_overlay_mode_never_writes_outside_the_root(deep, spec):
     check(deep, spec, "overlay")
+
+
+@pytest.mark.parametrize("mode", ["flat", "overlay"])
+def test_a_hardlink_to_an_absolute_host_path_then_a_file_leaves_the_host_file_alone(tmp_path, mode):
+    """Issue 12's trick against layers: "/<host path>" means the root's <host path>."""
+    canary = tmp_path / "host" / "canary"
+    canary.parent.mkdir()
+    canary.write_bytes(b"host secret\n")
+    before = os.stat(canary)
+    root = tmp_path / "root"
+    if mode == "flat":
+        root.mkdir()
+    layer = make_tar([entry("hl", "hardlink", link=str(canary)), entry("hl", data=b"overwritten\n")])
+    with pytest.raises(InvalidArgument, match="hl"):
+        apply_layer(io.BytesIO(layer), root, mode)
+    after = os.stat(canary)
+    assert canary.read_bytes() == b"host secret\n"
+    assert (after.st_nlink, after.st_mtime_ns, after.st_mode) == (before.st_nlink, before.st_mtime_ns, before.st_mode)
