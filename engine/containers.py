@@ -53,6 +53,7 @@ from engine.monitor import (
     now_rfc3339,
     process_start_time,
     update_state,
+    with_reserve,
     write_json_atomic,
 )
 from engine.monitors import start_monitor
@@ -620,7 +621,11 @@ class Containers:
             state.update(Status="running", Pid=int(pid), StartedAt=started_at, FinishedAt=ZERO_TIME,
                          Error="", ExitCode=0, OOMKilled=False, Paused=False,
                          MonitorPid=int(monitor_pid), MonitorStart=int(monitor_start))
-            write_json_atomic(str(path), state)
+            try:  # the container may be filling the disk already: its monitor writes this too
+                with_reserve(str(self.config.root), lambda: write_json_atomic(str(path), state))
+            except OSError as exc:
+                if not is_no_space(exc):
+                    raise
 
     def _monitor_spec(self, container: Container, run_dir: Path, waiter: bool) -> dict:
         host = container.config["HostConfig"]
@@ -713,7 +718,7 @@ class Containers:
             if container.status != "running":
                 raise Conflict(f"Container {container.name} is not running")
             self.runtime.pause(container.id)
-            update_state(str(container.dir), Status="paused", Paused=True)
+            self._record_or_undo(container, lambda: self.runtime.resume(container.id), Status="paused", Paused=True)
         events.emit(self.config, "container", "pause", container.id, {"name": container.name})
         return self._load(container.id)
 
@@ -724,7 +729,7 @@ class Containers:
             if container.status != "paused":
                 raise Conflict(f"Container {container.name} is not paused")
             self.runtime.resume(container.id)
-            update_state(str(container.dir), Status="running", Paused=False)
+            self._record_or_undo(container, lambda: self.runtime.pause(container.id), Status="running", Paused=False)
         events.emit(self.config, "container", "unpause", container.id, {"name": container.name})
         return self._load(container.id)
 
@@ -739,6 +744,15 @@ class Containers:
             except OSError:
                 pass
         self._try_update(container, StoppedByUser=True)
+
+    def _record_or_undo(self, container: Container, undo, **fields) -> None:
+        """update_state (taking from the reserve on a full disk); if even that fails, ``undo``
+        what was done, so that the state and the container still agree."""
+        try:
+            with_reserve(str(self.config.root), lambda: update_state(str(container.dir), **fields))
+        except OSError:
+            undo()
+            raise
 
     def _try_update(self, container: Container, **fields) -> None:
         """update_state, unless the disk is full (for what the monitor records anyway)."""

@@ -944,7 +944,7 @@ def launch(spec: dict) -> dict:
     interpreter, so that runc and Python start in parallel; restarts call it in the monitor.
     """
     err_r, err_w = os.pipe()
-    argv = runtime_cmd(spec, "run", "-d", "--pid-file", os.path.join(spec["dir"], "init.pid"),
+    argv = runtime_cmd(spec, "run", "-d", "--pid-file", os.path.join(spec["run_dir"], "init.pid"),
                        "--bundle", spec["bundle"])
     info: dict = {"err_r": err_r}
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -986,7 +986,7 @@ def await_runtime(spec: dict, info: dict, wait=_waitpid) -> tuple[str | None, in
             if key in info:
                 os.close(info[key])
         return runtime_error(error) or f"runtime exited with status {code}", 0
-    with open(os.path.join(spec["dir"], "init.pid")) as f:
+    with open(os.path.join(spec["run_dir"], "init.pid")) as f:  # in the run root: a container may fill the disk at once
         return None, int(f.read().strip())
 
 

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from engine.monitor import process_start_time
+from engine.monitor import RESERVE_SIZE, process_start_time
 from engine.registry import RegistryClient
 from tests.engine.test_pull_push import upload
 from tests.support.containers import all_leftovers, wait_for
@@ -115,11 +115,16 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     assert one_line_error(fe.cli("run", "-d", "--name", "new", "test/busybox", "true")) == no_space
     assert one_line_error(fe.cli("exec", "talker", "true")) == no_space
     assert sorted(engine.ids()) == ids and not (fe.config.root / "containers" / "names" / "new").exists()
+    assert one_line_error(fe.cli("start", "done")) == no_space
+    assert "Exited (3)" in ok(fe.cli("ps", "-a", "--filter", "name=done"))
     message = one_line_error(fe.cli("pull", f"{open_registry.host}/fault/busybox:1"))
     assert re.fullmatch(rf"Error: no space left on {re.escape(root)} \(needed ~[\d.]+[kM]B, free 0B\)", message)
     assert not list((fe.config.root / "content" / "ingest").iterdir())
 
-    # What frees space works.
+    # What frees space works, and so do small writes the reserve has room for.
+    ok(fe.cli("pause", "sleeper"))  # a small write: the reserve has room for it
+    assert json.loads(ok(fe.cli("ps", "--filter", "name=sleeper", "--format", "json")))["State"] == "paused"
+    ok(fe.cli("unpause", "sleeper"))
     ok(fe.cli("kill", "sleeper"))
     assert ok(fe.cli("wait", "sleeper")).strip() == "137"
     ok(fe.cli("stop", "-t", "1", "talker"))
@@ -154,14 +159,19 @@ def test_the_exit_code_waits_in_memory_until_the_disk_has_room(full_engine):
     assert "Exited (7)" in ok(fe.cli("ps", "-a"))
 
 
-FILLER = ("dd if=/dev/zero of=/fill bs=64k 2>/dev/null; i=0; "
-          "while [ ! -e /out/go ]; do echo line $i; echo $i > /out/n; i=$((i+1)); sleep 0.01; done; "
+FILLER = ("while [ ! -e /out/fill ]; do sleep 0.01; done; "
+          "dd if=/dev/zero of=/fill bs=64k 2>/dev/null; i=0; p=$(printf '%1000s' x); "
+          "while [ ! -e /out/go ]; do echo line $i $p; echo $i > /out/n; i=$((i+1)); sleep 0.01; done; "
           "rm /fill; while true; do echo line $i; i=$((i+1)); sleep 0.01; done")
 
 
 def test_a_container_that_fills_its_own_rootfs(full_engine):
     fe, engine = full_engine, full_engine.engine
     c, _ = engine.run("test/busybox", ["sh", "-c", FILLER], name="hog", volumes=[f"{fe.outside}:/out"])
+    # Once the engine has made its reserve (a start does, and its monitor once it runs).
+    reserve = fe.config.root / "space.reserve"
+    wait_for(lambda: reserve.stat().st_size == RESERVE_SIZE and not list(fe.config.root.glob("*.tmp*")))
+    (fe.outside / "fill").touch()
     wait_for(lambda: counter(fe) >= 0)
     assert fe.disk.available() == 0
     start = counter(fe)
