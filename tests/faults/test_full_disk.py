@@ -104,6 +104,8 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     engine.run("test/busybox", ["sleep", "600"], name="sleeper")
     done, _ = engine.run("test/busybox", ["sh", "-c", "echo done; exit 3"], name="done")
     assert engine.wait(done.id) == 3
+    ok(fe.cli("volume", "create", "scratch"))
+    ok(fe.cli("network", "create", "faultnet"))
     fe.disk.fill()
     ids = sorted(engine.ids())
 
@@ -137,6 +139,9 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     ok(fe.cli("rmi", "test/busybox"))
     assert ok(fe.cli("images", "-q")) == ""
     ok(fe.cli("image", "prune", "-a"))
+    fe.disk.fill()
+    assert "scratch" in ok(fe.cli("volume", "prune", "-f"))
+    assert "faultnet" in ok(fe.cli("network", "prune", "-f"))
 
 
 def test_the_exit_code_waits_in_memory_until_the_disk_has_room(full_engine):
