@@ -248,8 +248,12 @@ class LogWriter:
 
     def __init__(self, path: str, max_size: int, max_files: int):
         self.path, self.max_size, self.max_files = path, max_size, max(1, max_files)
-        self.file = open(path, "ab", buffering=0)
-        self.size = self.file.tell()
+        self.file, self.size = None, 0
+        try:
+            self.file = open(path, "ab", buffering=0)
+            self.size = self.file.tell()
+        except OSError:
+            pass  # a full disk may refuse to create it: the first write that can will
         self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self.dropped_lines = self.dropped_bytes = 0
         self.drop_reason = ""
@@ -301,7 +305,7 @@ class LogWriter:
                                                          "bytes": self.dropped_bytes}))
         data = ("\n".join(lines) + "\n").encode()
         try:
-            if self.file.closed:  # a rotation the disk stopped half-way
+            if self.file is None or self.file.closed:  # first write, or a rotation stopped half-way
                 self.file = open(self.path, "ab", buffering=0)
                 self.size = self.file.tell()
             if self.size + len(data) > self.max_size and self.size > 0:

@@ -100,7 +100,7 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     root = str(fe.config.root)
     built = build_image([[file("/payload", os.urandom(300_000))]])  # no blob of it is here yet
     upload(RegistryClient(open_registry.host), "fault/busybox", built, "1")
-    engine.run("test/busybox", COUNTER, name="talker", volumes=[f"{fe.outside}:/out"])
+    engine.run("test/busybox", COUNTER, name="talker", volumes=[f"{fe.outside}:/out"], restart="always")
     engine.run("test/busybox", ["sleep", "600"], name="sleeper")
     done, _ = engine.run("test/busybox", ["sh", "-c", "echo done; exit 3"], name="done")
     assert engine.wait(done.id) == 3
@@ -129,9 +129,10 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     ok(fe.cli("unpause", "sleeper"))
     ok(fe.cli("kill", "sleeper"))
     assert ok(fe.cli("wait", "sleeper")).strip() == "137"
-    ok(fe.cli("stop", "-t", "1", "talker"))
-    assert engine.inspect("talker")["State"]["Status"] == "exited"
-    assert engine.inspect("talker")["State"]["ExitCode"] in (137, 143)
+    ok(fe.cli("stop", "-t", "1", "talker"))  # its restart policy does not bring it back
+    talker = engine.inspect("talker")
+    assert (talker["State"]["Status"], talker["RestartCount"]) == ("exited", 0)
+    assert talker["State"]["ExitCode"] in (137, 143) and engine.get("talker").state["StoppedByUser"]
     assert "Exited (137)" in ok(fe.cli("ps", "-a", "--filter", "name=sleeper"))
     ok(fe.cli("rm", "-f", "talker", "sleeper", "done"))
     assert engine.ids() == [] and leftovers(fe) == []
