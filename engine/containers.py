@@ -591,8 +591,12 @@ class Containers:
             spec = self._monitor_spec(container, run_dir, waiter)
             spec_path = container.dir / "monitor.spec"
             tmp = spec_path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(marshal.dumps(spec))
-            os.replace(tmp, spec_path)
+            try:
+                tmp.write_bytes(marshal.dumps(spec))
+                os.replace(tmp, spec_path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written spec
+                raise
             net = self.networks.start(container.id) if self.networks is not None else None
             try:
                 reply = start_monitor(self.config.run_root, spec, spec_path, container.dir / "monitor.err")

@@ -122,6 +122,7 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     message = one_line_error(fe.cli("pull", f"{open_registry.host}/fault/busybox:1"))
     assert re.fullmatch(rf"Error: no space left on {re.escape(root)} \(needed ~[\d.]+[kM]B, free 0B\)", message)
     assert not list((fe.config.root / "content" / "ingest").iterdir())
+    assert not [p for p in fe.config.root.rglob("*") if ".tmp" in p.name or p.name.endswith(".part")]
 
     # What frees space works, and so do small writes the reserve has room for.
     ok(fe.cli("pause", "sleeper"))  # a small write: the reserve has room for it
