@@ -195,3 +195,20 @@ def test_a_container_that_fills_its_own_rootfs(full_engine):
     assert engine.inspect("hog")["State"]["ExitCode"] in (137, 143)
     ok(fe.cli("rm", "hog"))
     assert leftovers(fe) == []
+
+
+def test_a_pull_the_disk_fills_under_keeps_nothing(full_engine, open_registry):  # noqa: F811
+    fe = full_engine
+    built = build_image([[file("/payload", os.urandom(300_000))]])
+    upload(RegistryClient(open_registry.host), "fault/tight", built, "1")
+    blobs = sorted(p.name for p in (fe.config.root / "content" / "blobs" / "sha256").iterdir())
+    # Room for the blobs' bytes, so it starts; not for their last pages and the bookkeeping.
+    fe.disk.leave(sum(len(data) for data in built.blobs.values()))
+    message = one_line_error(fe.cli("pull", f"{open_registry.host}/fault/tight:1"))
+    assert re.fullmatch(rf"Error: no space left on {re.escape(str(fe.config.root))} "
+                        r"\(needed ~30\d\.?\d*kB, free [\d.]+k?B\)", message), message
+    assert sorted(p.name for p in (fe.config.root / "content" / "blobs" / "sha256").iterdir()) == blobs
+    assert not list((fe.config.root / "content" / "ingest").iterdir())
+    assert "fault/tight" not in ok(fe.cli("images"))
+    fe.disk.free()
+    ok(fe.cli("pull", f"{open_registry.host}/fault/tight:1"))
