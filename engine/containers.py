@@ -47,7 +47,9 @@ from engine.monitor import (
     F_EXIT,
     F_RESIZE,
     F_STDIN,
+    RESERVE_SLICE,
     ensure_reserve,
+    free_bytes,
     is_no_space,
     locked,
     now_rfc3339,
@@ -780,7 +782,9 @@ class Containers:
                             return False
                         sock.settimeout(left)
                     kind, payload = read_frame(sock)
-                    if kind is None or kind == F_EXIT:
+                    if kind == F_EXIT:
+                        return True  # the monitor says the run is over (and has written it if it could)
+                    if kind is None:
                         break
             except TimeoutError:
                 return False
@@ -858,10 +862,17 @@ class Containers:
                     pass
                 if not self._wait_exit(container, 15):
                     raise RuntimeFailure(f"container {container.name} did not die")
-            self._wait_monitor_gone(container, 10)
-            if self.monitor_alive(self._load(container.id, reconcile=False)) and \
-                    container.state.get("MonitorPid") != os.getpid():
-                raise RuntimeFailure(f"the monitor of {container.name} does not exit")
+            full = free_bytes(str(self.config.root)) < RESERVE_SLICE
+            self._wait_monitor_gone(container, 2 if full else 10)
+            current = self._load(container.id, reconcile=False)
+            if self.monitor_alive(current) and current.state.get("MonitorPid") != os.getpid():
+                if full and not (current.state.get("Pid") and process_start_time(current.state["Pid"])):
+                    # Its container is gone: it only waits for room to write an exit code that
+                    # this removal deletes anyway.
+                    os.kill(current.state["MonitorPid"], signal_module.SIGKILL)
+                    self._wait_monitor_gone(current, 5)
+                if self.monitor_alive(current):
+                    raise RuntimeFailure(f"the monitor of {container.name} does not exit")
             if (self.runtime.root / container.id).exists():  # normally the monitor did it
                 self.runtime.delete(container.id, force=True)
             try:

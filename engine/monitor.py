@@ -397,6 +397,7 @@ class Monitor:
         self.pending_state: dict = {}
         self.pending_files: dict[str, dict] = {}
         self.stop_noted = False
+        self.final: dict | None = None  # the last run's exit, once no restart follows
 
     # ------------------------------------------------------------ plumbing
     def runtime_cmd(self, *args: str) -> list[str]:
@@ -638,8 +639,10 @@ class Monitor:
         else:
             name = str(header.get("session", "container"))
             session = self.container if name == "container" else self.execs.get(name)
-            if session is None:
-                self.send(client, frame(F_EXIT, json.dumps({"error": "no such session"}).encode()))
+            if session is None or (session is self.container and self.final is not None):
+                # (a container that is done, its exit perhaps not yet written: say it)
+                result = self.final if session is not None else {"error": "no such session"}
+                self.send(client, frame(F_EXIT, json.dumps(result).encode()))
                 client.closing = True
                 self.flush(client)
                 return
@@ -854,6 +857,7 @@ class Monitor:
             self.end_session(self.container, {"ExitCode": exit_code, "OOMKilled": oom})
             self.container = Session("container")
             if not restart:
+                self.final = {"ExitCode": exit_code, "OOMKilled": oom}
                 break
             # Docker's back-off: doubles from 100 ms, reset once a run lasted 10 s.
             backoff = 0.1 if time.monotonic() - started >= 10 else min(backoff * 2, 60.0)

@@ -146,8 +146,9 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     assert "faultnet" in ok(fe.cli("network", "prune", "-f"))
 
 
-def test_the_exit_code_waits_in_memory_until_the_disk_has_room(full_engine):
-    fe, engine = full_engine, full_engine.engine
+def exited_with_no_room_to_say_it(fe):
+    """A container that exits 7 on a full disk with no reserve left: its monitor holds the code."""
+    engine = fe.engine
     c, _ = engine.run("test/busybox", ["sh", "-c", "while [ ! -e /out/go ]; do sleep 0.02; done; exit 7"],
                       name="quitter", volumes=[f"{fe.outside}:/out"])
     fe.disk.fill()
@@ -159,11 +160,24 @@ def test_the_exit_code_waits_in_memory_until_the_disk_has_room(full_engine):
     pid = engine.get("quitter").state["Pid"]
     wait_for(lambda: process_start_time(pid) is None)  # the container is done
     assert monitor_alive(engine, "quitter")  # holding the exit code
+    return c
+
+
+def test_the_exit_code_waits_in_memory_until_the_disk_has_room(full_engine):
+    fe, engine = full_engine, full_engine.engine
+    exited_with_no_room_to_say_it(fe)
     fe.disk.free()
     wait_for(lambda: not monitor_alive(engine, "quitter"))
     state = engine.inspect("quitter")["State"]
     assert (state["Status"], state["ExitCode"], state["Error"]) == ("exited", 7, "")
     assert "Exited (7)" in ok(fe.cli("ps", "-a"))
+
+
+def test_rm_does_not_wait_for_an_exit_code_it_deletes(full_engine):
+    fe = full_engine
+    exited_with_no_room_to_say_it(fe)
+    ok(fe.cli("rm", "-f", "quitter", timeout=15))
+    assert fe.engine.ids() == [] and leftovers(fe) == []
 
 
 FILLER = ("while [ ! -e /out/fill ]; do sleep 0.01; done; "
