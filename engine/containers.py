@@ -339,6 +339,16 @@ class Containers:
         """A container we think is active but whose monitor is gone: say what really happened.
         In memory only: reading writes nothing (it must work on a full disk); ``start`` and
         ``remove`` clean what such a container left in the runtime."""
+        if container.status in ("running", "paused") and self.monitor_alive(container):
+            pid = container.state.get("Pid")
+            if pid and process_start_time(pid) is None:  # done, but not recorded (a full disk)
+                held = self._exit_held_by_monitor(container)
+                if held is not None:
+                    container.state = dict(container.state, Status="exited", Pid=0, Paused=False,
+                                           ExitCode=int(held.get("ExitCode") or 0),
+                                           OOMKilled=bool(held.get("OOMKilled")),
+                                           FinishedAt=held.get("FinishedAt") or ZERO_TIME)
+            return
         if container.status not in ACTIVE or self.monitor_alive(container):
             return
         try:  # again: the monitor may have written its last word just before it exited
@@ -359,6 +369,30 @@ class Containers:
             state.update(Status="exited", Pid=0, ExitCode=255, Paused=False, FinishedAt=now_rfc3339(finished),
                          Error="monitor died: exit code unknown")
         container.state = state
+
+    def _disk_full(self) -> bool:
+        return free_bytes(str(self.config.root)) < RESERVE_SLICE
+
+    def _exit_held_by_monitor(self, container: Container) -> dict | None:
+        """The exit a live monitor holds for a container that is done ({"ExitCode", "OOMKilled"}),
+        or None: it tells whoever attaches once the run is over."""
+        sock = self._connect(container)
+        if sock is None:
+            return None
+        try:
+            sock.settimeout(0.5)
+            sock.sendall(b'{"session": "container", "stdin": false}\n')
+            while True:
+                kind, payload = read_frame(sock)
+                if kind is None:
+                    return None
+                if kind == F_EXIT:
+                    result = json.loads(payload or b"{}")
+                    return None if "error" in result else result
+        except (OSError, ValueError):
+            return None
+        finally:
+            sock.close()
 
     def _runtime_alive(self, container_id: str) -> bool:
         state = self.runtime.state(container_id)
@@ -692,7 +726,8 @@ class Containers:
             except EngineError:
                 pass
             self._wait_exit(container, 30)
-        self._wait_monitor_gone(container, 10)
+        # (on a full disk it may stay to write the exit code: it tells readers meanwhile)
+        self._wait_monitor_gone(container, 2 if self._disk_full() else 10)
         if self.networks is not None:
             self.networks.stopped(container.id)
         events.emit(self.config, "container", "stop", container.id, {"name": container.name})
@@ -862,7 +897,7 @@ class Containers:
                     pass
                 if not self._wait_exit(container, 15):
                     raise RuntimeFailure(f"container {container.name} did not die")
-            full = free_bytes(str(self.config.root)) < RESERVE_SLICE
+            full = self._disk_full()
             self._wait_monitor_gone(container, 2 if full else 10)
             current = self._load(container.id, reconcile=False)
             if self.monitor_alive(current) and current.state.get("MonitorPid") != os.getpid():

@@ -848,8 +848,9 @@ class Monitor:
             oom = self.oom_killed()
             self.forget_stopped()
             restart = self.should_restart(exit_code, restart_count)
+            finished_at = now_rfc3339()
             self.record(Status="restarting" if restart else "exited", Pid=0, ExitCode=exit_code,
-                        OOMKilled=oom, Paused=False, FinishedAt=now_rfc3339(),
+                        OOMKilled=oom, Paused=False, FinishedAt=finished_at,
                         **({"StoppedByUser": True} if self.stop_requested else {}))
             if oom:
                 self.event("oom")
@@ -857,7 +858,7 @@ class Monitor:
             self.end_session(self.container, {"ExitCode": exit_code, "OOMKilled": oom})
             self.container = Session("container")
             if not restart:
-                self.final = {"ExitCode": exit_code, "OOMKilled": oom}
+                self.final = {"ExitCode": exit_code, "OOMKilled": oom, "FinishedAt": finished_at}
                 break
             # Docker's back-off: doubles from 100 ms, reset once a run lasted 10 s.
             backoff = 0.1 if time.monotonic() - started >= 10 else min(backoff * 2, 60.0)

@@ -166,6 +166,11 @@ def exited_with_no_room_to_say_it(fe):
 def test_the_exit_code_waits_in_memory_until_the_disk_has_room(full_engine):
     fe, engine = full_engine, full_engine.engine
     exited_with_no_room_to_say_it(fe)
+    # Unwritten, but not unknown: the monitor tells whoever asks.
+    assert "Exited (7)" in ok(fe.cli("ps", "-a"))
+    assert ok(fe.cli("wait", "quitter")).strip() == "7"
+    assert json.loads(ok(fe.cli("inspect", "quitter")))[0]["State"]["Status"] == "exited"
+    ok(fe.cli("stop", "quitter", timeout=15))
     fe.disk.free()
     wait_for(lambda: not monitor_alive(engine, "quitter"))
     state = engine.inspect("quitter")["State"]
