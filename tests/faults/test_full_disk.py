@@ -108,6 +108,7 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     ok(fe.cli("network", "create", "faultnet"))
     fe.disk.fill()
     ids = sorted(engine.ids())
+    snapshots = sorted(p.name for p in (fe.config.root / "snapshots").iterdir())
 
     assert "talker" in ok(fe.cli("ps", "-a")) and "Exited (3)" in ok(fe.cli("ps", "-a"))
     assert ok(fe.cli("logs", "done")) == "done\n"
@@ -117,6 +118,7 @@ def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # no
     assert one_line_error(fe.cli("run", "-d", "--name", "new", "test/busybox", "true")) == no_space
     assert one_line_error(fe.cli("exec", "talker", "true")) == no_space
     assert sorted(engine.ids()) == ids and not (fe.config.root / "containers" / "names" / "new").exists()
+    assert sorted(p.name for p in (fe.config.root / "snapshots").iterdir()) == snapshots
     assert one_line_error(fe.cli("start", "done")) == no_space
     assert "Exited (3)" in ok(fe.cli("ps", "-a", "--filter", "name=done"))
     message = one_line_error(fe.cli("pull", f"{open_registry.host}/fault/busybox:1"))
