@@ -47,12 +47,15 @@ from engine.monitor import (
     F_EXIT,
     F_RESIZE,
     F_STDIN,
+    RESERVE_SLICE,
     ensure_reserve,
+    free_bytes,
     is_no_space,
     locked,
     now_rfc3339,
     process_start_time,
     update_state,
+    with_reserve,
     write_json_atomic,
 )
 from engine.monitors import start_monitor
@@ -339,6 +342,16 @@ class Containers:
         """A container we think is active but whose monitor is gone: say what really happened.
         In memory only: reading writes nothing (it must work on a full disk); ``start`` and
         ``remove`` clean what such a container left in the runtime."""
+        if container.status in ("running", "paused") and self.monitor_alive(container):
+            pid = container.state.get("Pid")
+            if pid and process_start_time(pid) is None:  # done, but not recorded (a full disk)
+                held = self._exit_held_by_monitor(container)
+                if held is not None:
+                    container.state = dict(container.state, Status="exited", Pid=0, Paused=False,
+                                           ExitCode=int(held.get("ExitCode") or 0),
+                                           OOMKilled=bool(held.get("OOMKilled")),
+                                           FinishedAt=held.get("FinishedAt") or ZERO_TIME)
+            return
         if container.status not in ACTIVE or self.monitor_alive(container):
             return
         try:  # again: the monitor may have written its last word just before it exited
@@ -400,6 +413,30 @@ class Containers:
                         {"name": container.name, "pid": str(container.state.get("Pid", 0))})
         except OSError:
             pass
+
+    def _disk_full(self) -> bool:
+        return free_bytes(str(self.config.root)) < RESERVE_SLICE
+
+    def _exit_held_by_monitor(self, container: Container) -> dict | None:
+        """The exit a live monitor holds for a container that is done ({"ExitCode", "OOMKilled"}),
+        or None: it tells whoever attaches once the run is over."""
+        sock = self._connect(container)
+        if sock is None:
+            return None
+        try:
+            sock.settimeout(0.5)
+            sock.sendall(b'{"session": "container", "stdin": false}\n')
+            while True:
+                kind, payload = read_frame(sock)
+                if kind is None:
+                    return None
+                if kind == F_EXIT:
+                    result = json.loads(payload or b"{}")
+                    return None if "error" in result else result
+        except (OSError, ValueError):
+            return None
+        finally:
+            sock.close()
 
     def _runtime_alive(self, container_id: str) -> bool:
         state = self.runtime.state(container_id)
@@ -635,8 +672,12 @@ class Containers:
             spec = self._monitor_spec(container, run_dir, waiter)
             spec_path = container.dir / "monitor.spec"
             tmp = spec_path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(marshal.dumps(spec))
-            os.replace(tmp, spec_path)
+            try:
+                tmp.write_bytes(marshal.dumps(spec))
+                os.replace(tmp, spec_path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written spec
+                raise
             net = self.networks.start(container.id) if self.networks is not None else None
             try:
                 reply = start_monitor(self.config.run_root, spec, spec_path, container.dir / "monitor.err")
@@ -665,7 +706,11 @@ class Containers:
             state.update(Status="running", Pid=int(pid), StartedAt=started_at, FinishedAt=ZERO_TIME,
                          Error="", ExitCode=0, OOMKilled=False, Paused=False,
                          MonitorPid=int(monitor_pid), MonitorStart=int(monitor_start))
-            write_json_atomic(str(path), state)
+            try:  # the container may be filling the disk already: its monitor writes this too
+                with_reserve(str(self.config.root), lambda: write_json_atomic(str(path), state))
+            except OSError as exc:
+                if not is_no_space(exc):
+                    raise
 
     def _monitor_spec(self, container: Container, run_dir: Path, waiter: bool) -> dict:
         host = container.config["HostConfig"]
@@ -726,7 +771,8 @@ class Containers:
             except EngineError:
                 pass
             self._wait_exit(container, 30)
-        self._wait_monitor_gone(container, 10)
+        # (on a full disk it may stay to write the exit code: it tells readers meanwhile)
+        self._wait_monitor_gone(container, 2 if self._disk_full() else 10)
         if self.networks is not None:
             self.networks.stopped(container.id)
         events.emit(self.config, "container", "stop", container.id, {"name": container.name})
@@ -758,7 +804,7 @@ class Containers:
             if container.status != "running":
                 raise Conflict(f"Container {container.name} is not running")
             self.runtime.pause(container.id)
-            update_state(str(container.dir), Status="paused", Paused=True)
+            self._record_or_undo(container, lambda: self.runtime.resume(container.id), Status="paused", Paused=True)
         events.emit(self.config, "container", "pause", container.id, {"name": container.name})
         return self._load(container.id)
 
@@ -769,7 +815,7 @@ class Containers:
             if container.status != "paused":
                 raise Conflict(f"Container {container.name} is not paused")
             self.runtime.resume(container.id)
-            update_state(str(container.dir), Status="running", Paused=False)
+            self._record_or_undo(container, lambda: self.runtime.pause(container.id), Status="running", Paused=False)
         events.emit(self.config, "container", "unpause", container.id, {"name": container.name})
         return self._load(container.id)
 
@@ -784,6 +830,15 @@ class Containers:
             except OSError:
                 pass
         self._try_update(container, StoppedByUser=True)
+
+    def _record_or_undo(self, container: Container, undo, **fields) -> None:
+        """update_state (taking from the reserve on a full disk); if even that fails, ``undo``
+        what was done, so that the state and the container still agree."""
+        try:
+            with_reserve(str(self.config.root), lambda: update_state(str(container.dir), **fields))
+        except OSError:
+            undo()
+            raise
 
     def _try_update(self, container: Container, **fields) -> None:
         """update_state, unless the disk is full (for what the monitor records anyway)."""
@@ -807,7 +862,9 @@ class Containers:
                             return False
                         sock.settimeout(left)
                     kind, payload = read_frame(sock)
-                    if kind is None or kind == F_EXIT:
+                    if kind == F_EXIT:
+                        return True  # the monitor says the run is over (and has written it if it could)
+                    if kind is None:
                         break
             except TimeoutError:
                 return False
@@ -885,10 +942,17 @@ class Containers:
                     pass
                 if not self._wait_exit(container, 15):
                     raise RuntimeFailure(f"container {container.name} did not die")
-            self._wait_monitor_gone(container, 10)
-            if self.monitor_alive(self._load(container.id, reconcile=False)) and \
-                    container.state.get("MonitorPid") != os.getpid():
-                raise RuntimeFailure(f"the monitor of {container.name} does not exit")
+            full = self._disk_full()
+            self._wait_monitor_gone(container, 2 if full else 10)
+            current = self._load(container.id, reconcile=False)
+            if self.monitor_alive(current) and current.state.get("MonitorPid") != os.getpid():
+                if full and not (current.state.get("Pid") and process_start_time(current.state["Pid"])):
+                    # Its container is gone: it only waits for room to write an exit code that
+                    # this removal deletes anyway.
+                    os.kill(current.state["MonitorPid"], signal_module.SIGKILL)
+                    self._wait_monitor_gone(current, 5)
+                if self.monitor_alive(current):
+                    raise RuntimeFailure(f"the monitor of {container.name} does not exit")
             if (self.runtime.root / container.id).exists():  # normally the monitor did it
                 self.runtime.delete(container.id, force=True)
             try:

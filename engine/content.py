@@ -196,7 +196,8 @@ class BlobWriter:
             return
         self._done = True
         try:
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk refuses the buffered rest: no matter
+                self._file.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
         finally:

@@ -2,7 +2,8 @@
 
 A log is ``json.log`` plus older rotated files ``json.log.1``, ``json.log.2``... Records
 are ``{"time": RFC 3339 with 9 fraction digits, UTC, "stream", "log", ["partial"]}`` in
-time order, so times compare as strings and ``since`` is found by bisecting the file.
+time order (after output lost to a full disk, one stderr record with ``"dropped": {"lines",
+"bytes"}`` says how much), so times compare as strings and ``since`` is found by bisecting the file.
 ``tail`` reads blocks backwards from the end. Nothing loads a whole file.
 """
 
@@ -237,6 +238,10 @@ class Follower:
         return out
 
     def _drain(self) -> list[dict]:
+        end = os.fstat(self.file.fileno()).st_size
+        if end < self.file.tell():  # the writer took back a record the disk cut short
+            self.file.seek(end)
+            self.partial = b""
         data = self.partial + self.file.read()
         lines = data.split(b"\n")
         self.partial = lines.pop()

@@ -249,9 +249,11 @@ class LogWriter:
 
     def __init__(self, path: str, max_size: int, max_files: int):
         self.path, self.max_size, self.max_files = path, max_size, max(1, max_files)
-        self.file = open(path, "ab", buffering=0)
-        os.fchmod(self.file.fileno(), 0o600)  # the output may hold secrets; also a log made before
-        self.size = self.file.tell()
+        self.file, self.size = None, 0
+        try:
+            self._open()
+        except OSError:
+            pass  # a full disk may refuse to create it: the first write that can will
         self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self.dropped_lines = self.dropped_bytes = 0
         self.drop_reason = ""
@@ -303,9 +305,8 @@ class LogWriter:
                                                          "bytes": self.dropped_bytes}))
         data = ("\n".join(lines) + "\n").encode()
         try:
-            if self.file.closed:  # a rotation the disk stopped half-way
-                self.file = open(self.path, "ab", buffering=0)
-                self.size = self.file.tell()
+            if self.file is None or self.file.closed:  # first write, or a rotation stopped half-way
+                self._open()
             if self.size + len(data) > self.max_size and self.size > 0:
                 self._rotate()
             self._append(data)
@@ -342,8 +343,13 @@ class LogWriter:
                 os.replace(src, f"{self.path}.{i}")
         if self.max_files == 1:
             os.truncate(self.path, 0)
-        self.file = open(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab", buffering=0)
-        self.size = 0
+        self._open()
+
+    def _open(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)  # the output may hold secrets; also a log made before
+        self.file = open(fd, "ab", buffering=0)
+        self.size = self.file.tell()
 
 
 # ---------------------------------------------------------------- attach clients and sessions
@@ -395,6 +401,7 @@ class Monitor:
         self.pending_state: dict = {}
         self.pending_files: dict[str, dict] = {}
         self.stop_noted = False
+        self.final: dict | None = None  # the last run's exit, once no restart follows
 
     # ------------------------------------------------------------ plumbing
     def runtime_cmd(self, *args: str) -> list[str]:
@@ -636,8 +643,10 @@ class Monitor:
         else:
             name = str(header.get("session", "container"))
             session = self.container if name == "container" else self.execs.get(name)
-            if session is None:
-                self.send(client, frame(F_EXIT, json.dumps({"error": "no such session"}).encode()))
+            if session is None or (session is self.container and self.final is not None):
+                # (a container that is done, its exit perhaps not yet written: say it)
+                result = self.final if session is not None else {"error": "no such session"}
+                self.send(client, frame(F_EXIT, json.dumps(result).encode()))
                 client.closing = True
                 self.flush(client)
                 return
@@ -844,8 +853,9 @@ class Monitor:
             oom = self.oom_killed()
             self.forget_stopped()
             restart = self.should_restart(exit_code, restart_count)
+            finished_at = now_rfc3339()
             self.record(Status="restarting" if restart else "exited", Pid=0, ExitCode=exit_code,
-                        OOMKilled=oom, Paused=False, FinishedAt=now_rfc3339(),
+                        OOMKilled=oom, Paused=False, FinishedAt=finished_at,
                         **({"StoppedByUser": True} if self.stop_requested else {}))
             if oom:
                 self.event("oom")
@@ -853,6 +863,7 @@ class Monitor:
             self.end_session(self.container, {"ExitCode": exit_code, "OOMKilled": oom})
             self.container = Session("container")
             if not restart:
+                self.final = {"ExitCode": exit_code, "OOMKilled": oom, "FinishedAt": finished_at}
                 break
             # Docker's back-off: doubles from 100 ms, reset once a run lasted 10 s.
             backoff = 0.1 if time.monotonic() - started >= 10 else min(backoff * 2, 60.0)
@@ -947,7 +958,7 @@ def launch(spec: dict) -> dict:
     interpreter, so that runc and Python start in parallel; restarts call it in the monitor.
     """
     err_r, err_w = os.pipe()
-    argv = runtime_cmd(spec, "run", "-d", "--pid-file", os.path.join(spec["dir"], "init.pid"),
+    argv = runtime_cmd(spec, "run", "-d", "--pid-file", os.path.join(spec["run_dir"], "init.pid"),
                        "--bundle", spec["bundle"])
     info: dict = {"err_r": err_r}
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -989,7 +1000,7 @@ def await_runtime(spec: dict, info: dict, wait=_waitpid) -> tuple[str | None, in
             if key in info:
                 os.close(info[key])
         return runtime_error(error) or f"runtime exited with status {code}", 0
-    with open(os.path.join(spec["dir"], "init.pid")) as f:
+    with open(os.path.join(spec["run_dir"], "init.pid")) as f:  # in the run root: a container may fill the disk at once
         return None, int(f.read().strip())
 
 

@@ -55,6 +55,11 @@ class Disk:
                     size //= 2
         assert self.available() == 0
 
+    def leave(self, size: int) -> None:
+        """Full, but for about ``size`` bytes (rounded up to whole pages)."""
+        self.fill()
+        os.truncate(self.filler, self.filler.stat().st_size - size - 4096)
+
     def free(self) -> None:
         self.filler.unlink(missing_ok=True)
 
