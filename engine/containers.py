@@ -983,6 +983,8 @@ class Containers:
             # Berth's: the monitor is gone while the container runs (see ``unsupervised``).
             "Unsupervised": self.unsupervised(container),
         }
+        if data["State"]["Unsupervised"] and not data["State"]["Error"]:
+            data["State"]["Error"] = UNSUPERVISED_ERROR
         data["RestartCount"] = state.get("RestartCount", 0)
         if self.networks is not None:
             data["NetworkSettings"] = self.networks.settings(container.id)
