@@ -6,9 +6,10 @@ root is marked, the rest of the store is swept:
 
 - unpacked layers (``layers/``) no image names and no snapshot stacks on;
 - trash left by removals killed half-way (``snapshots/.trash-*``, ``layers/.trash-*``,
-  ``volumes/.trash-*``, ``containers/.removing-*``) and snapshots of containers that are
-  gone (``build-*`` ones only when older than ``BUILD_SNAPSHOT_GRACE``: a build may be
-  using it);
+  ``volumes/.trash-*``, ``containers/.removing-*``), what creates killed half-way left
+  (a container directory without its config, past ``CREATE_GRACE``) and snapshots of
+  containers that are gone (``build-*`` ones only when older than
+  ``BUILD_SNAPSHOT_GRACE``: a build may be using it);
 - ingest files (``content/ingest/*.part``) older than ``INGEST_GRACE`` that no writer
   holds (each writer flocks its file);
 - blobs no image references (``blobs=True`` only: it waits for running pulls, so the
@@ -30,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ from engine.errors import EngineError
 
 INGEST_GRACE = 600.0  # seconds: a writer that has not flocked its file yet is not robbed
 BUILD_SNAPSHOT_GRACE = 6 * 3600.0
+CREATE_GRACE = 600.0
 CONTAINER_KEY = re.compile(r"^[0-9a-f]{64}$")
 ACTIVE = ("running", "paused", "restarting")
 
@@ -100,9 +103,9 @@ def tree_size(top: Path) -> int:
                 st = os.lstat(os.path.join(dirpath, name))
             except OSError:
                 continue
-            if (st.st_dev, st.st_ino) not in seen:
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
-                total += st.st_size if not os.path.islink(os.path.join(dirpath, name)) else 0
+                total += st.st_size
     return total
 
 
@@ -147,6 +150,40 @@ def orphan_snapshots(config: EngineConfig, snapshots, now: float | None = None) 
     return out
 
 
+def killed_creates(config: EngineConfig, now: float | None = None) -> list[Path]:
+    """Container directories without their config, older than ``CREATE_GRACE``: a create
+    killed half-way (the config is written last; younger ones may still be created)."""
+    now = time.time() if now is None else now
+    root = config.root / "containers"
+    out = []
+    for cdir in root.iterdir() if root.is_dir() else []:
+        if CONTAINER_KEY.match(cdir.name) and not (cdir / "config.json").exists():
+            with contextlib.suppress(OSError):
+                if now - cdir.stat().st_mtime > CREATE_GRACE:
+                    out.append(cdir)
+    return out
+
+
+def _remove_killed_create(config: EngineConfig, snapshots, cdir: Path) -> int:
+    """What a killed create made: its snapshot, address, name and directory."""
+    freed = 0
+    with contextlib.suppress(EngineError, OSError):
+        if (snapshots.dir / cdir.name).exists():
+            freed += tree_size(snapshots.dir / cdir.name / "upper")
+            snapshots.remove(cdir.name)
+    if (config.root / "networks").is_dir():
+        from engine.networks import Networks
+
+        with contextlib.suppress(EngineError, OSError):
+            Networks(config).on_remove(cdir.name)
+    names = config.root / "containers" / "names"
+    for link in names.iterdir() if names.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == cdir.name:
+                link.unlink()
+    return freed + _remove_tree(cdir)
+
+
 # ---------------------------------------------------------------- sweep
 
 def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = INGEST_GRACE) -> Report:
@@ -168,6 +205,9 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
             removed = layers.remove_unused(keep)
         report.layers = sorted(removed)
         report.reclaimed += sum(sizes.get(c, 0) for c in removed)
+        for cdir in killed_creates(config):
+            report.reclaimed += _remove_killed_create(config, snapshots, cdir)
+            report.trash += 1
         for key in orphan_snapshots(config, snapshots):
             with contextlib.suppress(EngineError, OSError):
                 report.reclaimed += tree_size(snapshots.dir / key / "upper")

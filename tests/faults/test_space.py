@@ -111,6 +111,25 @@ def test_leftovers_of_interrupted_removals_and_writes_are_collected(engine):
     check_clean(config)
 
 
+def test_what_a_killed_create_left_is_collected(engine):
+    eng = engine
+    eng.networks.create("appnet")
+    c = eng.create("test/busybox", ["true"], name="half", network="appnet")
+    # As if the create had been killed before writing its config (written last).
+    (c.dir / "config.json").unlink()
+    old = time.time() - 2 * gc.CREATE_GRACE
+    os.utime(c.dir, (old, old))
+    found = cli(eng.config, "system", "check").stdout
+    assert "a create killed half-way" in found
+    other = eng.create("test/busybox", ["true"])
+    eng.remove(other.id)  # any removal collects
+    assert not c.dir.exists() and not (eng.config.root / "snapshots" / c.id).exists()
+    assert eng.networks.endpoint(c.id) is None
+    assert not (eng.config.root / "containers" / "names" / "half").is_symlink()
+    eng.create("test/busybox", ["true"], name="half")  # the name is free
+    check_clean(eng.config)
+
+
 def test_system_df_and_prune_as_docker(engine):
     eng = engine
     add_payload_image(eng)
