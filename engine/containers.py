@@ -1077,7 +1077,7 @@ class Containers:
     def restore(self) -> list[str]:
         """Start again what a reboot (or the death of monitors) stopped and whose restart
         policy asks for it, as dockerd does when it starts (``engine.boot.should_restore``);
-        returns the ids. ``engine.boot`` calls it at host start, after cleaning up."""
+        returns the ids. ``engine.boot`` does the same at host start, after cleaning up."""
         from engine.boot import should_restore
 
         started = []
