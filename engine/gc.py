@@ -43,7 +43,9 @@ from engine.errors import EngineError
 
 INGEST_GRACE = 600.0  # seconds: a writer that has not flocked its file yet is not robbed
 BUILD_SNAPSHOT_GRACE = 6 * 3600.0
-CREATE_GRACE = 600.0
+# A create unpacks the image's layers before it writes anything into the container's
+# directory: give the biggest image time to unpack before calling its create dead.
+CREATE_GRACE = 3600.0
 CONTAINER_KEY = re.compile(r"^[0-9a-f]{64}$")
 ACTIVE = ("running", "paused", "restarting")
 
@@ -159,7 +161,9 @@ def killed_creates(config: EngineConfig, now: float | None = None) -> list[Path]
     for cdir in root.iterdir() if root.is_dir() else []:
         if CONTAINER_KEY.match(cdir.name) and not (cdir / "config.json").exists():
             with contextlib.suppress(OSError):
-                if now - cdir.stat().st_mtime > CREATE_GRACE:
+                snapshot = config.root / "snapshots" / cdir.name
+                last = max(cdir.stat().st_mtime, snapshot.stat().st_mtime if snapshot.exists() else 0)
+                if now - last > CREATE_GRACE:
                     out.append(cdir)
     return out
 
@@ -198,13 +202,7 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
         images, layers, snapshots = _stores(config)
         from engine.content import file_lock
 
-        # Under the images' lock no image appears or goes while layers are marked and swept.
-        with file_lock(images._lock_path, exclusive=True):
-            keep = marked_layers(images, layers, snapshots)
-            sizes = {c: layers.size(c) for c in layers.chain_ids()}
-            removed = layers.remove_unused(keep)
-        report.layers = sorted(removed)
-        report.reclaimed += sum(sizes.get(c, 0) for c in removed)
+        # Snapshots first: the layers only they stacked on go in the same collection.
         for cdir in killed_creates(config):
             report.reclaimed += _remove_killed_create(config, snapshots, cdir)
             report.trash += 1
@@ -213,6 +211,13 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
                 report.reclaimed += tree_size(snapshots.dir / key / "upper")
                 snapshots.remove(key)
                 report.snapshots.append(key)
+        # Under the images' lock no image appears or goes while layers are marked and swept.
+        with file_lock(images._lock_path, exclusive=True):
+            keep = marked_layers(images, layers, snapshots)
+            sizes = {c: layers.size(c) for c in layers.chain_ids()}
+            removed = layers.remove_unused(keep)
+        report.layers = sorted(removed)
+        report.reclaimed += sum(sizes.get(c, 0) for c in removed)
         report.trash += snapshots.clean_leftovers()
         for pattern, where in ((".removing-*", config.root / "containers"),
                                (".trash-*", config.root / "volumes"),

@@ -118,7 +118,8 @@ def test_what_a_killed_create_left_is_collected(engine):
     # As if the create had been killed before writing its config (written last).
     (c.dir / "config.json").unlink()
     old = time.time() - 2 * gc.CREATE_GRACE
-    os.utime(c.dir, (old, old))
+    for path in (c.dir, eng.config.root / "snapshots" / c.id):
+        os.utime(path, (old, old))
     found = cli(eng.config, "system", "check").stdout
     assert "a create killed half-way" in found
     other = eng.create("test/busybox", ["true"])
