@@ -14,6 +14,8 @@ root is marked, the rest of the store is swept:
   holds (each writer flocks its file);
 - blobs no image references (``blobs=True`` only: it waits for running pulls, so the
   boot and ``system prune`` ask for it, not the calls after each removal);
+- exec records (``containers/<id>/execs``) past ``EXEC_GRACE``: every exec writes its
+  process spec, read once when it starts, and a TTY exec its state;
 - the events log: rotated when past its bound, the rotated half dropped when old.
 
 ``collect`` runs after removals (rmi, rm, prune), at start (``engine.boot``) and on a
@@ -46,6 +48,7 @@ BUILD_SNAPSHOT_GRACE = 6 * 3600.0
 # A create unpacks the image's layers before it writes anything into the container's
 # directory: give the biggest image time to unpack before calling its create dead.
 CREATE_GRACE = 3600.0
+EXEC_GRACE = 3600.0  # an exec's process spec is read once, when it starts
 CONTAINER_KEY = re.compile(r"^[0-9a-f]{64}$")
 ACTIVE = ("running", "paused", "restarting")
 
@@ -225,6 +228,7 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
             for trash in where.glob(pattern) if where.is_dir() else []:
                 report.reclaimed += _remove_tree(trash)
                 report.trash += 1
+        report.reclaimed += clean_execs(config)
         freed, count = clean_ingest(images.content.ingest_dir, ingest_grace)
         report.ingest, report.reclaimed = count, report.reclaimed + freed
         if blobs:
@@ -275,6 +279,27 @@ def deferred():
         yield
     finally:
         _local.depth = depth
+
+
+def clean_execs(config: EngineConfig, grace: float = EXEC_GRACE) -> int:
+    """Exec records past ``grace``: process specs (read once, when the exec starts) and
+    the state of execs that ended. Bytes freed."""
+    freed = 0
+    now = time.time()
+    root = config.root / "containers"
+    for execs in root.glob("*/execs") if root.is_dir() else []:
+        for path in execs.glob("*.json"):
+            try:
+                st = path.stat()
+                if now - st.st_mtime < grace:
+                    continue
+                if path.name.endswith(".state.json") and json.loads(path.read_text()).get("Running"):
+                    continue
+                path.unlink()
+                freed += st.st_size
+            except (OSError, ValueError):
+                continue
+    return freed
 
 
 def after_removal(config: EngineConfig) -> Report | None:

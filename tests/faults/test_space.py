@@ -111,6 +111,26 @@ def test_leftovers_of_interrupted_removals_and_writes_are_collected(engine):
     check_clean(config)
 
 
+def test_exec_records_do_not_pile_up(engine):
+    from engine import exec as ex
+
+    eng = engine
+    c, _ = eng.run("test/busybox", ["sleep", "300"])
+    for _ in range(3):
+        assert ex.exec_run(eng, c.id, ["true"]).exit_code == 0
+    execs = c.dir / "execs"
+    running = execs / ("ab" * 16 + ".state.json")
+    running.write_text('{"Running": true, "Pid": 1, "ExitCode": 0}')  # a TTY exec still at work
+    old = time.time() - 2 * gc.EXEC_GRACE
+    for path in execs.iterdir():
+        os.utime(path, (old, old))
+    ex.exec_run(eng, c.id, ["true"])  # a fresh one
+    gc.collect(eng.config)
+    assert sorted(p.name.endswith(".state.json") for p in execs.iterdir()) == [False, True]
+    assert running.exists()
+    check_clean(eng.config)
+
+
 def test_what_a_killed_create_left_is_collected(engine):
     eng = engine
     eng.networks.create("appnet")
