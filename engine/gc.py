@@ -6,7 +6,8 @@ root is marked, the rest of the store is swept:
 
 - unpacked layers (``layers/``) no image names and no snapshot stacks on;
 - trash left by removals killed half-way (``snapshots/.trash-*``, ``layers/.trash-*``,
-  ``volumes/.trash-*``, ``containers/.removing-*``), what creates killed half-way left
+  ``volumes/.trash-*``, ``containers/.removing-*``), of killed unpacks and overlay probes
+  (``layers/.tmp-*``, ``.overlay-probe-*``, after ``CREATE_GRACE``), what creates killed half-way left
   (a container directory without its config, past ``CREATE_GRACE``) and snapshots of
   containers that are gone (``build-*`` ones only when older than
   ``BUILD_SNAPSHOT_GRACE``: a build may be using it);
@@ -42,6 +43,7 @@ from pathlib import Path
 from engine import events
 from engine.config import EngineConfig
 from engine.errors import EngineError
+from engine.snapshots import mount_points
 
 INGEST_GRACE = 600.0  # seconds: a writer that has not flocked its file yet is not robbed
 BUILD_SNAPSHOT_GRACE = 6 * 3600.0
@@ -228,6 +230,17 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
             for trash in where.glob(pattern) if where.is_dir() else []:
                 report.reclaimed += _remove_tree(trash)
                 report.trash += 1
+        # Killed unpacks and overlay probes: by age (an unpack holds its layer's lock for as
+        # long as it takes; a probe lasts a moment), never through a mount.
+        mounted = set(mount_points())
+        for pattern, where in ((".tmp-*", config.root / "layers"), (".overlay-probe-*", config.root),
+                               (".overlay-probe-*", config.root / "snapshots")):
+            for leftover in where.glob(pattern) if where.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    if time.time() - leftover.stat().st_mtime > CREATE_GRACE and \
+                            not any(m.startswith(str(leftover) + "/") for m in mounted):
+                        report.reclaimed += _remove_tree(leftover)
+                        report.trash += 1
         report.reclaimed += clean_execs(config)
         freed, count = clean_ingest(images.content.ingest_dir, ingest_grace)
         report.ingest, report.reclaimed = count, report.reclaimed + freed

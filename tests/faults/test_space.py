@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import tempfile
 import time
 
@@ -87,6 +88,12 @@ def test_leftovers_of_interrupted_removals_and_writes_are_collected(engine):
         f.write(PAYLOAD)
     removing = config.root / "containers" / (".removing-" + "ab" * 32)
     removing.mkdir()
+    unpack_old = config.root / "layers" / ".tmp-0123456789abcdef-x"  # an unpack killed long ago
+    unpack_now = config.root / "layers" / ".tmp-fedcba9876543210-y"  # one at work
+    for path in (unpack_old, unpack_now):
+        (path / "etc").mkdir(parents=True)
+    long_ago = time.time() - 2 * gc.CREATE_GRACE
+    os.utime(unpack_old, (long_ago, long_ago))
     ingest = config.root / "content" / "ingest"
     dead = ingest / "blob-dead.part"
     dead.write_bytes(PAYLOAD)
@@ -108,6 +115,8 @@ def test_leftovers_of_interrupted_removals_and_writes_are_collected(engine):
         os.close(fd)
     assert not os.path.exists(trash) and not removing.exists()
     assert not dead.exists() and young.exists() and live.exists()
+    assert not unpack_old.exists() and unpack_now.exists()
+    shutil.rmtree(unpack_now)  # as its unpack would, once done
     check_clean(config)
 
 
