@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import EngineConfig
-from engine.errors import EngineError
+from engine.errors import EngineError, NotFound
+
+ACTIVE = ("running", "paused", "restarting")
 
 
 @dataclass
@@ -66,54 +68,97 @@ def boot(config: EngineConfig) -> BootReport:
         return report
     config.run_root.mkdir(parents=True, exist_ok=True)
     containers = Containers(config)
-    # 1. The truth about every container (a dead monitor is recorded as such).
-    loaded = {}
-    for container_id in containers.ids():
+    existing = set(containers.ids())
+    # 1 and 2, one container at a time under its operation lock: a start or a removal
+    # made meanwhile by someone else is never undone half-way.
+    for container_id in sorted(existing):
         with contextlib.suppress(EngineError, ValueError, OSError):
-            loaded[container_id] = containers.settle(container_id)
-    running = {cid for cid, c in loaded.items() if c.status in ("running", "paused", "restarting")}
-    # 2. What the previous boot left on the host.
-    report.cleaned += _clean_runtime(containers, running)
-    report.cleaned += _clean_networks(config, set(loaded), running)
+            report.cleaned += _clean_container(containers, container_id)
+    report.cleaned += _clean_leftovers(containers, existing)
     report.cleaned += _clean_rules()
     report.cleaned += _clean_mounts(config)
     # 3. Space.
     report.reclaimed = gc.collect(config, blobs=True).reclaimed
     # 4. What should run again.
-    for container_id, container in loaded.items():
-        if container_id in running:
-            continue
+    for container_id in sorted(existing):
         try:
-            container = containers.get(container_id)  # a fresh state
-            if not should_restore(container.config, container.state):
+            container = containers.get(container_id)
+            if container.status in ACTIVE or not should_restore(container.config, container.state):
                 continue
             containers.start(container_id)
             report.started.append(container.name)
+        except NotFound:
+            continue
         except EngineError as exc:
             report.failed[container.name] = str(exc)
     return report
 
 
-def _clean_runtime(containers, running: set[str]) -> list[str]:
-    """Runtime records and cgroups of containers that do not run."""
+def _clean_container(containers, container_id: str) -> list[str]:
+    """What a container that does not run still holds on the host: its runtime record,
+    cgroups, network namespace, veths and keeper."""
+    from engine.monitor import locked
     from engine.runtime import cgroup_dir
 
+    container = containers.get(container_id)
     cleaned = []
-    runtime_root = containers.config.run_root / "runc"
-    for entry in runtime_root.iterdir() if runtime_root.is_dir() else []:
-        if entry.name not in running:
-            containers.runtime.delete(entry.name, force=True)
-            shutil.rmtree(entry, ignore_errors=True)
-            cleaned.append(f"runtime state {entry.name[:12]}")
-    for container_id in containers.ids():
-        if container_id in running:
-            continue
+    with locked(str(container.dir / "op.lock")):
+        container = containers.settle(container_id)  # a dead monitor's run is written down as ended
+        if container.status in ACTIVE:
+            return []
+        if (containers.config.run_root / "runc" / container_id).exists():
+            containers.runtime.delete(container_id, force=True)
+            shutil.rmtree(containers.config.run_root / "runc" / container_id, ignore_errors=True)
+            cleaned.append(f"runtime state of {container.name}")
         for controller in _controllers():
             path = cgroup_dir(controller, container_id)
             with contextlib.suppress(OSError):
                 if path.is_dir():
                     _rmdir_tree(path)
-                    cleaned.append(f"cgroup {controller}/berth/{container_id[:12]}")
+                    cleaned.append(f"cgroup {controller} of {container.name}")
+        nets = containers.networks
+        ep = nets.endpoint(container_id) if nets is not None else None
+        if ep is not None:
+            from engine import networks as netmod
+
+            if netmod.netns_exists(ep["Netns"]) or ep.get("Keeper") or ep.get("Bound") or \
+                    any(netmod.link_exists(link["Veth"]) for link in ep["Networks"].values()):
+                nets.stop_keeper(ep, timeout=2)
+                nets.teardown(container_id)
+                cleaned.append(f"network namespace and veths of {container.name}")
+    return cleaned
+
+
+def _clean_leftovers(containers, existing: set[str]) -> list[str]:
+    """Runtime records, endpoints and addresses of containers that no longer exist."""
+    cleaned = []
+    runtime_root = containers.config.run_root / "runc"
+    for entry in runtime_root.iterdir() if runtime_root.is_dir() else []:
+        if entry.name not in existing and not (containers.root / entry.name).exists():
+            containers.runtime.delete(entry.name, force=True)
+            shutil.rmtree(entry, ignore_errors=True)
+            cleaned.append(f"runtime state {entry.name[:12]}")
+    nets = containers.networks
+    if nets is None:
+        return cleaned
+    for path in sorted(nets.endpoints.glob("*.json")):
+        cid = path.stem
+        if cid in existing or (containers.root / cid).exists():
+            continue
+        ep = nets.endpoint(cid)
+        if ep is not None:
+            nets.stop_keeper(ep, timeout=2)
+        nets.on_remove(cid)
+        cleaned.append(f"endpoint of removed container {cid[:12]}")
+    with nets._locked():
+        for net in nets._records():
+            gone = [cid for cid in net.get("Endpoints") or {}
+                    if cid not in existing and not (containers.root / cid).exists()]
+            for cid in gone:
+                del net["Endpoints"][cid]
+                cleaned.append(f"address of removed container {cid[:12]} on {net['Name']}")
+            if gone:
+                nets._save(net)
     return cleaned
 
 
@@ -131,42 +176,6 @@ def _rmdir_tree(path: Path) -> None:
         if child.is_dir():
             _rmdir_tree(child)
     path.rmdir()
-
-
-def _clean_networks(config: EngineConfig, existing: set[str], running: set[str]) -> list[str]:
-    if not (config.root / "networks").is_dir():
-        return []
-    from engine import networks as netmod
-
-    nets = netmod.Networks(config)
-    cleaned = []
-    for path in sorted(nets.endpoints.glob("*.json")):
-        cid = path.stem
-        ep = nets.endpoint(cid)
-        if ep is None:
-            continue
-        if cid not in existing:
-            nets.stop_keeper(ep, timeout=2)
-            nets.on_remove(cid)
-            cleaned.append(f"endpoint of removed container {cid[:12]}")
-            continue
-        if cid in running:
-            continue
-        stale = netmod.netns_exists(ep["Netns"]) or ep.get("Keeper") or ep.get("Bound") or \
-            any(netmod.link_exists(link["Veth"]) for link in ep["Networks"].values())
-        if stale:
-            nets.stop_keeper(ep, timeout=2)
-            nets.teardown(cid)
-            cleaned.append(f"network namespace and veths of {ep.get('Name', cid[:12])}")
-    with nets._locked():
-        for net in nets._records():
-            gone = [cid for cid in net.get("Endpoints") or {} if cid not in existing]
-            for cid in gone:
-                del net["Endpoints"][cid]
-                cleaned.append(f"address of removed container {cid[:12]} on {net['Name']}")
-            if gone:
-                nets._save(net)
-    return cleaned
 
 
 def _clean_rules() -> list[str]:
@@ -200,14 +209,20 @@ def _clean_mounts(config: EngineConfig) -> list[str]:
     from engine.snapshots import Snapshotter, mount_points
 
     snaps = Snapshotter(config, driver="copy")  # no prepare here: no driver probe
-    expected = {str(snaps.path(key)) for key in snaps.list()}
     cleaned = []
     for point in sorted(mount_points(), key=len, reverse=True):
-        if point.startswith(str(config.root) + "/") and point not in expected:
+        if point.startswith(str(config.root) + "/") and not _snapshot_mount(snaps, Path(point)):
             with contextlib.suppress(OSError):
                 mounts.umount(point, detach=True)
                 cleaned.append(f"mount {point}")
     return cleaned
+
+
+def _snapshot_mount(snaps, point: Path) -> bool:
+    """``snapshots/<key>/merged`` of a snapshot directory that exists (with its record, or
+    still being prepared: the record comes last)."""
+    return point.name == "merged" and point.parent.parent == snaps.dir and point.parent.is_dir() \
+        and not point.parent.name.startswith(".")
 
 
 def describe(report: BootReport) -> dict:

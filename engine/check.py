@@ -148,6 +148,8 @@ def _snapshots(config: EngineConfig, containers) -> list[str]:
     snaps = Snapshotter(config, driver="copy")  # listing only: no driver probe
     problems = []
     keys = set(snaps.list())
+    for cdir in gc.killed_creates(config):
+        problems.append(f"container directory {cdir.name[:12]} has no config: a create killed half-way")
     for key in gc.orphan_snapshots(config, snaps):
         problems.append(f"snapshot {key[:12]}: no container uses it")
     for key in keys:

@@ -1098,6 +1098,8 @@ class Containers:
             # Berth's: the monitor is gone while the container runs (see ``unsupervised``).
             "Unsupervised": self.unsupervised(container),
         }
+        if data["State"]["Unsupervised"] and not data["State"]["Error"]:
+            data["State"]["Error"] = UNSUPERVISED_ERROR
         data["RestartCount"] = state.get("RestartCount", 0)
         if self.networks is not None:
             data["NetworkSettings"] = self.networks.settings(container.id)
@@ -1190,7 +1192,7 @@ class Containers:
     def restore(self) -> list[str]:
         """Start again what a reboot (or the death of monitors) stopped and whose restart
         policy asks for it, as dockerd does when it starts (``engine.boot.should_restore``);
-        returns the ids. ``engine.boot`` calls it at host start, after cleaning up."""
+        returns the ids. ``engine.boot`` does the same at host start, after cleaning up."""
         from engine.boot import should_restore
 
         started = []

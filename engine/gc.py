@@ -6,13 +6,17 @@ root is marked, the rest of the store is swept:
 
 - unpacked layers (``layers/``) no image names and no snapshot stacks on;
 - trash left by removals killed half-way (``snapshots/.trash-*``, ``layers/.trash-*``,
-  ``volumes/.trash-*``, ``containers/.removing-*``) and snapshots of containers that are
-  gone (``build-*`` ones only when older than ``BUILD_SNAPSHOT_GRACE``: a build may be
-  using it);
+  ``volumes/.trash-*``, ``containers/.removing-*``), of killed unpacks and overlay probes
+  (``layers/.tmp-*``, ``.overlay-probe-*``, after ``CREATE_GRACE``), what creates killed half-way left
+  (a container directory without its config, past ``CREATE_GRACE``) and snapshots of
+  containers that are gone (``build-*`` ones only when older than
+  ``BUILD_SNAPSHOT_GRACE``: a build may be using it);
 - ingest files (``content/ingest/*.part``) older than ``INGEST_GRACE`` that no writer
   holds (each writer flocks its file);
 - blobs no image references (``blobs=True`` only: it waits for running pulls, so the
   boot and ``system prune`` ask for it, not the calls after each removal);
+- exec records (``containers/<id>/execs``) past ``EXEC_GRACE``: every exec writes its
+  process spec, read once when it starts, and a TTY exec its state;
 - the events log: rotated when past its bound, the rotated half dropped when old.
 
 ``collect`` runs after removals (rmi, rm, prune), at start (``engine.boot``) and on a
@@ -30,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,9 +43,14 @@ from pathlib import Path
 from engine import events
 from engine.config import EngineConfig
 from engine.errors import EngineError
+from engine.snapshots import mount_points
 
 INGEST_GRACE = 600.0  # seconds: a writer that has not flocked its file yet is not robbed
 BUILD_SNAPSHOT_GRACE = 6 * 3600.0
+# A create unpacks the image's layers before it writes anything into the container's
+# directory: give the biggest image time to unpack before calling its create dead.
+CREATE_GRACE = 3600.0
+EXEC_GRACE = 3600.0  # an exec's process spec is read once, when it starts
 CONTAINER_KEY = re.compile(r"^[0-9a-f]{64}$")
 ACTIVE = ("running", "paused", "restarting")
 
@@ -100,9 +110,9 @@ def tree_size(top: Path) -> int:
                 st = os.lstat(os.path.join(dirpath, name))
             except OSError:
                 continue
-            if (st.st_dev, st.st_ino) not in seen:
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
-                total += st.st_size if not os.path.islink(os.path.join(dirpath, name)) else 0
+                total += st.st_size
     return total
 
 
@@ -147,6 +157,42 @@ def orphan_snapshots(config: EngineConfig, snapshots, now: float | None = None) 
     return out
 
 
+def killed_creates(config: EngineConfig, now: float | None = None) -> list[Path]:
+    """Container directories without their config, older than ``CREATE_GRACE``: a create
+    killed half-way (the config is written last; younger ones may still be created)."""
+    now = time.time() if now is None else now
+    root = config.root / "containers"
+    out = []
+    for cdir in root.iterdir() if root.is_dir() else []:
+        if CONTAINER_KEY.match(cdir.name) and not (cdir / "config.json").exists():
+            with contextlib.suppress(OSError):
+                snapshot = config.root / "snapshots" / cdir.name
+                last = max(cdir.stat().st_mtime, snapshot.stat().st_mtime if snapshot.exists() else 0)
+                if now - last > CREATE_GRACE:
+                    out.append(cdir)
+    return out
+
+
+def _remove_killed_create(config: EngineConfig, snapshots, cdir: Path) -> int:
+    """What a killed create made: its snapshot, address, name and directory."""
+    freed = 0
+    with contextlib.suppress(EngineError, OSError):
+        if (snapshots.dir / cdir.name).exists():
+            freed += tree_size(snapshots.dir / cdir.name / "upper")
+            snapshots.remove(cdir.name)
+    if (config.root / "networks").is_dir():
+        from engine.networks import Networks
+
+        with contextlib.suppress(EngineError, OSError):
+            Networks(config).on_remove(cdir.name)
+    names = config.root / "containers" / "names"
+    for link in names.iterdir() if names.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == cdir.name:
+                link.unlink()
+    return freed + _remove_tree(cdir)
+
+
 # ---------------------------------------------------------------- sweep
 
 def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = INGEST_GRACE) -> Report:
@@ -161,6 +207,15 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
         images, layers, snapshots = _stores(config)
         from engine.content import file_lock
 
+        # Snapshots first: the layers only they stacked on go in the same collection.
+        for cdir in killed_creates(config):
+            report.reclaimed += _remove_killed_create(config, snapshots, cdir)
+            report.trash += 1
+        for key in orphan_snapshots(config, snapshots):
+            with contextlib.suppress(EngineError, OSError):
+                report.reclaimed += tree_size(snapshots.dir / key / "upper")
+                snapshots.remove(key)
+                report.snapshots.append(key)
         # Under the images' lock no image appears or goes while layers are marked and swept.
         with file_lock(images._lock_path, exclusive=True):
             keep = marked_layers(images, layers, snapshots)
@@ -168,11 +223,6 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
             removed = layers.remove_unused(keep)
         report.layers = sorted(removed)
         report.reclaimed += sum(sizes.get(c, 0) for c in removed)
-        for key in orphan_snapshots(config, snapshots):
-            with contextlib.suppress(EngineError, OSError):
-                report.reclaimed += tree_size(snapshots.dir / key / "upper")
-                snapshots.remove(key)
-                report.snapshots.append(key)
         report.trash += snapshots.clean_leftovers()
         for pattern, where in ((".removing-*", config.root / "containers"),
                                (".trash-*", config.root / "volumes"),
@@ -180,6 +230,18 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
             for trash in where.glob(pattern) if where.is_dir() else []:
                 report.reclaimed += _remove_tree(trash)
                 report.trash += 1
+        # Killed unpacks and overlay probes: by age (an unpack holds its layer's lock for as
+        # long as it takes; a probe lasts a moment), never through a mount.
+        mounted = set(mount_points())
+        for pattern, where in ((".tmp-*", config.root / "layers"), (".overlay-probe-*", config.root),
+                               (".overlay-probe-*", config.root / "snapshots")):
+            for leftover in where.glob(pattern) if where.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    if time.time() - leftover.stat().st_mtime > CREATE_GRACE and \
+                            not any(m.startswith(str(leftover) + "/") for m in mounted):
+                        report.reclaimed += _remove_tree(leftover)
+                        report.trash += 1
+        report.reclaimed += clean_execs(config)
         freed, count = clean_ingest(images.content.ingest_dir, ingest_grace)
         report.ingest, report.reclaimed = count, report.reclaimed + freed
         if blobs:
@@ -230,6 +292,27 @@ def deferred():
         yield
     finally:
         _local.depth = depth
+
+
+def clean_execs(config: EngineConfig, grace: float = EXEC_GRACE) -> int:
+    """Exec records past ``grace``: process specs (read once, when the exec starts) and
+    the state of execs that ended. Bytes freed."""
+    freed = 0
+    now = time.time()
+    root = config.root / "containers"
+    for execs in root.glob("*/execs") if root.is_dir() else []:
+        for path in execs.glob("*.json"):
+            try:
+                st = path.stat()
+                if now - st.st_mtime < grace:
+                    continue
+                if path.name.endswith(".state.json") and json.loads(path.read_text()).get("Running"):
+                    continue
+                path.unlink()
+                freed += st.st_size
+            except (OSError, ValueError):
+                continue
+    return freed
 
 
 def after_removal(config: EngineConfig) -> Report | None:

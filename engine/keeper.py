@@ -148,7 +148,7 @@ class Keeper:
         signal.signal(signal.SIGINT, self._stop)
         self.sel.register(wake_r, READ, ("wake",))
         self.watched_fd = None
-        self.poll_monitor = None  # (pid, start) where pidfds are missing (Linux < 5.3)
+        self.poll_monitor = None  # the watched (pid, start) where pidfds are missing (Linux < 5.3)
         self.supervised = True
         self.watch(*plan["monitor"])
         for fd, port in zip(fds, plan["ports"], strict=True):

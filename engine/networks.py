@@ -24,7 +24,8 @@ container joins or leaves.
 
 A container's addresses are given at create (or connect) and kept until it is removed
 (or disconnected); its namespace and veths exist while it runs: made by ``start`` and
-torn down by its keeper (``engine.keeper``) when the monitor exits.
+torn down by its keeper (``engine.keeper``) when the monitor exits (or, the monitor killed,
+when the container's init does).
 """
 
 from __future__ import annotations

@@ -326,13 +326,14 @@ def cmd_ps(args, config) -> int:
         for row in rows:
             print(json.dumps(row))
         return 0
-    print(f"{'CONTAINER ID':<14}{'IMAGE':<22}{'COMMAND':<24}{'CREATED':<18}{'STATUS':<28}NAMES")
+    width = max([28] + [len(row["Status"]) + 2 for row in rows])  # "(unsupervised)" is never cut
+    print(f"{'CONTAINER ID':<14}{'IMAGE':<22}{'COMMAND':<24}{'CREATED':<18}{'STATUS':<{width}}NAMES")
     now = time.time()
     for row in rows:
         command = row["Command"] if len(row["Command"]) <= 20 else row["Command"][:17] + "..."
         created = _ago(now - row["Created"])
         print(f"{row['Id'][:12]:<14}{row['Image'][:20]:<22}{chr(34) + command + chr(34):<24}{created:<18}"
-              f"{row['Status'][:26]:<28}{row['Names'][0].lstrip('/')}")
+              f"{row['Status']:<{width}}{row['Names'][0].lstrip('/')}")
     return 0
 
 

@@ -40,6 +40,8 @@ def test_a_killed_monitor_leaves_the_port_serving_and_says_so(engine):
 
     rows = json_lines(cli(eng.config, "ps", "--format", "json").stdout)
     assert [r["Status"] for r in rows if r["Id"] == c.id][0].endswith("(unsupervised)")
+    table = cli(eng.config, "ps").stdout.splitlines()
+    assert "(unsupervised)  web" in table[1] or "(unsupervised) web" in table[1], table
     state = eng.inspect("web")["State"]
     assert state["Running"] and state["Unsupervised"] and "monitor died" in state["Error"]
     assert event_actions(eng.config, c.id).count("unsupervised") == 1

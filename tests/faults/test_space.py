@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import tempfile
 import time
 
@@ -87,6 +88,12 @@ def test_leftovers_of_interrupted_removals_and_writes_are_collected(engine):
         f.write(PAYLOAD)
     removing = config.root / "containers" / (".removing-" + "ab" * 32)
     removing.mkdir()
+    unpack_old = config.root / "layers" / ".tmp-0123456789abcdef-x"  # an unpack killed long ago
+    unpack_now = config.root / "layers" / ".tmp-fedcba9876543210-y"  # one at work
+    for path in (unpack_old, unpack_now):
+        (path / "etc").mkdir(parents=True)
+    long_ago = time.time() - 2 * gc.CREATE_GRACE
+    os.utime(unpack_old, (long_ago, long_ago))
     ingest = config.root / "content" / "ingest"
     dead = ingest / "blob-dead.part"
     dead.write_bytes(PAYLOAD)
@@ -108,7 +115,49 @@ def test_leftovers_of_interrupted_removals_and_writes_are_collected(engine):
         os.close(fd)
     assert not os.path.exists(trash) and not removing.exists()
     assert not dead.exists() and young.exists() and live.exists()
+    assert not unpack_old.exists() and unpack_now.exists()
+    shutil.rmtree(unpack_now)  # as its unpack would, once done
     check_clean(config)
+
+
+def test_exec_records_do_not_pile_up(engine):
+    from engine import exec as ex
+
+    eng = engine
+    c, _ = eng.run("test/busybox", ["sleep", "300"])
+    for _ in range(3):
+        assert ex.exec_run(eng, c.id, ["true"]).exit_code == 0
+    execs = c.dir / "execs"
+    running = execs / ("ab" * 16 + ".state.json")
+    running.write_text('{"Running": true, "Pid": 1, "ExitCode": 0}')  # a TTY exec still at work
+    old = time.time() - 2 * gc.EXEC_GRACE
+    for path in execs.iterdir():
+        os.utime(path, (old, old))
+    ex.exec_run(eng, c.id, ["true"])  # a fresh one
+    gc.collect(eng.config)
+    assert sorted(p.name.endswith(".state.json") for p in execs.iterdir()) == [False, True]
+    assert running.exists()
+    check_clean(eng.config)
+
+
+def test_what_a_killed_create_left_is_collected(engine):
+    eng = engine
+    eng.networks.create("appnet")
+    c = eng.create("test/busybox", ["true"], name="half", network="appnet")
+    # As if the create had been killed before writing its config (written last).
+    (c.dir / "config.json").unlink()
+    old = time.time() - 2 * gc.CREATE_GRACE
+    for path in (c.dir, eng.config.root / "snapshots" / c.id):
+        os.utime(path, (old, old))
+    found = cli(eng.config, "system", "check").stdout
+    assert "a create killed half-way" in found
+    other = eng.create("test/busybox", ["true"])
+    eng.remove(other.id)  # any removal collects
+    assert not c.dir.exists() and not (eng.config.root / "snapshots" / c.id).exists()
+    assert eng.networks.endpoint(c.id) is None
+    assert not (eng.config.root / "containers" / "names" / "half").is_symlink()
+    eng.create("test/busybox", ["true"], name="half")  # the name is free
+    check_clean(eng.config)
 
 
 def test_system_df_and_prune_as_docker(engine):
