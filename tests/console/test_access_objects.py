@@ -52,6 +52,17 @@ def engine(console_engine):
                                                                                  "objs-hidden-net")}}
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_transfers():
+    """No worker takes the builds and uploads queued here: remove what they left."""
+    import shutil
+
+    before = set(images.transfers_dir().iterdir())
+    yield
+    for path in set(images.transfers_dir().iterdir()) - before:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def own(environment, kind, engine_id, owner, teams=(), visibility="restricted"):
     record = Ownership.objects.create(environment=environment, kind=kind, engine_id=engine_id, owner=owner,
                                       owner_name=owner.username, visibility=visibility)
@@ -572,3 +583,26 @@ def test_a_contexts_dockerfile_is_checked_too(world):
     with pytest.raises(ValidationError, match="regular file"):
         images.build(dave, local, "", [], context=context(Dockerfile=("/etc/hostname",)))
     assert not Operation.objects.exists()
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_an_import_may_not_move_names_held_by_others(world, exporters, who, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.support.imagebuilder import busybox_built, docker_save_tar
+
+    user, local = world["as"][who], world["local"]
+    tar = docker_save_tar(tmp_path / "in.tar", [(busybox_built(labels={"imported": "yes"}), ["objs/alice:1"])])
+    upload = SimpleUploadedFile("in.tar", tar.read_bytes())
+    before = set(images.transfers_dir().glob("upload-*"))
+    if ALLOWED[who]:
+        images.load(user, local, upload)
+    else:
+        with pytest.raises(ValidationError, match="The name objs/alice:1 is not available"):
+            images.load(user, local, upload)
+        assert set(images.transfers_dir().glob("upload-*")) == before  # nothing kept
+    # The task checks again (as if queued before the name was taken).
+    copy = tmp_path / "queued.tar"
+    copy.write_bytes(tar.read_bytes())
+    operation = queued(user, "image.load", {"path": str(copy)})
+    assert run_operation(str(operation.pk)) == ("succeeded" if ALLOWED[who] else "cancelled")
