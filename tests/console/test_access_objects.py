@@ -385,6 +385,8 @@ def test_an_identical_image_shares_nothing_and_its_names_stay_their_holders(clie
     for page in (client.get(reverse("images")), client.get(reverse("image_detail", args=[row.pk]))):
         assert "objs/alice-copy:1" in page.content.decode()
         assert "objs/bob-secret" not in page.content.decode()  # bob's names are not shown to her
+    assert "alice-copy" not in client.get(reverse("images"), {"q": "bob-secret"}).content.decode()
+    assert "alice-copy" in client.get(reverse("images"), {"q": "alice-copy"}).content.decode()
     with pytest.raises(PermissionDenied, match="held by others"):
         images.remove(alice, local, row, tag="objs/bob-secret:1")
     with pytest.raises(PermissionDenied, match="Names held by others"):
