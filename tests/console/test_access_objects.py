@@ -608,3 +608,20 @@ def test_an_import_may_not_move_names_held_by_others(world, exporters, who, tmp_
     copy.write_bytes(tar.read_bytes())
     operation = queued(user, "image.load", {"path": str(copy)})
     assert run_operation(str(operation.pk)) == ("succeeded" if ALLOWED[who] else "cancelled")
+
+
+def test_a_name_that_reads_as_an_image_id_is_refused(world):
+    """The engine tries a name before an ID prefix: a tag "abc123" or "sha256:abc123" would
+    catch whoever runs an image by its short ID."""
+    dave, local = world["users"]["dave"], world["local"]
+    source = Image.objects.get(environment=local, name="objs/dave-own:1")
+    alices = world["images"]["alice"].short_id
+    for target in (alices, f"sha256:{alices}"):
+        with pytest.raises(ValidationError, match="reads as an image ID"):
+            images.tag(dave, local, source, target)
+        with pytest.raises(ValidationError, match="reads as an image ID"):
+            images.build(dave, local, "FROM scratch\nLABEL a=b\n", [target])
+    admin = User.objects.create_user("root", is_superuser=True)
+    with pytest.raises(ValidationError, match="reads as an image ID"):
+        images.tag(admin, local, source, f"sha256:{alices}")
+    images.tag(admin, local, source, "cafe")  # an administrator's own choice
