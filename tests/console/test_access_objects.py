@@ -391,6 +391,8 @@ def test_an_identical_image_shares_nothing_and_its_names_stay_their_holders(clie
         images.remove(alice, local, row, tag="objs/bob-secret:1")
     with pytest.raises(PermissionDenied, match="Names held by others"):
         images.remove(alice, local, row)
+    page = client.post(reverse("image_remove"), {"image": row.pk, "tag": "objs/bob-secret:1"})
+    assert page.status_code == 403 and not Operation.objects.filter(action="image.remove").exists()
     images.remove(alice, local, row, tag="objs/alice-copy:1")  # her own name: hers to remove
     with pytest.raises(ValidationError, match="not available"):
         images.tag(alice, local, row, "objs/bob-secret:1")
