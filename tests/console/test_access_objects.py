@@ -471,10 +471,16 @@ def test_name_collisions_do_not_tell_what_exists(client, world):
 
 def test_without_the_permission_nothing_is_told(world):
     """A Read-only user learns nothing from a create's errors: the permission comes first."""
+    from console.inventory.models import Container
+    from console.volumes import services as volumes
+
     local = world["local"]
+    Container.objects.create(environment=local, container_id="d" * 64, name="taken-name", state="exited")
     reader = User.objects.create_user("reader")
     grant(reader, "read-only", local)
     for attempt in (lambda: containers.create(reader, local, spec("objs/hidden:1", name="x")),
+                    lambda: containers.create(reader, local, spec("objs/hidden:1", name="taken-name")),
+                    lambda: volumes.create(reader, local, "objs-hidden-data"),
                     lambda: containers.create(reader, local, spec("busybox", volumes=["/no/such:/x"]))):
         with pytest.raises(PermissionDenied):
             attempt()
