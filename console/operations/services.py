@@ -53,10 +53,7 @@ def authorize(*, user, environment, action: str, permission: str, target_type: s
 
 
 def visible_operations(user, environment):
-    """Operations the user may see in ``environment``."""
-    from console.access.permissions import has_permission
+    """Operations the user may see in ``environment`` (with the owned scope: their own)."""
+    from console.access.permissions import restrict
 
-    qs = Operation.objects.filter(environment=environment)
-    if not has_permission(user, "operations.view", environment):
-        return qs.none()
-    return qs
+    return restrict(Operation.objects.filter(environment=environment), user, "operations.view", environment)
