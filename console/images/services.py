@@ -162,20 +162,22 @@ def load(user, environment, upload):
 
 def archive_names(path) -> list[str]:
     """The names loading this archive would put on images, read as the engine's loader reads
-    them: ``manifest.json``'s RepoTags and the annotations of ``index.json``'s descriptors."""
+    them (its own tar reader: the same member wins): ``manifest.json``'s RepoTags and the
+    annotations of ``index.json``'s descriptors."""
     import json
 
     from engine import images as im
+    from engine.archive import _TarSource
 
     found = []
     try:
         with tarfile.open(path, mode="r:*") as tar:
-            members = {m.name.removeprefix("./"): m for m in tar if m.isreg() and m.size <= DOCKERFILE_MAX}
-            documents = {name: json.loads(tar.extractfile(members[name]).read())
-                         for name in ("manifest.json", "index.json") if name in members}
-    except (OSError, tarfile.TarError, ValueError):
+            source = _TarSource(tar)
+            documents = {name: json.loads(source.read(name)) for name in ("manifest.json", "index.json")
+                         if source.exists(name)}
+    except (OSError, tarfile.TarError, ValueError, EngineError):
         return []  # not an archive the engine can load either: it says so in its own words
-    for entry in documents.get("manifest.json") or []:
+    for entry in documents.get("manifest.json") or [] if isinstance(documents.get("manifest.json"), list) else []:
         if isinstance(entry, dict):
             found += [tag for tag in entry.get("RepoTags") or [] if isinstance(tag, str)]
     index = documents.get("index.json")
