@@ -97,6 +97,12 @@ DEVELOPERS = [
     "| `permissions.can_use_dangerous_options(user, environment)` | The host network, host bind mounts, "
     "no seccomp filter (and privileged mode, host PID, capabilities, devices when they come). "
     "`containers.services.create` checks it, and the task again when it runs. |",
+    "| `objects.image(user, environment, text, driver)`, `objects.volumes(...)`, `objects.network(...)`, "
+    "`objects.names(...)` | What a request names (an image by name, digest or ID; volumes; a network; "
+    "the tags it would put), as the user may use it; what they may not see is answered as missing. "
+    "Call them in the service and again in the handler (docs/security-access.md). |",
+    "| `ownership.may_change_name(user, environment, name, image_id)` | May the user move or remove "
+    "this image name (its holders, or with no record the image's)? |",
     "| `ownership.record_created(operation, kind, engine_id)` | Record that an operation made something. The "
     "runner calls `ownership.record_from_result(operation, result)` after each success, which understands "
     "`result[\"created\"] = {\"kind\", \"id\"}` and the actions of `ownership.CREATING_ACTIONS`. |",

@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from console.access import ownership
 from console.access.catalog import SCOPE_ENVIRONMENT
 from console.access.permissions import access_for, has_permission
-from engine.errors import InvalidArgument, NotFound
+from engine.errors import EngineError, InvalidArgument, NotFound
 
 HEX = re.compile(r"^(sha256:)?([0-9a-f]{1,64})$")
 BUILTIN_NETWORKS = ("private", "none", "host", "bridge", "default")
@@ -41,9 +41,7 @@ def present(driver, text: str) -> dict | None:
     """The engine's inspect of the image ``text`` names, or None when it names none."""
     try:
         return driver.inspect_image(text)
-    except NotFound:
-        return None
-    except InvalidArgument:  # an ID prefix matching several images: not decided by the engine
+    except EngineError:  # not found, an ambiguous ID prefix, a damaged image: nothing to use
         return None
 
 
@@ -97,7 +95,17 @@ def names(user, environment, refs, driver, permission: str = "images.tag") -> No
     """Refuse to put ``refs`` (tags) on an image when one of them is on an image now and the
     user does not hold it (``ownership.may_change_name``): moving a name held by others is
     how an administrator ends up running someone else's image under the name they trust."""
-    if unrestricted(user, permission, environment):
+    from engine.reference import parse
+
+    administrator = unrestricted(user, permission, environment)
+    for ref in refs:
+        repository = parse(ref).familiar_name
+        # The engine reads "sha256:<hex>" and a hex word as a name before an ID: such a name
+        # would catch whoever refers to an image by its (short) ID.
+        if repository == "sha256" or (not administrator and re.fullmatch(r"[0-9a-f]{1,64}", repository)):
+            raise ValidationError(f"The name {ownership.name_key(ref)} reads as an image ID: pick another.",
+                                  code="name_reads_as_id")
+    if administrator:
         return
     for ref in refs:
         data = present(driver, ref)
@@ -155,11 +163,13 @@ def is_host_path(spec: str) -> bool:
 def volumes(user, environment, specs, driver) -> list[str]:
     """Named volumes must be ones the user may see, or not exist yet (the engine makes them,
     and the create records them as the user's). Returns the names that do not exist yet."""
+    named = volume_sources(specs)
+    if not named:
+        return []
+    existing = {volume["Name"] for volume in driver.list_volumes()}  # without sizes: no walking
     new = []
-    for name in volume_sources(specs):
-        try:
-            driver.inspect_volume(name)
-        except NotFound:
+    for name in named:
+        if name not in existing:
             new.append(name)
             continue
         if not has_permission(user, "volumes.view", environment, ("volume", name)):

@@ -79,6 +79,7 @@ def prune(ctx):
 def load(ctx):
     path = Path(ctx.parameters["path"])
     try:
+        _again(services.check_load, ctx.operation.user, ctx.operation.environment, path, ctx.driver)
         with open(path, "rb") as tar:
             images = ctx.driver.load_images(tar)
     finally:

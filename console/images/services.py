@@ -150,6 +150,7 @@ def load(user, environment, upload):
         for chunk in upload.chunks():
             out.write(chunk)
     try:
+        check_load(user, environment, path, _driver(environment))
         return operations.start(
             user=user, environment=environment, action="image.load", permission="images.import_export",
             target_type="image", target_name=upload.name[:300],
@@ -158,6 +159,46 @@ def load(user, environment, upload):
     except Exception:
         path.unlink(missing_ok=True)
         raise
+
+
+def archive_names(path) -> list[str]:
+    """The names loading this archive would put on images, read as the engine's loader reads
+    them (its own tar reader: the same member wins): ``manifest.json``'s RepoTags and the
+    annotations of ``index.json``'s descriptors."""
+    import json
+
+    from engine import images as im
+    from engine.archive import _TarSource
+
+    found = []
+    try:
+        with tarfile.open(path, mode="r:*") as tar:
+            source = _TarSource(tar)
+            documents = {name: json.loads(source.read(name)) for name in ("manifest.json", "index.json")
+                         if source.exists(name)}
+    except (OSError, tarfile.TarError, ValueError, EngineError):
+        return []  # not an archive the engine can load either: it says so in its own words
+    for entry in documents.get("manifest.json") or [] if isinstance(documents.get("manifest.json"), list) else []:
+        if isinstance(entry, dict):
+            found += [tag for tag in entry.get("RepoTags") or [] if isinstance(tag, str)]
+    index = documents.get("index.json")
+    for desc in index.get("manifests") or [] if isinstance(index, dict) else []:
+        annotations = (desc.get("annotations") or {}) if isinstance(desc, dict) else {}
+        name = annotations.get(im.CONTAINERD_NAME_ANNOTATION) or annotations.get(im.REF_NAME_ANNOTATION)
+        if isinstance(name, str) and ("/" in name or ":" in name):
+            found.append(name)
+    return found
+
+
+def check_load(user, environment, path, driver) -> None:
+    """An import may not move names held by others either (``objects.names``)."""
+    names = []
+    for name in archive_names(path):
+        try:
+            names.append(str(parse(name)))
+        except InvalidArgument:
+            continue  # the engine refuses it
+    objects.names(user, environment, names, driver, "images.import_export")
 
 
 def save(user, environment, images):

@@ -42,6 +42,11 @@ def image_list(request):
     query = request.GET.get("q", "").strip()
     if query:
         images = images.filter(search_text__contains=query.lower())
+        if not unrestricted(request.user, "images.view", environment):
+            # Matched by a name the user may not see: not a match (the name is not to be told).
+            rows = _shown(request, environment, list(images))
+            images = images.exclude(pk__in=[row.pk for row in rows if query.lower() not in " ".join(
+                [*row.repo_tags, *row.repo_digests, row.image_id]).lower()])
     if request.GET.get("dangling") == "1":
         images = images.filter(name="")
     sort = request.GET.get("sort", "name")

@@ -56,13 +56,10 @@ def authorize(*, user, environment, action: str, permission: str, target_type: s
 
 
 def visible_operations(user, environment):
-    """Operations the user may see in ``environment``."""
-    from console.access.permissions import has_permission
+    """Operations the user may see in ``environment`` (with the owned scope: their own)."""
+    from console.access.permissions import restrict
 
-    qs = Operation.objects.filter(environment=environment)
-    if not has_permission(user, "operations.view", environment):
-        return qs.none()
-    return qs
+    return restrict(Operation.objects.filter(environment=environment), user, "operations.view", environment)
 
 
 def cancel(*, user, operation: Operation, request=None) -> Operation:
@@ -72,7 +69,6 @@ def cancel(*, user, operation: Operation, request=None) -> Operation:
     one whose worker is gone ends at once too. Audited, refusals included."""
     from django.utils import timezone
 
-    from console.access.permissions import restrict
     from console.operations.reaper import is_stale
     from console.operations.runner import HANDLERS, publish
     from console.operations.tasks import request_cleanup
@@ -83,7 +79,7 @@ def cancel(*, user, operation: Operation, request=None) -> Operation:
     details = {"action": operation.action}
     target = {"target_type": "operation", "target_id": str(operation.pk),
               "target_name": f"{operation.action} {operation.target_name}".strip()}
-    visible = restrict(visible_operations(user, environment), user, "operations.view", environment)
+    visible = visible_operations(user, environment)
     try:
         if spec is None or not visible.filter(pk=operation.pk).exists():
             raise PermissionDenied("You may not cancel this operation.")

@@ -52,6 +52,17 @@ def engine(console_engine):
                                                                                  "objs-hidden-net")}}
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_transfers():
+    """No worker takes the builds and uploads queued here: remove what they left."""
+    import shutil
+
+    before = set(images.transfers_dir().iterdir())
+    yield
+    for path in set(images.transfers_dir().iterdir()) - before:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def own(environment, kind, engine_id, owner, teams=(), visibility="restricted"):
     record = Ownership.objects.create(environment=environment, kind=kind, engine_id=engine_id, owner=owner,
                                       owner_name=owner.username, visibility=visibility)
@@ -374,10 +385,14 @@ def test_an_identical_image_shares_nothing_and_its_names_stay_their_holders(clie
     for page in (client.get(reverse("images")), client.get(reverse("image_detail", args=[row.pk]))):
         assert "objs/alice-copy:1" in page.content.decode()
         assert "objs/bob-secret" not in page.content.decode()  # bob's names are not shown to her
+    assert "alice-copy" not in client.get(reverse("images"), {"q": "bob-secret"}).content.decode()
+    assert "alice-copy" in client.get(reverse("images"), {"q": "alice-copy"}).content.decode()
     with pytest.raises(PermissionDenied, match="held by others"):
         images.remove(alice, local, row, tag="objs/bob-secret:1")
     with pytest.raises(PermissionDenied, match="Names held by others"):
         images.remove(alice, local, row)
+    page = client.post(reverse("image_remove"), {"image": row.pk, "tag": "objs/bob-secret:1"})
+    assert page.status_code == 403 and not Operation.objects.filter(action="image.remove").exists()
     images.remove(alice, local, row, tag="objs/alice-copy:1")  # her own name: hers to remove
     with pytest.raises(ValidationError, match="not available"):
         images.tag(alice, local, row, "objs/bob-secret:1")
@@ -456,10 +471,16 @@ def test_name_collisions_do_not_tell_what_exists(client, world):
 
 def test_without_the_permission_nothing_is_told(world):
     """A Read-only user learns nothing from a create's errors: the permission comes first."""
+    from console.inventory.models import Container
+    from console.volumes import services as volumes
+
     local = world["local"]
+    Container.objects.create(environment=local, container_id="d" * 64, name="taken-name", state="exited")
     reader = User.objects.create_user("reader")
     grant(reader, "read-only", local)
     for attempt in (lambda: containers.create(reader, local, spec("objs/hidden:1", name="x")),
+                    lambda: containers.create(reader, local, spec("objs/hidden:1", name="taken-name")),
+                    lambda: volumes.create(reader, local, "objs-hidden-data"),
                     lambda: containers.create(reader, local, spec("busybox", volumes=["/no/such:/x"]))):
         with pytest.raises(PermissionDenied):
             attempt()
@@ -572,3 +593,43 @@ def test_a_contexts_dockerfile_is_checked_too(world):
     with pytest.raises(ValidationError, match="regular file"):
         images.build(dave, local, "", [], context=context(Dockerfile=("/etc/hostname",)))
     assert not Operation.objects.exists()
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_an_import_may_not_move_names_held_by_others(world, exporters, who, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.support.imagebuilder import busybox_built, docker_save_tar
+
+    user, local = world["as"][who], world["local"]
+    tar = docker_save_tar(tmp_path / "in.tar", [(busybox_built(labels={"imported": "yes"}), ["objs/alice:1"])])
+    upload = SimpleUploadedFile("in.tar", tar.read_bytes())
+    before = set(images.transfers_dir().glob("upload-*"))
+    if ALLOWED[who]:
+        images.load(user, local, upload)
+    else:
+        with pytest.raises(ValidationError, match="The name objs/alice:1 is not available"):
+            images.load(user, local, upload)
+        assert set(images.transfers_dir().glob("upload-*")) == before  # nothing kept
+    # The task checks again (as if queued before the name was taken).
+    copy = tmp_path / "queued.tar"
+    copy.write_bytes(tar.read_bytes())
+    operation = queued(user, "image.load", {"path": str(copy)})
+    assert run_operation(str(operation.pk)) == ("succeeded" if ALLOWED[who] else "cancelled")
+
+
+def test_a_name_that_reads_as_an_image_id_is_refused(world):
+    """The engine tries a name before an ID prefix: a tag "abc123" or "sha256:abc123" would
+    catch whoever runs an image by its short ID."""
+    dave, local = world["users"]["dave"], world["local"]
+    source = Image.objects.get(environment=local, name="objs/dave-own:1")
+    alices = world["images"]["alice"].short_id
+    for target in (alices, f"sha256:{alices}"):
+        with pytest.raises(ValidationError, match="reads as an image ID"):
+            images.tag(dave, local, source, target)
+        with pytest.raises(ValidationError, match="reads as an image ID"):
+            images.build(dave, local, "FROM scratch\nLABEL a=b\n", [target])
+    admin = User.objects.create_user("root", is_superuser=True)
+    with pytest.raises(ValidationError, match="reads as an image ID"):
+        images.tag(admin, local, source, f"sha256:{alices}")
+    images.tag(admin, local, source, "cafe")  # an administrator's own choice
