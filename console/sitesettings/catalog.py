@@ -159,10 +159,18 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
         INT, "BERTH_AUDIT_RETENTION_DAYS", "BERTH_AUDIT_RETENTION_DAYS", 365,
         minimum=0, maximum=36500, unit="days"),
     Setting(
-        "signin_user_threshold", SIGN_IN, "Failed sign-ins per user name",
-        "Failures with one user name (whether or not it exists) before it is locked out. 0 turns this off.",
+        "signin_user_threshold", SIGN_IN, "Failed sign-ins per user name from one address",
+        "Failures with one user name (whether or not it exists) from one address before that name is "
+        "locked out there; elsewhere it may still sign in. 0 turns this off.",
         INT, "SIGNIN_USER_THRESHOLD", "BERTH_SIGNIN_USER_THRESHOLD", 5,
         minimum=0, maximum=1000, unit="failures"),
+    Setting(
+        "signin_name_threshold", SIGN_IN, "Failed sign-ins per user name from anywhere",
+        "Failures with one user name from all addresses together before it is locked out everywhere. "
+        "Keep it much higher than the one above: anyone can type the name of an administrator. "
+        "0 turns this off.",
+        INT, "SIGNIN_NAME_THRESHOLD", "BERTH_SIGNIN_NAME_THRESHOLD", 100,
+        minimum=0, maximum=100000, unit="failures"),
     Setting(
         "signin_ip_threshold", SIGN_IN, "Failed sign-ins per client address",
         "Failures from one address, whatever the names tried, before it is locked out. 0 turns this off; "
