@@ -16,6 +16,7 @@ from console import audit
 from console.access.permissions import require
 from console.operations import services as operations
 from console.registries import access as registry_access
+from console.registries import reach
 from console.registries.models import Registry
 from engine.errors import InvalidArgument
 from engine.reference import parse
@@ -50,6 +51,7 @@ def pull(user, environment, reference: str, registry: Registry | None = None, pl
          access: dict | None = None):
     ref = normalize_reference(reference, registry)
     _require_registry_use(user, environment, registry)
+    reach.check(reach.host_of(ref))  # only registries the administrators allow
     parameters = {"reference": ref, "registry_id": registry.pk if registry else None,
                   "platform": platform.strip() or None}
     if access:
@@ -64,6 +66,7 @@ def push(user, environment, image, target: str = "", registry: Registry | None =
     source = image.name or image.image_id
     target_ref = normalize_reference(target or source, registry)
     _require_registry_use(user, environment, registry)
+    reach.check(reach.host_of(target_ref))
     return operations.start(
         user=user, environment=environment, action="image.push", permission="images.push",
         target_type="image", target_id=image.image_id, target_name=target_ref,
