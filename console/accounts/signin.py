@@ -71,7 +71,11 @@ def _keys(username: str, ip: str | None) -> list[tuple[str, int]]:
 
 
 def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") if request is not None else None
+    """The client's address, through the trusted proxies (``BERTH_TRUSTED_PROXIES``) as the
+    audit log reads it: behind a proxy, each client gets its own pair, not the proxy's."""
+    from console.audit.context import client_ip as source
+
+    return source(request.META) if request is not None else None
 
 
 def locked_for(username: str, ip: str | None) -> int:

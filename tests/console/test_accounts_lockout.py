@@ -80,3 +80,14 @@ def test_a_good_sign_in_clears_its_pair_and_the_name_count(root):
     assert not SignInThrottle.objects.filter(key__startswith="pair:").exists()
     assert SignInThrottle.objects.filter(key="user:root", failures=0).exists() or \
         not SignInThrottle.objects.filter(key="user:root").exists()
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_pair(root, settings):
+    settings.BERTH_TRUSTED_PROXIES = ["127.0.0.1"]
+    proxy = Client(REMOTE_ADDR="127.0.0.1")
+    for _ in range(signin.user_threshold()):
+        proxy.post("/login/", {"username": "root", "password": "wrong"}, HTTP_X_FORWARDED_FOR="203.0.113.9")
+    locked = proxy.post("/login/", {"username": "root", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert LOCKED in locked.content.decode()
+    mine = proxy.post("/login/", {"username": "root", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert mine.status_code == 302
