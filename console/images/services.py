@@ -51,7 +51,6 @@ def pull(user, environment, reference: str, registry: Registry | None = None, pl
          access: dict | None = None):
     ref = normalize_reference(reference, registry)
     _require_registry_use(user, environment, registry)
-    reach.check(reach.host_of(ref))  # only registries the administrators allow
     parameters = {"reference": ref, "registry_id": registry.pk if registry else None,
                   "platform": platform.strip() or None}
     if access:
@@ -59,6 +58,7 @@ def pull(user, environment, reference: str, registry: Registry | None = None, pl
     return operations.start(
         user=user, environment=environment, action="image.pull", permission="images.pull",
         target_type="image", target_name=ref, parameters=parameters,
+        check=lambda: reach.check(reach.host_of(ref)),  # once the permission is known: a reachable registry
     )
 
 
@@ -66,12 +66,12 @@ def push(user, environment, image, target: str = "", registry: Registry | None =
     source = image.name or image.image_id
     target_ref = normalize_reference(target or source, registry)
     _require_registry_use(user, environment, registry)
-    reach.check(reach.host_of(target_ref))
     return operations.start(
         user=user, environment=environment, action="image.push", permission="images.push",
         target_type="image", target_id=image.image_id, target_name=target_ref,
         parameters={"source": image.image_id, "target": target_ref,
                     "registry_id": registry.pk if registry else None},
+        check=lambda: reach.check(reach.host_of(target_ref)),
     )
 
 

@@ -143,3 +143,12 @@ def test_administrators_set_the_list_on_the_settings_page(admin_client):
     response = admin_client.post(reverse("settings"), {"registry_allowlist": "http://evil.example/x"})
     assert response.status_code == 400 and "Not a registry host" in response.content.decode()
     assert catalog.get("registry_allowlist") == ["127.0.0.1:5000", "*.corp.example", "10.0.0.5"]
+
+
+def test_the_permission_is_checked_before_the_host(nothing_listed, local):
+    from django.core.exceptions import PermissionDenied
+
+    viewer = get_user_model().objects.create_user("viewer")
+    grant(viewer, "read-only", local)  # no images.pull: whether a host is allowed is none of theirs
+    with pytest.raises(PermissionDenied):
+        image_services.pull(viewer, local, "10.0.0.5:5000/app")
