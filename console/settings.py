@@ -127,6 +127,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "console.core.context_processors.navigation",
+                "console.accounts.context_processors.sign_in_attacks",
             ],
         },
     },
@@ -204,6 +205,11 @@ X_FRAME_OPTIONS = "DENY"
 # per name and per client address; 0 turns one off (behind a proxy every client has its address).
 SIGNIN_USER_THRESHOLD = int(os.environ.get("BERTH_SIGNIN_USER_THRESHOLD", 5))
 SIGNIN_IP_THRESHOLD = int(os.environ.get("BERTH_SIGNIN_IP_THRESHOLD", 20))
+# The name alone, from every address together: much higher, so nobody locks an administrator out.
+SIGNIN_NAME_THRESHOLD = int(os.environ.get("BERTH_SIGNIN_NAME_THRESHOLD", 100))
+# Registry hosts pulls, pushes and builds may reach besides Docker Hub and the configured registries'
+# public hosts (console/registries/reach.py): host, host:port, *.example.com, * (any public host).
+REGISTRY_ALLOWLIST = env_list("BERTH_REGISTRY_ALLOWLIST")
 if env_bool("BERTH_BEHIND_HTTPS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

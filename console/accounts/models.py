@@ -41,7 +41,8 @@ class Membership(models.Model):
 
 
 class SignInThrottle(models.Model):
-    """Failed sign-ins for one key ("user:<name>" or "ip:<address>"), and the lockout they earned.
+    """Failed sign-ins for one key ("pair:<address>|<name>", "ip:<address>" or "user:<name>"),
+    and the lockout they earned (see ``console.accounts.signin``).
 
     Keyed by the name as typed, so a name that does not exist is throttled exactly
     like one that does: the lockout says nothing about who has an account.
@@ -51,6 +52,8 @@ class SignInThrottle(models.Model):
     failures = models.PositiveIntegerField(default=0)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # A name's row: when administrators were told it is under attack (signin.under_attack).
+    alerted_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures} failures"

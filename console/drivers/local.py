@@ -19,6 +19,7 @@ from engine import archive, distribution, events, gc, host
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
 from engine.containers import Containers, register_in_use_check
+from engine.errors import RegistryError
 from engine.images import Image, ImageStore
 from engine.networks import Networks
 from engine.volumes import Volumes
@@ -296,5 +297,20 @@ class LocalEngineDriver(EngineDriver):
         from engine import build
 
         image = build.build(self.config, context, dockerfile, tags=tags, on_line=on_line, no_cache=no_cache,
-                            cancelled=self.cancelled)
+                            cancelled=self.cancelled, pull=self._pull_base)
         return image_summary(image)
+
+    def _pull_base(self, ref: str):
+        """A FROM image that is not here: only from a registry the administrators allow, and
+        its failures in one plain message (console.registries.reach)."""
+        from console.registries import reach
+
+        host = reach.host_of(ref)
+        reach.check_in_task(host)
+        try:
+            return distribution.pull(self.images, ref, progress=None)
+        except RegistryError as exc:
+            if getattr(exc, "code", ""):
+                raise
+            reach.log.warning("build: FROM %s: %s", ref, exc)
+            raise RegistryError(f"cannot reach registry {host}") from None

@@ -11,6 +11,7 @@ from console.access import objects, ownership
 from console.images import services
 from console.operations.runner import handler
 from console.registries import access as registry_access
+from console.registries import reach
 from console.registries.models import Registry
 
 
@@ -25,16 +26,22 @@ def _registry_options(ctx) -> dict:
 @handler("image.pull", permission="images.pull", reconcile=("images",))
 def pull(ctx):
     p = ctx.parameters
-    image = ctx.driver.pull_image(p["reference"], platform=p.get("platform"), progress=ctx.progress,
-                                  **_registry_options(ctx))
+    host = reach.host_of(p["reference"])
+    reach.check_in_task(host)
+    with reach.errors_for(ctx.operation, host):
+        image = ctx.driver.pull_image(p["reference"], platform=p.get("platform"), progress=ctx.progress,
+                                      **_registry_options(ctx))
     return {"image_id": image["id"], "repo_tags": image["repo_tags"]}
 
 
 @handler("image.push", permission="images.push", reconcile=("images",))
 def push(ctx):
     p = ctx.parameters
-    digest = ctx.driver.push_image(p["source"], p["target"], progress=ctx.progress,
-                                   **_registry_options(ctx))
+    host = reach.host_of(p["target"])
+    reach.check_in_task(host)
+    with reach.errors_for(ctx.operation, host):
+        digest = ctx.driver.push_image(p["source"], p["target"], progress=ctx.progress,
+                                       **_registry_options(ctx))
     return {"digest": digest}
 
 

@@ -21,6 +21,7 @@ from console.access import objects, ownership
 from console.access.permissions import has_permission, require
 from console.operations import services as operations
 from console.registries import access as registry_access
+from console.registries import reach
 from console.registries.models import Registry
 from engine import dockerfile as df
 from engine.errors import EngineError, InvalidArgument
@@ -66,6 +67,7 @@ def pull(user, environment, reference: str, registry: Registry | None = None, pl
     return operations.start(
         user=user, environment=environment, action="image.pull", permission="images.pull",
         target_type="image", target_name=ref, parameters=parameters,
+        check=lambda: reach.check(reach.host_of(ref)),  # once the permission is known: a reachable registry
     )
 
 
@@ -78,6 +80,7 @@ def push(user, environment, image, target: str = "", registry: Registry | None =
         target_type="image", target_id=image.image_id, target_name=target_ref,
         parameters={"source": image.image_id, "target": target_ref,
                     "registry_id": registry.pk if registry else None},
+        check=lambda: reach.check(reach.host_of(target_ref)),
     )
 
 

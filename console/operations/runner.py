@@ -173,7 +173,8 @@ def _finish(operation: Operation, state: str, *, result: dict | None = None, err
     operation.result = result or {}
     operation.error = error
     operation.finished_at = timezone.now()
-    operation.save(update_fields=["state", "result", "error", "finished_at", "progress"])
+    operation.parameters = sealed.forget(operation.parameters)  # its secrets are needed no more
+    operation.save(update_fields=["state", "result", "error", "finished_at", "progress", "parameters"])
 
 
 @shared_task(name="console.operations.run", bind=True)

@@ -4,7 +4,8 @@
 audit log show (``audit.redact``), plus, when redaction hid something, the real
 parameters encrypted at rest (``console.core.crypto``, as registry passwords are) under
 ``KEY``. The task reads ``unseal(stored)``, so a container gets ``DB_PASSWORD`` as the
-user typed it, never ``[redacted]``.
+user typed it, never ``[redacted]``; once the operation has finished, the runner drops
+them (``forget``).
 """
 
 from __future__ import annotations
@@ -31,3 +32,8 @@ def unseal(stored: dict) -> dict:
     if not token:
         return stored
     return json.loads(crypto.decrypt(token))
+
+
+def forget(stored: dict) -> dict:
+    """The shown parameters alone (the operation finished: nothing will read its secrets again)."""
+    return {key: value for key, value in (stored or {}).items() if key != KEY}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from console.operations.runner import handler
-from console.registries import access
+from console.registries import access, reach
 from console.registries.models import Registry, Repository
 from engine import credentials as engine_credentials
 from engine import distribution
@@ -25,6 +25,7 @@ def _registry(ctx) -> Registry:
     registry = Registry.objects.filter(pk=ctx.parameters["registry_id"]).first()
     if registry is None:
         raise NotFound("The registry was deleted before the operation ran.")
+    reach.check_in_task(registry.host)
     return registry
 
 
@@ -54,8 +55,11 @@ def test(ctx):
             RegistryClient(registry.host, None, insecure=registry.engine_insecure).login()
             message = f"{registry.host} answers and allows anonymous access."
     except EngineError as exc:
-        _record_test(registry, False, str(exc))
-        raise
+        told = reach.plain(exc, registry.host, ctx.operation)  # its user sees what they may know
+        _record_test(registry, False, str(told))
+        if told is exc:
+            raise
+        raise told from None
     _record_test(registry, True, message)
     ctx.line(message)
     return {"ok": True, "message": message}
@@ -71,7 +75,9 @@ def browse(ctx):
     registry = _registry(ctx)
     credentials = _credentials(ctx, registry)
     try:
-        names = sorted(set(distribution.catalog(registry.host, credentials, insecure=registry.engine_insecure)))
+        with reach.errors_for(ctx.operation, registry.host):
+            names = sorted(set(distribution.catalog(registry.host, credentials,
+                                                    insecure=registry.engine_insecure)))
     except RegistryError as exc:
         if getattr(exc, "status", None) in (403, 404, 405) or getattr(exc, "code", "") in ("UNSUPPORTED", "DENIED"):
             # Many hosted registries (ACR, Hub, GHCR...) keep their catalog to themselves.
@@ -93,7 +99,7 @@ def browse(ctx):
             tags = _tags(registry, name, credentials)
         except EngineError as exc:
             failed.append(name)
-            ctx.line(f"{name}: {exc}")
+            ctx.line(f"{name}: {reach.plain(exc, registry.host, ctx.operation)}")
             continue
         Repository.objects.filter(registry=registry, name=name).update(tags=tags, browsed_at=now)
         ctx.line(f"{name}: {len(tags)} tag{'' if len(tags) == 1 else 's'}")
@@ -107,7 +113,9 @@ def browse(ctx):
 def tags(ctx):
     registry = _registry(ctx)
     repository = ctx.parameters["repository"]
-    found = _tags(registry, repository, _credentials(ctx, registry))
+    credentials = _credentials(ctx, registry)
+    with reach.errors_for(ctx.operation, registry.host):
+        found = _tags(registry, repository, credentials)
     Repository.objects.update_or_create(registry=registry, name=repository,
                                         defaults={"tags": found, "browsed_at": timezone.now()})
     ctx.line(f"{repository}: {len(found)} tag{'' if len(found) == 1 else 's'}")

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from console import audit
 from console.access.permissions import require
 from console.operations import services as operations
-from console.registries import access
+from console.registries import access, reach
 from console.registries.models import Registry
 from engine.errors import InvalidArgument
 from engine.reference import parse
@@ -242,11 +242,15 @@ def delete(user, environment, registry: Registry) -> None:
 
 
 def _start(user, environment, registry: Registry, action: str, target_name: str = "", **parameters):
+    def check():  # after the permission: this user may use it, and Berth may reach it
+        access.check_use(user, environment, registry)
+        reach.check(registry.host)
+
     return operations.start(
         user=user, environment=environment, action=action, permission="registries.use",
         target_type="registry", target_id=str(registry.pk), target_name=target_name or registry.name,
         parameters={"registry_id": registry.pk, "host": registry.host, **parameters},
-        check=lambda: access.check_use(user, environment, registry),
+        check=check,
     )
 
 

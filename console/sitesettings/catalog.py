@@ -25,16 +25,20 @@ from django.core.exceptions import ValidationError
 
 log = logging.getLogger(__name__)
 
-BOOL, INT = "bool", "int"
+BOOL, INT, HOSTS = "bool", "int", "hosts"
 MIB = 1024 * 1024
 
 AUDIT = "Audit log"
 SIGN_IN = "Sign-in protection"
+REGISTRIES = "Registries"
 SECTIONS = {
     AUDIT: "What the audit log keeps of terminal sessions, and for how long it keeps records.",
     SIGN_IN: "Failed sign-ins before a lockout. Each new failure past the threshold locks out for twice as "
              "long as the last (30 seconds, 1 minute, 2 minutes... up to 15 minutes).",
+    REGISTRIES: "Which registries pulls, pushes and builds may reach (console.registries.reach).",
 }
+# A registry host pattern: "*", "*.example.com", "host", "host:port", "[v6]:port".
+HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?|\[[0-9a-f:.]+\](:[0-9]{1,5})?")
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -47,7 +51,7 @@ class Setting:
     section: str
     label: str
     help_text: str
-    kind: str  # BOOL or INT
+    kind: str  # BOOL, INT or HOSTS (a list of registry host patterns)
     django_setting: str  # gives the default
     env_var: str  # where the Django setting comes from
     fallback: bool | int  # when the Django setting is missing
@@ -65,8 +69,16 @@ class Setting:
 
     # Checking values
 
-    def parse(self, value) -> bool | int:
+    def parse(self, value) -> bool | int | list:
         """``value`` typed (stored units), or ``ValidationError``; the bounds are not checked."""
+        if self.kind == HOSTS:
+            items = value if isinstance(value, (list, tuple)) else re.split(r"[\s,]+", str(value))
+            hosts = [str(item).strip().lower() for item in items if str(item).strip()]
+            bad = [host for host in hosts if not HOST_PATTERN.fullmatch(host)]
+            if bad:
+                raise ValidationError(f"Not a registry host: {', '.join(bad)} (write host, host:port, "
+                                      "*.example.com or *).", code="invalid")
+            return sorted(set(hosts), key=hosts.index)
         if self.kind == BOOL:
             if isinstance(value, bool):
                 return value
@@ -102,6 +114,8 @@ class Setting:
 
     def valid(self, value) -> bool:
         """Is a stored value of the right type? (Not its bounds: those are checked when it is set.)"""
+        if self.kind == HOSTS:
+            return isinstance(value, list) and all(isinstance(item, str) for item in value)
         if self.kind == BOOL:
             return isinstance(value, bool)
         return isinstance(value, int) and not isinstance(value, bool)
@@ -110,6 +124,8 @@ class Setting:
 
     def shown(self, value):
         """The value in the page's unit (a size in whole MiB, rounded)."""
+        if self.kind == HOSTS:
+            return "\n".join(value or [])
         if value is None or self.kind == BOOL or self.scale == 1:
             return value
         return round(value / self.scale)
@@ -118,7 +134,7 @@ class Setting:
         """What the page's field holds, back in stored units. Text that is not a whole number
         is returned as it is, for ``clean`` to say what is wrong with it. A size left as it was
         shown keeps its exact value (an environment value need not be a whole MiB)."""
-        if self.kind == BOOL:
+        if self.kind in (BOOL, HOSTS):
             return text
         if not WHOLE_NUMBER.fullmatch(str(text).strip()):
             return text
@@ -133,6 +149,8 @@ class Setting:
         """The value in words, for messages and the page: "on", "16 MiB", "365 days"."""
         if self.kind == BOOL:
             return "on" if value else "off"
+        if self.kind == HOSTS:
+            return ", ".join(value) if value else "none"
         if self.scale != 1 and value % self.scale:
             return f"{value:,} bytes"
         unit = f" {self.unit}" if self.unit else ""
@@ -159,16 +177,30 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
         INT, "BERTH_AUDIT_RETENTION_DAYS", "BERTH_AUDIT_RETENTION_DAYS", 365,
         minimum=0, maximum=36500, unit="days"),
     Setting(
-        "signin_user_threshold", SIGN_IN, "Failed sign-ins per user name",
-        "Failures with one user name (whether or not it exists) before it is locked out. 0 turns this off.",
+        "signin_user_threshold", SIGN_IN, "Failed sign-ins per user name from one address",
+        "Failures with one user name (whether or not it exists) from one address before that name is "
+        "locked out there; elsewhere it may still sign in. 0 turns this off.",
         INT, "SIGNIN_USER_THRESHOLD", "BERTH_SIGNIN_USER_THRESHOLD", 5,
         minimum=0, maximum=1000, unit="failures"),
+    Setting(
+        "signin_name_threshold", SIGN_IN, "Failed sign-ins per user name from anywhere",
+        "Failures with one user name from all addresses together before it is locked out everywhere. "
+        "Keep it much higher than the one above: anyone can type the name of an administrator. "
+        "0 turns this off.",
+        INT, "SIGNIN_NAME_THRESHOLD", "BERTH_SIGNIN_NAME_THRESHOLD", 100,
+        minimum=0, maximum=100000, unit="failures"),
     Setting(
         "signin_ip_threshold", SIGN_IN, "Failed sign-ins per client address",
         "Failures from one address, whatever the names tried, before it is locked out. 0 turns this off; "
         "do so behind a reverse proxy, where every client has the proxy's address.",
         INT, "SIGNIN_IP_THRESHOLD", "BERTH_SIGNIN_IP_THRESHOLD", 20,
         minimum=0, maximum=10000, unit="failures"),
+    Setting(
+        "registry_allowlist", REGISTRIES, "Registries Berth may reach",
+        "Docker Hub and the public hosts of the configured registries are always allowed. List more, one a "
+        "line: host, host:port, *.example.com, or * for any public host. Loopback and private addresses "
+        "(127.0.0.1, 10.0.0.5:5000...) are reached only when listed here.",
+        HOSTS, "REGISTRY_ALLOWLIST", "BERTH_REGISTRY_ALLOWLIST", []),
 )}
 
 

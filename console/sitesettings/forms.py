@@ -12,6 +12,9 @@ def _field(setting: catalog.Setting) -> forms.Field:
     if setting.kind == catalog.BOOL:
         return forms.BooleanField(required=False, label=setting.label, help_text=setting.help_text,
                                   widget=forms.CheckboxInput(attrs={"role": "switch"}))
+    if setting.kind == catalog.HOSTS:
+        return forms.CharField(required=False, label=setting.label, help_text=setting.help_text,
+                               widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}))
     attrs = {"step": 1, "inputmode": "numeric", "class": "number"}
     if setting.minimum is not None:
         attrs["min"] = setting.shown(setting.minimum)

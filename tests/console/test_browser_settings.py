@@ -35,7 +35,7 @@ def test_admin_turns_terminal_recording_off_from_the_settings_page(page, live_co
     expect(page.get_by_role("switch", name="Record terminal sessions")).not_to_be_checked()
 
     # A bad value is refused beside its field, and nothing is stored.
-    page.get_by_label("Failed sign-ins per user name").fill("-3")
+    page.get_by_label("Failed sign-ins per user name from one address").fill("-3")
     page.get_by_role("switch", name="Record terminal sessions").check()
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator("form.settings > .form-error")).to_contain_text("Nothing was saved")
@@ -44,7 +44,7 @@ def test_admin_turns_terminal_recording_off_from_the_settings_page(page, live_co
     screenshot(page, "settings-error")
     page.goto(live_console.url + "settings/")
     expect(page.get_by_role("switch", name="Record terminal sessions")).not_to_be_checked()
-    expect(page.get_by_label("Failed sign-ins per user name")).to_have_value("5")
+    expect(page.get_by_label("Failed sign-ins per user name from one address")).to_have_value("5")
 
     # Back to the environment's value.
     page.locator("#setting-audit_record_terminals").get_by_role(

@@ -43,6 +43,7 @@ def test_the_container_gets_the_real_value_and_the_records_do_not(admin_client, 
         assert f"DB_PASSWORD={SECRET}" in env and "PORT=80" in env
         shown = operation.parameters["spec"]["env"]
         assert shown == ["DB_PASSWORD=[redacted]", "PORT=80"]
+        assert sealed.KEY not in operation.parameters  # finished: the encrypted copy is gone too
         event = AuditEvent.objects.get(action="container.create", outcome="queued")
         assert event.details["spec"]["env"] == ["DB_PASSWORD=[redacted]", "PORT=80"]
         assert sealed.KEY not in event.details

@@ -98,6 +98,8 @@ def pytest_load_initial_conftests(early_config, parser, args):
     os.environ.setdefault("BERTH_DATA_DIR", os.path.join(_scratch, "data"))
     os.environ.setdefault("BERTH_ENGINE_ROOT", os.path.join(_scratch, "engine"))
     os.environ.setdefault("BERTH_ENGINE_RUN", os.path.join(_scratch, "run"))
+    # The test registries listen on loopback, which the console reaches only when told to.
+    os.environ.setdefault("BERTH_REGISTRY_ALLOWLIST", "127.0.0.1")
     # `python -m engine` in tests runs in its own process (a killed CLI is a killed command;
     # no server outlives a test's scratch root); tests/engine/test_cliserver.py turns it on.
     os.environ["BERTH_ENGINE_CLI_SERVER"] = "0"
