@@ -18,6 +18,7 @@ import pytest
 
 from engine.config import EngineConfig
 from tests.support.containers import cleanup, make_engine
+from tests.support.faults_restore import check_clean
 
 TMPFS_SIZE = "24m"
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -92,6 +93,8 @@ def full_engine():
         engine, _ = make_engine(config)
         (base / "out").mkdir()
         yield FullEngine(engine, config, Disk(root), base / "out")
+        Disk(root).free()
+        check_clean(config)  # every scenario leaves a store that passes the consistency check
     finally:
         Disk(root).free()
         # cleanup() unmounts whatever is under base (overlays, then the tmpfs) and removes it
