@@ -25,6 +25,7 @@ from django.template.loader import render_to_string
 
 from console.access import revocation
 from console.access.permissions import has_permission, restrict
+from console.core import sockettokens
 from console.core.consumers import current_environment
 from console.drivers import driver_for
 from console.inventory.follower import DEBOUNCE_SECONDS, events_group
@@ -448,15 +449,20 @@ class TerminalConsumer(LiveConsumer):
 
     permission = "containers.terminal"
 
-    async def denied(self):
+    async def denied(self, reason: str = "permission"):
         await _audit(user=self.user, action="container.terminal", environment=self.environment,
                      target_type="container", target_id=self.container.container_id,
-                     target_name=self.container.name, outcome="denied", request=_audit_info(self.scope))
+                     target_name=self.container.name, outcome="denied", request=_audit_info(self.scope),
+                     details={"reason": reason})
 
     async def ready(self):
         self.session = None
         self.recorder = None
         self.audit_info = _audit_info(self.scope)
+        if not self.token_valid():
+            await self.denied("no valid page token")
+            await self.refuse(p.CLOSE_FORBIDDEN, "This terminal needs the console's page: reload it.")
+            return
         self.inflight = 0
         self.resumed = asyncio.Event()
         self.pending_input = bytearray()
@@ -508,6 +514,13 @@ class TerminalConsumer(LiveConsumer):
         await self.send_terminal_info(t="started", command=session.command, user=session.user,
                                       exec_id=session.exec_id)
         self.spawn(self.pump())
+
+    def token_valid(self) -> bool:
+        """The page's token (console.core.sockettokens): the session cookie alone is not enough."""
+        session = self.scope.get("session")
+        return sockettokens.valid(_query(self.scope).get("token"), self.user,
+                                  getattr(session, "session_key", None),
+                                  sockettokens.purpose_for("terminal", self.container.pk))
 
     async def send_ping(self):
         await self.send_terminal_info(t="ping")

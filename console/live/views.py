@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
-from django.http import StreamingHttpResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
 from console import audit
 from console.access.permissions import require, restrict
+from console.core import sockettokens
 from console.core.environments import current_environment
 from console.drivers import driver_for
 from console.inventory.models import Container
@@ -87,3 +88,17 @@ def events(request):
     environment = current_environment(request)
     require(request.user, "containers.view", environment)
     return render(request, "live/events.html", {})
+
+
+def terminal_token(request, pk):
+    """A fresh terminal token for a page whose own is about to expire (see
+    console.core.sockettokens). Another origin cannot read this answer."""
+    environment = current_environment(request)
+    require(request.user, "containers.view", environment)
+    require(request.user, "containers.terminal", environment)
+    container = get_object_or_404(restrict(Container.objects.filter(environment=environment), request.user,
+                                           "containers.terminal", environment), pk=pk)
+    response = JsonResponse(sockettokens.issue(request.user, request.session.session_key,
+                                               sockettokens.purpose_for("terminal", container.pk)))
+    response["Cache-Control"] = "no-store"
+    return response

@@ -14,6 +14,7 @@ from console.core import consumers
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.asyncio(loop_scope="module")]
 
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def session_cookie(admin_client):
 
 
 def communicator(*headers):
-    return WebsocketCommunicator(application, "/ws/engine-facts/", headers=list(headers))
+    return WebsocketCommunicator(application, "/ws/engine-facts/", headers=[HOST, *headers])
 
 
 async def test_signed_out_is_closed_with_4401():

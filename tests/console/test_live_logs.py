@@ -23,6 +23,7 @@ from tests.console.test_containers import engine, grant  # noqa: F401
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")
 
 
 def cookie(client):
@@ -37,7 +38,7 @@ def run_container(engine, name, script):  # noqa: F811
 
 
 async def open_socket(path, *headers):
-    ws = WebsocketCommunicator(application, path, headers=list(headers))
+    ws = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     connected, _ = await ws.connect(timeout=10)
     return ws, connected
 
