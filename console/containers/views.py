@@ -15,7 +15,7 @@ from console.accounts.forms import access_parameters, add_access_fields
 from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
-from console.core.pages import visible_rows
+from console.core.pages import label_filter, visible_rows
 from console.drivers import driver_for
 from console.inventory.models import Container, Image, Network
 from console.inventory.reconcile import reconcile
@@ -41,8 +41,7 @@ def _filter(containers, params):
         containers = containers.filter(state=state)
     label = params.get("label", "").strip()
     if label:
-        key, eq, value = label.partition("=")
-        containers = containers.filter(**({f"labels__{key}": value} if eq else {"labels__has_key": key}))
+        containers = label_filter(containers, label)
     image = params.get("image", "").strip()
     if image:
         containers = containers.filter(Q(image__icontains=image) | Q(image_id__startswith=image))

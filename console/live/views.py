@@ -12,6 +12,7 @@ from console import audit
 from console.access.permissions import require, restrict
 from console.core import sockettokens
 from console.core.environments import current_environment
+from console.core.pages import label_filter
 from console.drivers import driver_for
 from console.inventory.models import Container
 from engine.errors import InvalidArgument
@@ -75,8 +76,7 @@ def merged_logs(request):
     selected = containers.filter(pk__in=[v for v in request.GET.getlist("container") if v.isdigit()])
     label = request.GET.get("label", "").strip()
     if label:
-        key, eq, value = label.partition("=")
-        selected = containers.filter(**({f"labels__{key}": value} if eq else {"labels__has_key": key}))
+        selected = label_filter(containers, label)
     selected = list(selected.order_by("name")[:MAX_MERGED])
     sources = [{"pk": c.pk, "name": c.name, "colour": COLOURS[i % len(COLOURS)]} for i, c in enumerate(selected)]
     return render(request, "live/merged_logs.html", {

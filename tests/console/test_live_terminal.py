@@ -156,7 +156,8 @@ async def test_flow_control_keeps_memory_bounded(row, admin_client):
     await ws.disconnect()
 
 
-@pytest.mark.parametrize("query", ["cols=0&rows=0", "cols=1000000000&rows=24", "cols=x&rows=1"])
+@pytest.mark.parametrize("query", ["cols=0&rows=0", "cols=1000000000&rows=24", "cols=x&rows=1", "cols=80.5&rows=24",
+                                   "cols=-80&rows=24", "cols=%D9%A8%D9%A0&rows=24"])
 async def test_bad_sizes_are_refused(row, admin_client, query):
     ws = await terminal(row, admin_client, query)
     assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
@@ -167,6 +168,13 @@ async def test_bad_sizes_are_refused(row, admin_client, query):
     {"bytes_data": p.T_RESIZE + b'{"cols": 0, "rows": 0}'},
     {"bytes_data": p.T_RESIZE + b'{"cols": 1000000000, "rows": 24}'},
     {"bytes_data": p.T_RESIZE + b"\xff\xfe garbage"}, {"bytes_data": p.T_ACK + b"-5"},
+    # whole numbers in range only: not floats, strings, booleans, nor a nesting bomb
+    {"bytes_data": p.T_RESIZE + b'{"cols": 80.5, "rows": 24}'},
+    {"bytes_data": p.T_RESIZE + b'{"cols": "80", "rows": "24"}'},
+    {"bytes_data": p.T_RESIZE + b'{"cols": true, "rows": 24}'},
+    {"bytes_data": p.T_RESIZE + b'{"cols": 80}'}, {"bytes_data": p.T_RESIZE + b"[80, 24]"},
+    {"bytes_data": p.T_RESIZE + b"[" * 30000 + b"]" * 30000},
+    {"bytes_data": p.T_ACK + b"1e3"}, {"bytes_data": p.T_ACK + b" 12"},
 ])
 async def test_bad_frames_close_with_4400_and_end_the_shell(row, admin_client, frame):
     ws = await terminal(row, admin_client)
