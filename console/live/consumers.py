@@ -436,17 +436,14 @@ class LogsConsumer(LiveConsumer):
             await self.send_info(t="filter", error=str(exc))
             return
         try:
-            limits.filters.take(self.user.pk)
-        except limits.TooMany as exc:
-            await self.send_info(t="filter", active=False, error=str(exc), busy=True)
-            return
-        try:
-            count, _cursors, lines, partial = await limits.searches.run(
-                self.user.pk, self.run_search, message, p.FILTER_LINES, True)
-        except BaseException as exc:
-            limits.filters.give_back(self.user.pk)
-            if not isinstance(exc, limits.TooMany):
+            limits.filters.take(self.user.pk)  # held while the filter is on (drop_filter gives it back)
+            try:
+                count, _cursors, lines, partial = await limits.searches.run(
+                    self.user.pk, self.run_search, message, p.FILTER_LINES, True)
+            except BaseException:
+                limits.filters.give_back(self.user.pk)
                 raise
+        except limits.TooMany as exc:
             await self.send_info(t="filter", active=False, error=str(exc), busy=True)
             return
         self.pattern = pattern

@@ -78,7 +78,9 @@ def merged_logs(request):
     if label:
         selected = label_filter(containers, label)
     selected = list(selected.order_by("name")[:MAX_MERGED])
-    sources = [{"pk": c.pk, "name": c.name, "colour": COLOURS[i % len(COLOURS)]} for i, c in enumerate(selected)]
+    # the colour by index: the page names it with a class (src-N, static/css/live.css), not a style attribute
+    sources = [{"pk": c.pk, "name": c.name, "colour": COLOURS[i % len(COLOURS)], "index": i % len(COLOURS)}
+               for i, c in enumerate(selected)]
     return render(request, "live/merged_logs.html", {
         "sources": sources, "label": label, "containers": containers.order_by("name")[:500],
         "selected": {c.pk for c in selected}, "max_merged": MAX_MERGED, "sources_json": json.dumps(sources)})

@@ -27,6 +27,7 @@ def live_panel(context, container, logs=None):
         "logs": logs or [],
         "can_logs": has_permission(user, "containers.logs", environment, resource),
         "can_terminal": can_terminal,
+        "csp_nonce": getattr(request, "csp_nonce", ""),
         "terminal_token": terminal_token,
         "log_sources": json.dumps([{"pk": container.pk, "name": container.name, "colour": "#2563eb"}]),
         "download_url": reverse("logs_download", args=[container.pk]),
