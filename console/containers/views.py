@@ -15,7 +15,7 @@ from console.accounts.forms import access_parameters, add_access_fields
 from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
-from console.core.pages import label_filter, visible_rows
+from console.core.pages import label_filter, row_ids, visible_rows
 from console.drivers import driver_for
 from console.inventory.models import Container, Image, Network
 from console.inventory.reconcile import reconcile
@@ -159,7 +159,7 @@ def container_bulk(request):
     if verb not in BULK_VERBS:
         messages.error(request, "Pick an action.")
         return redirect("containers")
-    selected = list(containers.filter(pk__in=request.POST.getlist("container")))
+    selected = list(containers.filter(pk__in=row_ids(request.POST.getlist("container"))))
     if not selected:
         messages.error(request, "Select at least one container.")
         return redirect("containers")

@@ -50,6 +50,12 @@ def label_filter(rows, text: str):
     return rows.alias(label_value=KeyTransform(key, "labels")).filter(label_value=value)
 
 
+def row_ids(values) -> list[int]:
+    """The values that are row ids (ASCII digits, at most 18: one past 2**63 makes the
+    database driver fail in an ``__in`` lookup), as ints; others are dropped."""
+    return [int(v) for v in values if v.isascii() and v.isdigit() and len(v) <= 18]
+
+
 def start_from_form(form, start):
     """``start(**form.cleaned_data)`` for a valid form; a service's ValidationError goes back
     on the form, next to its field when it names one. Returns the operation or None."""

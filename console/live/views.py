@@ -12,7 +12,7 @@ from console import audit
 from console.access.permissions import require, restrict
 from console.core import sockettokens
 from console.core.environments import current_environment
-from console.core.pages import label_filter
+from console.core.pages import label_filter, row_ids
 from console.drivers import driver_for
 from console.inventory.models import Container
 from engine.errors import InvalidArgument
@@ -73,7 +73,7 @@ def logs_download(request, pk):
 
 def merged_logs(request):
     environment, containers = _visible(request, "containers.logs")
-    selected = containers.filter(pk__in=[v for v in request.GET.getlist("container") if v.isdigit()])
+    selected = containers.filter(pk__in=row_ids(request.GET.getlist("container")))
     label = request.GET.get("label", "").strip()
     if label:
         selected = label_filter(containers, label)

@@ -104,7 +104,8 @@ def test_a_page_on_another_port_cannot_open_the_terminal(page, live_console, sle
     assert results["events"] == {"opened": False, "frames": 0, "code": 1006}, results
     attacker.close()
 
-    # the console's own page opens one
+    # the console's own page opens one, even when its token has expired: it gets a fresh one
+    page.locator("[data-terminal]").evaluate("(el) => { el.dataset.token = 'stale'; el.dataset.tokenExpires = '0'; }")
     page.get_by_role("tab", name="Terminal").click()
     page.get_by_test_id("terminal-open").click()
     pane = page.locator(".terminal-pane").first

@@ -1,4 +1,5 @@
-"""The label filter of the containers list and of the merged logs page: the text names a
+"""The list filters take only what they mean. The label filter of the containers list and
+of the merged logs page: the text names a
 label (``key`` or ``key=value``), never an ORM lookup. ``k__regex=(a+)+$`` used to run the
 user's regex in the database (a page frozen for everyone), ``k__contains=x`` was a 500."""
 
@@ -52,3 +53,19 @@ def test_the_merged_logs_page_filters_by_label_names_only(admin_client, labelled
     response = admin_client.get(reverse("merged_logs"), {"label": label})
     assert response.status_code == 200
     assert sorted(s["name"] for s in response.context["sources"]) == expected
+
+
+def test_ids_past_the_databases_range_are_no_such_container(admin_client, labelled):
+    response = admin_client.get(reverse("merged_logs"), {"container": ["9" * 25, "١", str(labelled["web"].pk)]})
+    assert response.status_code == 200
+    assert [s["name"] for s in response.context["sources"]] == ["web"]
+    assert admin_client.get(f"/live/containers/{'9' * 25}/logs/download/").status_code == 404
+    assert admin_client.get(f"/live/containers/{'9' * 25}/terminal/token/").status_code == 404
+
+
+@pytest.mark.parametrize("url, field", [("container_bulk", "container"), ("image_remove", "image"),
+                                        ("image_export", "image")])
+def test_a_selection_that_is_not_row_ids_changes_nothing(admin_client, labelled, url, field):
+    response = admin_client.post(reverse(url), {field: ["9" * 25, "x", "-1"], "verb": "stop"})
+    assert response.status_code in (302, 400), response.status_code  # back to the list, or a clear refusal
+    assert Container.objects.filter(name="web", state="running").exists()

@@ -162,3 +162,12 @@ async def test_the_token_endpoint_answers_only_those_who_may_open_the_terminal(r
     anonymous = Client()
     response = await database_sync_to_async(anonymous.get)(f"/live/containers/{row.pk}/terminal/token/")
     assert response.status_code == 302  # to the sign-in page
+
+
+async def test_a_row_id_past_the_databases_range_is_no_such_container(admin_client):
+    huge = 10 ** 25
+    for kind in ("logs", "stats", "terminal"):
+        ws = WebsocketCommunicator(application, f"/ws/containers/{huge}/{kind}/",
+                                   headers=[ORIGIN, HOST, cookie(admin_client)])
+        assert (await ws.connect(timeout=10))[0]
+        assert await closed_with(ws) == p.CLOSE_NOT_FOUND
