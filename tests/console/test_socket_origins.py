@@ -53,6 +53,8 @@ async def test_the_consoles_own_origins_are_accepted(admin_client, settings):
     assert await handshake("/ws/events/", (b"origin", b"http://localhost:8000"), (b"host", b"localhost:8000"),
                            cookie(admin_client))
     assert await handshake("/ws/events/", (b"origin", b"http://localhost:80"), HOST, cookie(admin_client))
+    assert await handshake("/ws/events/", (b"origin", b"http://[::1]:8000"), (b"host", b"[::1]:8000"),
+                           cookie(admin_client))
     settings.CSRF_TRUSTED_ORIGINS = ["https://console.example:8443", "https://*.berth.example"]
     assert await handshake("/ws/events/", (b"origin", b"https://console.example:8443"), HOST, cookie(admin_client))
     assert await handshake("/ws/events/", (b"origin", b"https://ops.berth.example"), HOST, cookie(admin_client))
