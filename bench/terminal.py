@@ -33,9 +33,9 @@ async def output_until(ws, needle: bytes) -> bytes:
     return got
 
 
-async def measure(console: Console, pk: int, keys: int) -> dict:
-    ws = await WebSocket.connect("127.0.0.1", console.port, f"/ws/containers/{pk}/terminal/?cols=80&rows=24",
-                                 console.cookie)
+async def measure(console: Console, pk: int, keys: int, token: str) -> dict:
+    ws = await WebSocket.connect("127.0.0.1", console.port,
+                                 f"/ws/containers/{pk}/terminal/?cols=80&rows=24&token={token}", console.cookie)
     await output_until(ws, b"# ")
     times = []
     for i in range(keys):
@@ -64,7 +64,7 @@ def main() -> None:
         container, _ = console.containers.run("bench/busybox:latest", ["sleep", "3600"], name="bench-terminal")
         pk = console.mirror(container.id)
         console.start_daphne()
-        result = asyncio.run(measure(console, pk, args.keys))
+        result = asyncio.run(measure(console, pk, args.keys, console.terminal_token(pk)))
     finally:
         console.close()
     print(json.dumps(result))

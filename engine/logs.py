@@ -28,6 +28,13 @@ TIME_PREFIX = b'{"time": "'
 def parse_when(value, now: float | None = None) -> str | None:
     """``since``/``until`` as Docker takes them: Unix seconds, RFC 3339, or a duration
     ago (``10m``, ``1h30m``, ``45s``). Returned as a comparable RFC 3339 string."""
+    try:
+        return _parse_when(value, now)
+    except (OverflowError, OSError, ValueError):  # a time no clock can say
+        raise InvalidArgument(f"invalid time {value!r}: out of range") from None
+
+
+def _parse_when(value, now: float | None) -> str | None:
     if value is None or value == "":
         return None
     now = time.time() if now is None else now

@@ -42,6 +42,7 @@ class Console:
         user = get_user_model().objects.create_superuser("bench", "", "bench-password-1")
         client = Client()
         client.force_login(user)
+        self.client = client
         self.cookie = f"sessionid={client.cookies['sessionid'].value}"
         from engine.config import EngineConfig
         from engine.containers import Containers
@@ -62,6 +63,10 @@ class Console:
         environment = Environment.objects.get(name="local")
         reconcile(environment, "containers")
         return Container.objects.get(environment=environment, container_id=container_id).pk
+
+    def terminal_token(self, pk: int) -> str:
+        """The page token a terminal socket needs (console.core.sockettokens)."""
+        return self.client.get(f"/live/containers/{pk}/terminal/token/").json()["token"]
 
     def start_daphne(self) -> None:
         self.log = open(self.tmp / "daphne.log", "w")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404
@@ -28,7 +28,7 @@ from console.accounts.forms import (
     UserEditForm,
 )
 from console.accounts.models import Membership, Team
-from console.core.environments import current_environment
+from console.core.environments import current_environment, has_role
 
 User = get_user_model()
 PAGE_SIZE = 50
@@ -194,6 +194,8 @@ def team_delete(request, pk):
 # Roles
 
 def role_list(request):
+    if not has_role(request.user):  # what each role may do is for those who hold one
+        raise PermissionDenied("You hold no role.")
     ensure_builtin_roles()
     roles = list(Role.objects.annotate(assignment_count=Count("assignments")).order_by("-builtin_key", "name"))
     builtin = [r for r in roles if r.builtin]

@@ -15,7 +15,7 @@ from console.accounts.forms import access_parameters, add_access_fields
 from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
-from console.core.pages import visible_rows
+from console.core.pages import label_filter, row_ids, visible_rows
 from console.drivers import driver_for
 from console.drivers.base import EngineUnreachable
 from console.inventory.models import Container, Image, Network
@@ -42,8 +42,7 @@ def _filter(containers, params):
         containers = containers.filter(state=state)
     label = params.get("label", "").strip()
     if label:
-        key, eq, value = label.partition("=")
-        containers = containers.filter(**({f"labels__{key}": value} if eq else {"labels__has_key": key}))
+        containers = label_filter(containers, label)
     image = params.get("image", "").strip()
     if image:
         containers = containers.filter(Q(image__icontains=image) | Q(image_id__startswith=image))
@@ -165,7 +164,7 @@ def container_bulk(request):
     if verb not in BULK_VERBS:
         messages.error(request, "Pick an action.")
         return redirect("containers")
-    selected = list(containers.filter(pk__in=request.POST.getlist("container")))
+    selected = list(containers.filter(pk__in=row_ids(request.POST.getlist("container"))))
     if not selected:
         messages.error(request, "Select at least one container.")
         return redirect("containers")

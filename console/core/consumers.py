@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
-from console.core.environments import environment_for_session
+from console.core.environments import environment_for_session, has_role
 from console.core.models import Environment
 
 CLOSE_BAD_MESSAGE = 4400
@@ -28,15 +29,25 @@ def current_environment(scope) -> Environment:
     return environment_for_session(scope["session"])
 
 
+@database_sync_to_async
+def _has_role(user, environment) -> bool:
+    return has_role(user, environment)
+
+
 class EngineFactsConsumer(AsyncJsonWebsocketConsumer):
     """Shows the engine facts of the current environment, as a worker reports them.
 
     On connect it shows the last known facts at once, then asks a worker for fresh
     ones; the worker's answer arrives through the channel layer group of the
     environment. If no worker answers in time, the page says so.
+
+    Only users with a role in the environment get its facts. Each socket has at most one
+    request in flight (until the worker answers or ``worker_timeout`` passes) and asks at
+    most every ``min_interval`` seconds: a refresh asked for meanwhile is dropped, not queued.
     """
 
     worker_timeout = 15.0
+    min_interval = 2.0
 
     async def connect(self):
         user = self.scope.get("user")
@@ -47,8 +58,12 @@ class EngineFactsConsumer(AsyncJsonWebsocketConsumer):
         if self.environment is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        if not await _has_role(user, self.environment):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         self.group = self.environment.facts_group
         self.watchdog = None
+        self.asked_at = None
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         if self.environment.facts:
@@ -65,8 +80,16 @@ class EngineFactsConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        if not isinstance(content, dict) or content.get("action") != "refresh":
+    async def receive(self, text_data=None, bytes_data=None):
+        from console.live.protocol import BadMessage, decode
+
+        try:
+            if text_data is None:
+                raise BadMessage("binary frame")
+            content = decode(text_data)
+        except BadMessage:
+            content = None
+        if content is None or content.get("action") != "refresh":
             await self.close(code=CLOSE_BAD_MESSAGE)
             return
         await self.request_refresh()
@@ -74,6 +97,10 @@ class EngineFactsConsumer(AsyncJsonWebsocketConsumer):
     async def request_refresh(self):
         from console.core.tasks import refresh_engine_facts
 
+        now = time.monotonic()
+        if self.watchdog is not None or (self.asked_at is not None and now - self.asked_at < self.min_interval):
+            return  # one in flight, or asked a moment ago: its answer comes to this socket too
+        self.asked_at = now
         await asyncio.to_thread(refresh_engine_facts.delay, self.environment.pk)
         if self.watchdog:
             self.watchdog.cancel()
@@ -81,6 +108,7 @@ class EngineFactsConsumer(AsyncJsonWebsocketConsumer):
 
     async def _no_worker_after_timeout(self):
         await asyncio.sleep(self.worker_timeout)
+        self.watchdog = None
         await self.send_facts(state="no-worker", timeout=int(self.worker_timeout))
 
     async def engine_facts(self, event):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models.fields.json import KeyTransform
 from django.shortcuts import redirect, render
 
 from console.access.permissions import has_permission, require, restrict
@@ -14,6 +15,7 @@ from console.core.environments import current_environment
 from engine.errors import NotFound
 
 PAGE_SIZE = 50
+MAX_LABEL_FILTER = 512
 
 
 def visible_rows(request, model, area: str):
@@ -31,6 +33,27 @@ def search_page(request, rows, *order_by):
     if query:
         rows = rows.filter(search_text__contains=query.lower())
     return query, Paginator(rows.order_by(*order_by), PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def label_filter(rows, text: str):
+    """Rows whose ``labels`` have the key (``key``) or the key with that value (``key=value``).
+
+    The key is a label name, never an ORM lookup: ``k__regex=...`` looks for the label named
+    ``k__regex`` (a lookup spelt by the user would run their regex in the database, or fail
+    with a 500). A text too long matches nothing."""
+    key, eq, value = text.partition("=")
+    key = key.strip()
+    if not key or len(text) > MAX_LABEL_FILTER:
+        return rows.none()
+    if not eq:
+        return rows.filter(labels__has_key=key)
+    return rows.alias(label_value=KeyTransform(key, "labels")).filter(label_value=value)
+
+
+def row_ids(values) -> list[int]:
+    """The values that are row ids (ASCII digits, at most 18: one past 2**63 makes the
+    database driver fail in an ``__in`` lookup), as ints; others are dropped."""
+    return [int(v) for v in values if v.isascii() and v.isdigit() and len(v) <= 18]
 
 
 def start_from_form(form, start):

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from console import audit
 from console.access.permissions import require, restrict
 from console.core.environments import current_environment
+from console.core.pages import row_ids
 from console.images import services
 from console.inventory.models import Image
 
@@ -34,7 +35,7 @@ def image_export(request):
     environment = current_environment(request)
     require(request.user, "images.import_export", environment)
     images = restrict(Image.objects.all(), request.user, "images.view", environment)
-    selected = list(images.filter(pk__in=request.POST.getlist("image")))
+    selected = list(images.filter(pk__in=row_ids(request.POST.getlist("image"))))
     try:
         operation = services.save(request.user, environment, selected)
     except ValidationError as exc:

@@ -13,7 +13,7 @@ from console.access.objects import unrestricted
 from console.access.permissions import has_permission, require, restrict
 from console.accounts.forms import access_parameters, add_access_fields
 from console.core.environments import current_environment
-from console.core.pages import inspect_or_gone, visible_rows
+from console.core.pages import inspect_or_gone, row_ids, visible_rows
 from console.drivers import driver_for
 from console.images import services
 from console.images.forms import PruneForm, PullForm, PushForm, TagForm
@@ -156,7 +156,7 @@ def image_remove(request):
     environment, images = _visible_images(request)
     require(request.user, "images.remove", environment)
     removable = restrict(images, request.user, "images.remove", environment)
-    selected = list(removable.filter(pk__in=request.POST.getlist("image")))
+    selected = list(removable.filter(pk__in=row_ids(request.POST.getlist("image"))))
     if not selected:
         messages.error(request, "Select at least one image to remove.")
         return redirect("images")

@@ -25,10 +25,12 @@ from django.template.loader import render_to_string
 
 from console.access import revocation
 from console.access.permissions import has_permission, restrict
+from console.core import sockettokens
 from console.core.consumers import current_environment
 from console.drivers import driver_for
 from console.inventory.follower import DEBOUNCE_SECONDS, events_group
 from console.inventory.models import Container
+from console.live import limits
 from console.live import protocol as p
 from engine.errors import EngineError, InvalidArgument, NotFound
 
@@ -250,6 +252,7 @@ class LogsConsumer(LiveConsumer):
     async def drop_filter(self):
         pattern, self.pattern = getattr(self, "pattern", None), None
         if pattern is not None:
+            limits.filters.give_back(self.user.pk)
             await pattern.close()
 
     async def on_message(self, text_data, bytes_data):
@@ -347,7 +350,7 @@ class LogsConsumer(LiveConsumer):
             try:
                 data, count = await self.pattern.keep(data)
             except TimeoutError as exc:
-                self.pattern = None
+                await self.drop_filter()  # gives its slot back (the child is gone already)
                 await self.send_info(t="filter", active=False, error=str(exc))
                 return
             if not count:
@@ -392,7 +395,12 @@ class LogsConsumer(LiveConsumer):
         except ValueError as exc:  # re.error is one
             await self.send_info(t="search", id=search_id, error=str(exc))
             return
-        count, cursors, _lines, partial = await asyncio.to_thread(self.run_search, message, p.SEARCH_LIMIT, False)
+        try:
+            count, cursors, _lines, partial = await limits.searches.run(
+                self.user.pk, self.run_search, message, p.SEARCH_LIMIT, False)
+        except limits.TooMany as exc:
+            await self.send_info(t="search", id=search_id, error=str(exc), busy=True)
+            return
         await self.send_info(t="search", id=search_id, count=count, matches=[list(c) for c in cursors],
                              truncated=count > len(cursors), partial=partial)
 
@@ -427,7 +435,17 @@ class LogsConsumer(LiveConsumer):
         except ValueError as exc:
             await self.send_info(t="filter", error=str(exc))
             return
-        count, _cursors, lines, partial = await asyncio.to_thread(self.run_search, message, p.FILTER_LINES, True)
+        try:
+            limits.filters.take(self.user.pk)  # held while the filter is on (drop_filter gives it back)
+            try:
+                count, _cursors, lines, partial = await limits.searches.run(
+                    self.user.pk, self.run_search, message, p.FILTER_LINES, True)
+            except BaseException:
+                limits.filters.give_back(self.user.pk)
+                raise
+        except limits.TooMany as exc:
+            await self.send_info(t="filter", active=False, error=str(exc), busy=True)
+            return
         self.pattern = pattern
         await self.send_info(t="filter", active=True, count=count, partial=partial)
         data = b"".join(lines)
@@ -448,24 +466,31 @@ class TerminalConsumer(LiveConsumer):
 
     permission = "containers.terminal"
 
-    async def denied(self):
+    async def denied(self, reason: str = "permission"):
         await _audit(user=self.user, action="container.terminal", environment=self.environment,
                      target_type="container", target_id=self.container.container_id,
-                     target_name=self.container.name, outcome="denied", request=_audit_info(self.scope))
+                     target_name=self.container.name, outcome="denied", request=_audit_info(self.scope),
+                     details={"reason": reason})
 
     async def ready(self):
         self.session = None
         self.recorder = None
         self.audit_info = _audit_info(self.scope)
+        if not self.token_valid():
+            await self.denied("no valid page token")
+            await self.refuse(p.CLOSE_FORBIDDEN, "This terminal needs the console's page: reload it.")
+            return
         self.inflight = 0
         self.resumed = asyncio.Event()
         self.pending_input = bytearray()
         query = _query(self.scope)
         try:
-            cols, rows = int(query.get("cols", "80")), int(query.get("rows", "24"))
+            cols, rows = query.get("cols", "80"), query.get("rows", "24")
+            if not (cols.isascii() and cols.isdigit() and rows.isascii() and rows.isdigit()):
+                raise ValueError("the size must be whole numbers")
             from engine.terminal import check_size
 
-            cols, rows = check_size(cols, rows)
+            cols, rows = check_size(int(cols), int(rows))
             command_text = query.get("cmd", "").strip()
             if len(command_text) > 1000:
                 raise ValueError("command too long")
@@ -508,6 +533,13 @@ class TerminalConsumer(LiveConsumer):
         await self.send_terminal_info(t="started", command=session.command, user=session.user,
                                       exec_id=session.exec_id)
         self.spawn(self.pump())
+
+    def token_valid(self) -> bool:
+        """The page's token (console.core.sockettokens): the session cookie alone is not enough."""
+        session = self.scope.get("session")
+        return sockettokens.valid(_query(self.scope).get("token"), self.user,
+                                  getattr(session, "session_key", None),
+                                  sockettokens.purpose_for("terminal", self.container.pk))
 
     async def send_ping(self):
         await self.send_terminal_info(t="ping")
@@ -570,23 +602,17 @@ class TerminalConsumer(LiveConsumer):
         if opcode == p.T_INPUT:
             await self.write_input(payload)
         elif opcode == p.T_RESIZE:
-            try:
-                size = json.loads(payload)
-                from engine.terminal import check_size
+            from engine.terminal import MAX_COLUMNS, MAX_ROWS
 
-                cols, rows = check_size(size["cols"], size["rows"])
-            except (ValueError, TypeError, KeyError, InvalidArgument):
-                raise p.BadMessage("bad resize") from None
+            size = p.decode(payload)  # whole numbers only: not 80.5, "80" nor true
+            cols, rows = p.integer(size, "cols", 1, MAX_COLUMNS), p.integer(size, "rows", 1, MAX_ROWS)
             self.session.resize(cols, rows)
             if self.recorder is not None:
                 self.recorder.resize(cols, rows)
         elif opcode == p.T_ACK:
-            try:
-                consumed = int(payload.decode("ascii"))
-            except (UnicodeDecodeError, ValueError):
-                raise p.BadMessage("bad ack") from None
-            if consumed < 0 or consumed > 1 << 40:
+            if not payload.isdigit() or len(payload) > 13:  # ASCII digits only: not "-1", " 1", "1e3"
                 raise p.BadMessage("bad ack")
+            consumed = int(payload)
             self.inflight = max(0, self.inflight - consumed)
             if self.inflight <= p.TERMINAL_LOW:
                 self.resumed.set()

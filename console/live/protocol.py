@@ -21,6 +21,7 @@ CLOSE_IDLE = 4408  # no message (not even a pong) for HEARTBEAT_TIMEOUT seconds
 HEARTBEAT_SECONDS = 20.0
 HEARTBEAT_TIMEOUT = 65.0
 MAX_TEXT = 64 * 1024  # a client message is small; anything bigger is not in the protocol
+MAX_DEPTH = 4  # {"t": "more", "before": [inode, offset]} is 2 deep
 
 # logs
 DEFAULT_TAIL = 500
@@ -43,16 +44,33 @@ class BadMessage(Exception):
     pass
 
 
-def parse_json(text: str | None, bytes_data: bytes | None) -> dict:
-    if text is None or bytes_data is not None:
-        raise BadMessage("binary frame on a text socket")
+def decode(text: str | bytes) -> dict:
+    """A JSON object of at most MAX_TEXT characters, nested at most MAX_DEPTH deep. Deeper
+    is not in the protocol; far deeper makes the parser give up (RecursionError), which is
+    the client's error too, not the server's."""
     if len(text) > MAX_TEXT:
         raise BadMessage("message too long")
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadMessage("not JSON") from None
-    if not isinstance(message, dict) or not isinstance(message.get("t"), str):
+    if not isinstance(message, dict):
+        raise BadMessage("not a protocol message")
+    level, depth = [message], 1
+    while level:
+        if depth > MAX_DEPTH:
+            raise BadMessage("message nested too deep")
+        level = [child for value in level for child in (value.values() if isinstance(value, dict) else value)
+                 if isinstance(child, (dict, list))]
+        depth += 1
+    return message
+
+
+def parse_json(text: str | None, bytes_data: bytes | None) -> dict:
+    if text is None or bytes_data is not None:
+        raise BadMessage("binary frame on a text socket")
+    message = decode(text)
+    if not isinstance(message.get("t"), str):
         raise BadMessage("not a protocol message")
     return message
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
-from django.http import StreamingHttpResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
 from console import audit
 from console.access.permissions import require, restrict
+from console.core import sockettokens
 from console.core.environments import current_environment
+from console.core.pages import label_filter, row_ids
 from console.drivers import driver_for
 from console.inventory.models import Container
 from engine.errors import InvalidArgument
@@ -71,13 +73,14 @@ def logs_download(request, pk):
 
 def merged_logs(request):
     environment, containers = _visible(request, "containers.logs")
-    selected = containers.filter(pk__in=[v for v in request.GET.getlist("container") if v.isdigit()])
+    selected = containers.filter(pk__in=row_ids(request.GET.getlist("container")))
     label = request.GET.get("label", "").strip()
     if label:
-        key, eq, value = label.partition("=")
-        selected = containers.filter(**({f"labels__{key}": value} if eq else {"labels__has_key": key}))
+        selected = label_filter(containers, label)
     selected = list(selected.order_by("name")[:MAX_MERGED])
-    sources = [{"pk": c.pk, "name": c.name, "colour": COLOURS[i % len(COLOURS)]} for i, c in enumerate(selected)]
+    # the colour by index: the page names it with a class (src-N, static/css/live.css), not a style attribute
+    sources = [{"pk": c.pk, "name": c.name, "colour": COLOURS[i % len(COLOURS)], "index": i % len(COLOURS)}
+               for i, c in enumerate(selected)]
     return render(request, "live/merged_logs.html", {
         "sources": sources, "label": label, "containers": containers.order_by("name")[:500],
         "selected": {c.pk for c in selected}, "max_merged": MAX_MERGED, "sources_json": json.dumps(sources)})
@@ -87,3 +90,17 @@ def events(request):
     environment = current_environment(request)
     require(request.user, "containers.view", environment)
     return render(request, "live/events.html", {})
+
+
+def terminal_token(request, pk):
+    """A fresh terminal token for a page whose own is about to expire (see
+    console.core.sockettokens). Another origin cannot read this answer."""
+    environment = current_environment(request)
+    require(request.user, "containers.view", environment)
+    require(request.user, "containers.terminal", environment)
+    container = get_object_or_404(restrict(Container.objects.filter(environment=environment), request.user,
+                                           "containers.terminal", environment), pk=pk)
+    response = JsonResponse(sockettokens.issue(request.user, request.session.session_key,
+                                               sockettokens.purpose_for("terminal", container.pk)))
+    response["Cache-Control"] = "no-store"
+    return response

@@ -14,7 +14,21 @@
     return out;
   }
 
-  function openTerminal(root) {
+  // The socket needs the page's token (docs/websockets.md); one about to expire is renewed
+  // from the console first (same origin only).
+  async function token(root) {
+    if (Number(root.dataset.tokenExpires || 0) - Date.now() / 1000 < 30) {
+      const r = await fetch(root.dataset.tokenUrl, {credentials: "same-origin", headers: {Accept: "application/json"}});
+      if (r.ok) {
+        const fresh = await r.json();
+        root.dataset.token = fresh.token;
+        root.dataset.tokenExpires = fresh.expires;
+      }
+    }
+    return root.dataset.token || "";
+  }
+
+  async function openTerminal(root) {
     const panes = root.querySelector("[data-terminal-panes]");
     const pane = document.createElement("div");
     pane.className = "terminal-pane";
@@ -31,7 +45,8 @@
     fit.fit();
     const params = new URLSearchParams({cols: term.cols, rows: term.rows,
       cmd: root.querySelector("[data-terminal-cmd]").value.trim(),
-      user: root.querySelector("[data-terminal-user]").value.trim()});
+      user: root.querySelector("[data-terminal-user]").value.trim(),
+      token: await token(root).catch(() => "")});
     const ws = new WebSocket(BerthLive.wsUrl(`/ws/containers/${root.dataset.container}/terminal/?${params}`));
     ws.binaryType = "arraybuffer";
     let consumed = 0, ended = false;

@@ -20,6 +20,7 @@ from console.operations.models import Operation
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True),
               pytest.mark.asyncio(loop_scope="module")]
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")
 ROLES = [r.key for r in catalog.BUILTIN_ROLES] + ["outsider"]
 
 
@@ -37,7 +38,7 @@ def setup_world(role_key):
 
 
 async def connect(path, *headers):
-    ws = WebsocketCommunicator(application, path, headers=list(headers))
+    ws = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     connected, code = await ws.connect(timeout=10)
     if connected:
         await ws.receive_from(timeout=10)  # the current progress, sent at once
@@ -73,7 +74,7 @@ async def test_an_open_socket_closes_when_access_is_withdrawn():
     from console.accounts import services
 
     cookie, theirs, assignment = await sync_to_async(setup_revocable)()
-    ws = WebsocketCommunicator(application, f"/ws/operations/{theirs}/", headers=[ORIGIN, cookie])
+    ws = WebsocketCommunicator(application, f"/ws/operations/{theirs}/", headers=[ORIGIN, HOST, cookie])
     connected, _ = await ws.connect(timeout=10)
     assert connected
     await ws.receive_from(timeout=10)

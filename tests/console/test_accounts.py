@@ -128,8 +128,11 @@ def test_roles_page_publishes_the_matrix_with_custom_roles(admin_client, local):
         assert spec.name in html
     assert "Log reader" in html and "the union applies" in html
     assert html.count('data-permission="') == len(catalog.PERMISSIONS)
-    # Everyone signed in may read the matrix; only administrators may change roles.
-    html = signed_in(client, make_user("reader")).get(reverse("roles")).content.decode()
+    # Everyone with a role may read the matrix; only administrators may change roles.
+    reader = make_user("reader")
+    assert signed_in(client, reader).get(reverse("roles")).status_code == 403  # no role: no matrix
+    Assignment.objects.create(user=reader, role=builtin_role("read-only"), environment=local)
+    html = client.get(reverse("roles")).content.decode()
     assert "Log reader" in html and "Add custom role" not in html
 
 

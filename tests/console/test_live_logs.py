@@ -23,6 +23,7 @@ from tests.console.test_containers import engine, grant  # noqa: F401
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")
 
 
 def cookie(client):
@@ -37,7 +38,7 @@ def run_container(engine, name, script):  # noqa: F811
 
 
 async def open_socket(path, *headers):
-    ws = WebsocketCommunicator(application, path, headers=list(headers))
+    ws = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     connected, _ = await ws.connect(timeout=10)
     return ws, connected
 
@@ -202,6 +203,9 @@ async def test_a_regex_that_backtracks_forever_is_stopped(engine, admin_client, 
     json.dumps({"t": "open", "tail": 10 ** 9}), json.dumps({"t": "more", "before": "x"}),
     json.dumps({"t": "ack", "seq": "1"}), json.dumps({"t": "search", "id": 1, "q": "x", "regex": "yes"}),
     b"\x00\xff binary garbage",
+    "[" * 30000 + "]" * 30000,  # nested past the parser's recursion limit: 4400, not 1011
+    json.dumps({"t": "open", "x": [[[[[1]]]]]}),  # deeper than any message of the protocol
+    json.dumps({"t": "ack", "seq": 1.5}), json.dumps({"t": "more", "before": [1, 2.5]}),
 ])
 async def test_bad_messages_close_with_4400(counter, admin_client, message):
     ws, _ = await open_socket(f"/ws/containers/{counter.pk}/logs/", ORIGIN, cookie(admin_client))
@@ -250,3 +254,20 @@ def test_download_is_a_file_and_audited(counter, admin_client):
     only_err = b"".join(admin_client.get(reverse("logs_download", args=[counter.pk]),
                                          {"stdout": "0"}).streaming_content).decode()
     assert only_err == "to stderr\n"
+
+
+def test_a_time_out_of_range_is_a_400(counter, admin_client):
+    for since in ("9999999999999999999", "99999999999999999999999999s", "not a time"):
+        response = admin_client.get(reverse("logs_download", args=[counter.pk]), {"since": since})
+        assert response.status_code == 400, since
+        assert b"invalid time" in response.content
+
+
+async def test_a_time_out_of_range_on_the_socket_is_an_error_message(counter, admin_client):
+    ws, _ = await open_socket(f"/ws/containers/{counter.pk}/logs/", ORIGIN, cookie(admin_client))
+    await ws.send_json_to({"t": "open", "since": "9999999999999999999"})
+    got = await read_until(ws, lambda h, lines: h["t"] == "error")
+    assert "invalid time" in got[-1][0]["message"]
+    await ws.send_json_to({"t": "open", "tail": 1})  # and the socket goes on
+    await read_until(ws, lambda h, lines: h["t"] == "live")
+    await ws.disconnect()

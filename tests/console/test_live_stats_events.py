@@ -24,6 +24,7 @@ from tests.console.test_containers import engine  # noqa: F401
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")
 
 
 def cookie(client):
@@ -31,7 +32,7 @@ def cookie(client):
 
 
 async def socket(path, client):
-    ws = WebsocketCommunicator(application, path, headers=[ORIGIN, cookie(client)])
+    ws = WebsocketCommunicator(application, path, headers=[ORIGIN, HOST, cookie(client)])
     connected, _ = await ws.connect(timeout=10)
     assert connected
     return ws
@@ -114,7 +115,7 @@ async def test_events_page_stream(busy, admin_client, client, engine):  # noqa: 
     finally:
         stop.set()
         await asyncio.to_thread(follower.join, 10)
-    anonymous = WebsocketCommunicator(application, "/ws/events/", headers=[ORIGIN])
+    anonymous = WebsocketCommunicator(application, "/ws/events/", headers=[ORIGIN, HOST])
     await anonymous.connect(timeout=10)
     assert await closed_with(anonymous) == p.CLOSE_UNAUTHENTICATED
 

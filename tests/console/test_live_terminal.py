@@ -19,10 +19,12 @@ from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.live import protocol as p
 from tests.console.test_containers import engine, grant  # noqa: F401
+from tests.support.sockets import terminal_token
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")
 
 
 def cookie(client):
@@ -44,8 +46,9 @@ def row(sleeper):
 
 
 async def terminal(row, client, query="cols=80&rows=24"):
-    ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/?{query}",
-                               headers=[ORIGIN, cookie(client)])
+    token = await terminal_token(client, row.pk)
+    ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/?{query}&token={token}",
+                               headers=[ORIGIN, HOST, cookie(client)])
     connected, _ = await ws.connect(timeout=10)
     assert connected
     return ws
@@ -153,7 +156,8 @@ async def test_flow_control_keeps_memory_bounded(row, admin_client):
     await ws.disconnect()
 
 
-@pytest.mark.parametrize("query", ["cols=0&rows=0", "cols=1000000000&rows=24", "cols=x&rows=1"])
+@pytest.mark.parametrize("query", ["cols=0&rows=0", "cols=1000000000&rows=24", "cols=x&rows=1", "cols=80.5&rows=24",
+                                   "cols=-80&rows=24", "cols=%D9%A8%D9%A0&rows=24"])
 async def test_bad_sizes_are_refused(row, admin_client, query):
     ws = await terminal(row, admin_client, query)
     assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
@@ -164,6 +168,13 @@ async def test_bad_sizes_are_refused(row, admin_client, query):
     {"bytes_data": p.T_RESIZE + b'{"cols": 0, "rows": 0}'},
     {"bytes_data": p.T_RESIZE + b'{"cols": 1000000000, "rows": 24}'},
     {"bytes_data": p.T_RESIZE + b"\xff\xfe garbage"}, {"bytes_data": p.T_ACK + b"-5"},
+    # whole numbers in range only: not floats, strings, booleans, nor a nesting bomb
+    {"bytes_data": p.T_RESIZE + b'{"cols": 80.5, "rows": 24}'},
+    {"bytes_data": p.T_RESIZE + b'{"cols": "80", "rows": "24"}'},
+    {"bytes_data": p.T_RESIZE + b'{"cols": true, "rows": 24}'},
+    {"bytes_data": p.T_RESIZE + b'{"cols": 80}'}, {"bytes_data": p.T_RESIZE + b"[80, 24]"},
+    {"bytes_data": p.T_RESIZE + b"[" * 30000 + b"]" * 30000},
+    {"bytes_data": p.T_ACK + b"1e3"}, {"bytes_data": p.T_ACK + b" 12"},
 ])
 async def test_bad_frames_close_with_4400_and_end_the_shell(row, admin_client, frame):
     ws = await terminal(row, admin_client)
@@ -178,11 +189,11 @@ async def test_bad_frames_close_with_4400_and_end_the_shell(row, admin_client, f
 
 
 async def test_who_may_open_a_terminal(row, admin_client, client, django_user_model):
-    ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/", headers=[ORIGIN])
+    ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/", headers=[ORIGIN, HOST])
     await ws.connect(timeout=10)
     assert await closed_with(ws) == p.CLOSE_UNAUTHENTICATED
     ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/",
-                               headers=[(b"origin", b"http://evil.example"), cookie(admin_client)])
+                               headers=[(b"origin", b"http://evil.example"), HOST, cookie(admin_client)])
     assert (await ws.connect(timeout=10))[0] is False
     environment = await database_sync_to_async(Environment.objects.get)(name="local")
     helper = await database_sync_to_async(django_user_model.objects.create_user)("helper", password="x" * 12)
@@ -194,7 +205,7 @@ async def test_who_may_open_a_terminal(row, admin_client, client, django_user_mo
 
     assert await database_sync_to_async(AuditEvent.objects.filter(
         action="container.terminal", outcome="denied", actor_name="helper").exists)()
-    ws = WebsocketCommunicator(application, "/ws/containers/987654/terminal/", headers=[ORIGIN, cookie(admin_client)])
+    ws = WebsocketCommunicator(application, "/ws/containers/987654/terminal/", headers=[ORIGIN, HOST, cookie(admin_client)])
     await ws.connect(timeout=10)
     assert await closed_with(ws) == p.CLOSE_NOT_FOUND
 

@@ -21,7 +21,7 @@ def operation(admin):
 async def test_lines_are_appended_and_state_changes_re_render(admin_client, operation):
     cookie = (b"cookie", f"sessionid={admin_client.cookies['sessionid'].value}".encode())
     ws = WebsocketCommunicator(application, f"/ws/operations/{operation.pk}/",
-                               headers=[(b"origin", b"http://localhost"), cookie])
+                               headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"), cookie])
     connected, _ = await ws.connect(timeout=10)
     assert connected
     first = await ws.receive_from(timeout=10)

@@ -71,3 +71,11 @@ def host_only(host: str) -> str:
 def cpus(nano_cpus) -> str:
     """Docker's NanoCpus as the --cpus value a user typed (1500000000 -> "1.5")."""
     return f"{(nano_cpus or 0) / 1e9:g}"
+
+
+@register.filter
+def holds_a_role(user) -> bool:
+    """A role in some environment, or an administrator (pages for role holders check again)."""
+    from console.core.environments import has_role
+
+    return has_role(user)

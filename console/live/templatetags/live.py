@@ -7,6 +7,7 @@ from django import template
 from django.urls import reverse
 
 from console.access.permissions import has_permission
+from console.core import sockettokens
 
 register = template.Library()
 
@@ -16,11 +17,18 @@ def live_panel(context, container, logs=None):
     user = context["request"].user
     environment = container.environment
     resource = ("container", container.container_id)
+    can_terminal = has_permission(user, "containers.terminal", environment, resource)
+    request = context["request"]
+    terminal_token = (sockettokens.issue(user, request.session.session_key,
+                                         sockettokens.purpose_for("terminal", container.pk))
+                      if can_terminal else None)
     return {
         "container": container,
         "logs": logs or [],
         "can_logs": has_permission(user, "containers.logs", environment, resource),
-        "can_terminal": has_permission(user, "containers.terminal", environment, resource),
+        "can_terminal": can_terminal,
+        "csp_nonce": getattr(request, "csp_nonce", ""),
+        "terminal_token": terminal_token,
         "log_sources": json.dumps([{"pk": container.pk, "name": container.name, "colour": "#2563eb"}]),
         "download_url": reverse("logs_download", args=[container.pk]),
     }
