@@ -34,7 +34,7 @@ from console.drivers import driver_for
 from console.drivers.base import OperationCancelled
 from console.operations import sealed
 from console.operations.models import Operation
-from engine.errors import EngineError
+from engine.errors import EngineError, from_os_error
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,10 @@ def run_operation(self, operation_id: str) -> str:
         state, error = Operation.State.CANCELLED, str(exc)
     except EngineError as exc:
         state, error = Operation.State.FAILED, str(exc)
+    except OSError as exc:  # a full disk under the engine says so in one line, not as a traceback
+        log.warning("operation %s (%s) failed: %s", operation.pk, operation.action, exc)
+        engine_root = getattr(getattr(driver, "config", None), "root", "the engine root")
+        state, error = Operation.State.FAILED, str(from_os_error(exc, engine_root))
     except Exception as exc:
         log.exception("operation %s (%s) failed", operation.pk, operation.action)
         state, error = Operation.State.FAILED, f"Internal error: {exc.__class__.__name__}: {exc}"
