@@ -50,7 +50,11 @@ def render_markdown() -> str:
         "**Objects a request names** (an image in a create, a build's `FROM` and `COPY --from`, a",
         "volume, a network, a tag's name, an export) are checked against what the user may see, in the",
         "service and again in the task; what they may not see is answered as if it did not exist",
-        "(docs/security-access.md).",
+        "(docs/security.md, 'Objects a request names').",
+        "",
+        "**Registry credentials.** For a registry, *owned* means what the registry itself says of who",
+        "may use its credentials: its owner only (the default), the owner and chosen teams, or everyone",
+        "holding `registries.use`; others neither see it nor use it (docs/security.md, 'Registries').",
         "",
         "**Dangerous container options** (the host network, host bind mounts, no seccomp filter) are for",
         "global administrators and environment administrators only, and no custom role grants them. The",
@@ -100,7 +104,7 @@ DEVELOPERS = [
     "| `objects.image(user, environment, text, driver)`, `objects.volumes(...)`, `objects.network(...)`, "
     "`objects.names(...)` | What a request names (an image by name, digest or ID; volumes; a network; "
     "the tags it would put), as the user may use it; what they may not see is answered as missing. "
-    "Call them in the service and again in the handler (docs/security-access.md). |",
+    "Call them in the service and again in the handler (docs/security.md, 'Objects a request names'). |",
     "| `ownership.may_change_name(user, environment, name, image_id)` | May the user move or remove "
     "this image name (its holders, or with no record the image's)? |",
     "| `ownership.record_created(operation, kind, engine_id)` | Record that an operation made something. The "
