@@ -24,6 +24,7 @@ from console.operations.models import Operation
 User = get_user_model()
 PASSWORD = "a long enough passphrase 42"
 ORIGIN = (b"origin", b"http://localhost")
+HOST = (b"host", b"localhost")  # the Origin must be the console's own: its scheme, host and port
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +76,7 @@ def _world():
 @pytest.mark.parametrize("path", ["/ws/operations/{op}/", "/ws/events/"])
 async def test_disabling_closes_the_users_open_sockets(console_engine, path):
     nina, admin, operation, cookie = await sync_to_async(_world)()
-    ws = WebsocketCommunicator(application, path.format(op=operation.pk), headers=[ORIGIN, cookie])
+    ws = WebsocketCommunicator(application, path.format(op=operation.pk), headers=[ORIGIN, HOST, cookie])
     connected, code = await ws.connect(timeout=10)
     assert connected, code
     await sync_to_async(services.update_user)(admin, nina, email="", is_active=False, is_superuser=False)

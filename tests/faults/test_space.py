@@ -212,7 +212,8 @@ def test_the_events_log_is_bounded_rotates_atomically_and_is_read_backwards(engi
             break
     assert got == sorted(got) and got[-1] == 999
     # Reading from a moment on starts near the end, not at the beginning of the file.
-    stamp = events.read(config)[-10]["timeNano"] / 1e9
+    nanos = events.read(config)[-10]["timeNano"]
+    stamp = f"{nanos // 10**9}.{nanos % 10**9:09d}"  # exact: a float of seconds is not
     assert [int(e["Actor"]["Attributes"]["n"]) for e in events.read(config, since=stamp)] == list(range(990, 1000))
     assert events.last(config, 3)[-1]["Actor"]["Attributes"]["n"] == "999"
     check_clean(config)
