@@ -40,7 +40,7 @@ class Console:
         from django.test import Client
 
         user = get_user_model().objects.create_superuser("bench", "", "bench-password-1")
-        client = Client()
+        client = Client(HTTP_HOST="127.0.0.1")  # an allowed host (BERTH_ALLOWED_HOSTS above)
         client.force_login(user)
         self.client = client
         self.cookie = f"sessionid={client.cookies['sessionid'].value}"
@@ -66,7 +66,9 @@ class Console:
 
     def terminal_token(self, pk: int) -> str:
         """The page token a terminal socket needs (console.core.sockettokens)."""
-        return self.client.get(f"/live/containers/{pk}/terminal/token/").json()["token"]
+        response = self.client.get(f"/live/containers/{pk}/terminal/token/")
+        assert response.status_code == 200, (response.status_code, response.content[:300])
+        return response.json()["token"]
 
     def start_daphne(self) -> None:
         self.log = open(self.tmp / "daphne.log", "w")
