@@ -112,9 +112,9 @@ DEVELOPERS = [
     "\"Who may see it\" on a create form; put the result in `parameters[\"access\"]`. |",
     "",
     "Websocket consumers load the object through `restrict` before subscribing and close with 4404 "
-    "when it is not visible. To be told when access changes while a socket is open, join "
-    "`revocation.group_for(user)` and `revocation.EVERYONE`, handle `access.changed` by loading the "
-    "object again, and close when it is gone (`console/operations/consumers.py` does). "
+    "when it is not visible. Their base (`console/live/consumers/base.py`) joins "
+    "`revocation.group_for(user)` and `revocation.EVERYONE` before that check, and handles "
+    "`access.changed` by running the checks again and closing with the code they give now. "
     "The ownership page of a resource is `/users/ownership/<kind>/<engine_id>/` (URL name `ownership`).",
     "",
 ]

@@ -1,0 +1,110 @@
+"""The containers list over a websocket: live CPU and memory of the rows on the page, and
+rows re-rendered when engine events change them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels.db import database_sync_to_async
+from django.template.loader import render_to_string
+
+from console.access.permissions import restrict
+from console.inventory.follower import DEBOUNCE_SECONDS, events_group
+from console.inventory.models import Container
+from console.live import protocol as p
+from console.live.consumers.base import SocketConsumer
+from engine.errors import EngineError
+
+ROW_REFRESH_DELAY = DEBOUNCE_SECONDS + 0.5
+
+
+@database_sync_to_async
+def visible_ids(user, environment) -> dict[str, int]:
+    """engine id -> row pk of the containers this user sees."""
+    rows = restrict(Container.objects.filter(environment=environment), user, "containers.view", environment)
+    return dict(rows.values_list("container_id", "pk"))
+
+
+class ContainersListConsumer(SocketConsumer):
+    """The containers list: live CPU and memory of the rows on the page, and rows re-rendered
+    when their container changes state, whoever changed it (engine events)."""
+
+    permission = "containers.view"
+    uses_engine = True
+
+    def listen_to(self):
+        return [events_group(self.environment)]
+
+    async def ready(self):
+        self.watched: set[int] = set()
+        self.visible = await visible_ids(self.user, self.environment)
+        self.pending: set[str] = set()
+        self.refresh_task = None
+        self.spawn(self.stats_loop())
+
+    async def on_message(self, text_data, bytes_data):
+        message = p.parse_json(text_data, bytes_data)
+        if message["t"] == "watch":
+            ids = message.get("ids")
+            if not isinstance(ids, list) or len(ids) > 200 or not all(
+                    isinstance(i, int) and not isinstance(i, bool) for i in ids):
+                raise p.BadMessage("ids must be a list of row ids")
+            self.watched = set(ids)
+        elif message["t"] != "pong":
+            raise p.BadMessage(f"unknown message {message['t']!r}")
+
+    async def stats_loop(self):
+        previous: dict[str, dict] = {}
+        while True:
+            await asyncio.sleep(2.0)
+            by_pk = {pk: cid for cid, pk in self.visible.items() if pk in self.watched}
+            rows = {}
+            for pk, cid in by_pk.items():
+                try:
+                    current = await asyncio.to_thread(self.driver.stats_sample, cid)
+                except (EngineError, OSError):
+                    previous.pop(cid, None)
+                    continue
+                if cid in previous:
+                    summary = self.driver.stats_summary(current, previous[cid])
+                    rows[pk] = {"cpu": summary["cpu_percent"], "mem": summary["memory_usage"],
+                                "mem_limit": summary["memory_limit"]}
+                previous[cid] = current
+            if rows:
+                await self.send_info(t="stats", rows=rows)
+
+    async def engine_event(self, message):
+        """An engine event from the follower process (console.inventory.follower), which
+        reconciles the mirror DEBOUNCE seconds later: re-render the rows after that."""
+        event = message.get("event") or {}
+        if event.get("Type") != "container" or event.get("Action", "").startswith("exec_"):
+            return
+        self.pending.add(event["Actor"]["ID"])
+        if self.refresh_task is None or self.refresh_task.done():
+            self.refresh_task = self.spawn(self.refresh_soon())
+
+    async def refresh_soon(self):
+        await asyncio.sleep(ROW_REFRESH_DELAY)  # after the follower's reconcile
+        changed, self.pending = self.pending, set()
+        await self.refresh(changed)
+
+    async def refresh(self, changed: set[str]):
+        before = self.visible
+        self.visible = await visible_ids(self.user, self.environment)
+        rows = {}
+        for cid in changed:
+            pk = self.visible.get(cid)
+            if pk is not None and pk in self.watched:
+                rows[pk] = await _render_row(pk)
+        removed = [before[cid] for cid in changed if cid in before and cid not in self.visible]
+        added = any(cid in self.visible and cid not in before for cid in changed)
+        await self.send_info(t="rows", rows=rows, removed=removed, added=added)
+
+
+@database_sync_to_async
+def _render_row(pk):
+    container = Container.objects.filter(pk=pk).first()
+    if container is None:
+        return ""
+    return render_to_string("containers/_row.html", {"c": container})
+
