@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
 from console.access.permissions import restrict
+from console.core.origins import own_host
 from console.inventory.follower import DEBOUNCE_SECONDS, events_group
 from console.inventory.models import Container
 from console.live import protocol as p
@@ -95,16 +96,16 @@ class ContainersListConsumer(SocketConsumer):
         for cid in changed:
             pk = self.visible.get(cid)
             if pk is not None and pk in self.watched:
-                rows[pk] = await _render_row(pk)
+                rows[pk] = await _render_row(pk, own_host(self.scope))
         removed = [before[cid] for cid in changed if cid in before and cid not in self.visible]
         added = any(cid in self.visible and cid not in before for cid in changed)
         await self.send_info(t="rows", rows=rows, removed=removed, added=added)
 
 
 @database_sync_to_async
-def _render_row(pk):
+def _render_row(pk, host):
     container = Container.objects.filter(pk=pk).first()
     if container is None:
         return ""
-    return render_to_string("containers/_row.html", {"c": container})
+    return render_to_string("containers/_row.html", {"c": container, "host": host})
 
