@@ -92,8 +92,10 @@ DEVELOPERS = [
     "means anywhere. Unknown names are refused. |",
     "| `permissions.require(...)` | The same, raising `PermissionDenied` (a 403). "
     "`operations.services.start` calls it with the operation's target, and the runner again when the task runs. |",
-    "| `permissions.restrict(queryset, user, permission, environment)` | The rows of a list the user may "
-    "act on; `get_object_or_404(restrict(...), pk=pk)` makes what they may not see a 404. |",
+    "| `Model.objects.restrict(user, permission, environment)` | The rows the user may see or act on "
+    "(`console.access.querysets`; inventory, operations, registries); "
+    "`get_object_or_404(Model.objects.restrict(...), pk=pk)` makes what they may not see a 404. "
+    "What a user holds is read once a request (`console.access.cache`). |",
     "| `permissions.can_use_dangerous_options(user, environment)` | The host network, host bind mounts, "
     "no seccomp filter (and privileged mode, host PID, capabilities, devices when they come). "
     "`containers.services.create` checks it, and the task again when it runs. |",

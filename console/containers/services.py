@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from console import audit
 from console.access import objects
-from console.access.permissions import can_use_dangerous_options, restrict
+from console.access.permissions import can_use_dangerous_options
 from console.inventory.models import Container
 from console.operations import services as operations
 from engine.containers import parse_signal
@@ -64,7 +64,7 @@ def name_taken(user, environment, name: str, exclude=None) -> ValidationError | 
         taken = taken.exclude(pk=exclude.pk)
     if not name or not taken.exists():
         return None
-    if restrict(taken, user, "containers.view", environment).exists():
+    if taken.restrict(user, "containers.view", environment).exists():
         return ValidationError({"name": f"The name {name} is already in use by another container."})
     return ValidationError({"name": f"The name {name} is not available: pick another."})
 

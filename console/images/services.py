@@ -238,10 +238,9 @@ def export_file(user, environment, pk) -> tuple[Path, object]:
     """(path, operation) of an export's tar, for the user who made it or an administrator;
     anyone else gets a 404, as if there were no such export."""
     from console.operations.models import Operation
-    from console.operations.services import visible_operations
 
     require(user, "images.import_export", environment)
-    operation = visible_operations(user, environment).filter(
+    operation = Operation.objects.restrict(user, "operations.view", environment).filter(
         pk=pk, action="image.save", state=Operation.State.SUCCEEDED).first()
     if operation is None or (operation.user_id != user.pk and not ownership.is_administrator(user, environment)):
         raise Http404("No such export.")

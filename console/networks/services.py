@@ -6,7 +6,6 @@ import ipaddress
 
 from django.core.exceptions import ValidationError
 
-from console.access.permissions import restrict
 from console.inventory.models import Network
 from console.operations import services as operations
 
@@ -22,7 +21,7 @@ def create(user, environment, name: str, subnet: str = "", gateway: str = "", in
                          permission="networks.create", target_type="network", target_name=name)
     if not NAME_RE.match(name):
         raise ValidationError({"name": NAME_HELP})
-    visible = restrict(Network.objects.all(), user, "networks.view", environment)
+    visible = Network.objects.restrict(user, "networks.view", environment)
     taken = Network.objects.filter(environment=environment, name=name)
     if visible.filter(name=name).exists():
         raise ValidationError({"name": f"A network named {name} exists already."})

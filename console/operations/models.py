@@ -11,6 +11,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from console.access.querysets import RestrictedQuerySet
 from console.core.models import Environment
 
 # Long work that a user can stop half-way (pull, push, build, load, export).
@@ -18,6 +19,8 @@ CANCELLABLE = frozenset({"image.pull", "image.push", "image.build", "image.load"
 
 
 class Operation(models.Model):
+    objects = RestrictedQuerySet.as_manager()
+
     class State(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"

@@ -55,13 +55,6 @@ def authorize(*, user, environment, action: str, permission: str, target_type: s
         raise
 
 
-def visible_operations(user, environment):
-    """Operations the user may see in ``environment`` (with the owned scope: their own)."""
-    from console.access.permissions import restrict
-
-    return restrict(Operation.objects.filter(environment=environment), user, "operations.view", environment)
-
-
 def cancel(*, user, operation: Operation, request=None) -> Operation:
     """Stop a queued or running operation (pull, push, build, load, export). Whoever may see
     the operation and may do what it does may cancel it. A queued one ends at once; a running
@@ -79,7 +72,7 @@ def cancel(*, user, operation: Operation, request=None) -> Operation:
     details = {"action": operation.action}
     target = {"target_type": "operation", "target_id": str(operation.pk),
               "target_name": f"{operation.action} {operation.target_name}".strip()}
-    visible = visible_operations(user, environment)
+    visible = Operation.objects.restrict(user, "operations.view", environment)
     try:
         if spec is None or not visible.filter(pk=operation.pk).exists():
             raise PermissionDenied("You may not cancel this operation.")

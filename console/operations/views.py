@@ -8,18 +8,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import has_permission, restrict
+from console.access.permissions import has_permission
 from console.core.environments import current_environment
 from console.operations import services
 from console.operations.models import Operation
-from console.operations.services import visible_operations
 
 PAGE_SIZE = 50
 
 
 def _visible(request):
     environment = current_environment(request)
-    return restrict(visible_operations(request.user, environment), request.user, "operations.view", environment)
+    return Operation.objects.restrict(request.user, "operations.view", environment)
 
 
 def may_cancel(user, operation) -> bool:

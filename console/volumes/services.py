@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from console.access.permissions import restrict
 from console.inventory.models import Volume
 from console.operations import services as operations
 from engine.errors import InvalidArgument
@@ -21,7 +20,7 @@ def create(user, environment, name: str, labels: dict | None = None):
         except InvalidArgument as exc:
             raise ValidationError({"name": str(exc)}) from None
         taken = Volume.objects.filter(environment=environment, name=name)
-        if restrict(taken, user, "volumes.view", environment).exists():
+        if taken.restrict(user, "volumes.view", environment).exists():
             raise ValidationError({"name": f"A volume named {name} exists already."})
         if taken.exists():  # someone else's: that it exists is not told
             raise ValidationError({"name": f"The name {name} is not available: pick another."})

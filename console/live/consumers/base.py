@@ -22,7 +22,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from console.access import revocation
-from console.access.permissions import has_permission, restrict
+from console.access.permissions import has_permission
 from console.core import sockettokens
 from console.core.environments import environment_for_session
 from console.live import protocol as p
@@ -289,5 +289,5 @@ def visible_container(user, pk):
     container = Container.objects.filter(pk=pk).select_related("environment").first()
     if container is None:
         return None
-    visible = restrict(Container.objects.all(), user, "containers.view", container.environment)
+    visible = Container.objects.restrict(user, "containers.view", container.environment)
     return visible.filter(pk=pk).exists() and container or None

@@ -8,7 +8,6 @@ import asyncio
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
-from console.access.permissions import restrict
 from console.core.origins import own_host
 from console.inventory.follower import DEBOUNCE_SECONDS, events_group
 from console.inventory.models import Container
@@ -22,7 +21,7 @@ ROW_REFRESH_DELAY = DEBOUNCE_SECONDS + 0.5
 @database_sync_to_async
 def visible_ids(user, environment) -> dict[str, int]:
     """engine id -> row pk of the containers this user sees."""
-    rows = restrict(Container.objects.filter(environment=environment), user, "containers.view", environment)
+    rows = Container.objects.restrict(user, "containers.view", environment)
     return dict(rows.values_list("container_id", "pk"))
 
 

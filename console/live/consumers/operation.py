@@ -7,7 +7,6 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
-from console.access.permissions import restrict
 from console.live import protocol as p
 from console.live.consumers.base import Refused, SocketConsumer
 from console.operations.models import Operation
@@ -19,7 +18,7 @@ def _load(user, operation_id):
     if operation is None:
         return None
     # Visible in its own environment to this user, or not at all (404, not 403).
-    visible = restrict(Operation.objects.all(), user, "operations.view", operation.environment)
+    visible = Operation.objects.restrict(user, "operations.view", operation.environment)
     return operation if visible.filter(pk=operation.pk).exists() else None
 
 
