@@ -106,8 +106,8 @@ DEVELOPERS = [
     "| `ownership.may_change_name(user, environment, name, image_id)` | May the user move or remove "
     "this image name (its holders, or with no record the image's)? |",
     "| `ownership.record_created(operation, kind, engine_id)` | Record that an operation made something. The "
-    "runner calls `ownership.record_from_result(operation, result)` after each success, which understands "
-    "`result[\"created\"] = {\"kind\", \"id\"}` and the actions of `ownership.CREATING_ACTIONS`. |",
+    "runner calls `ownership.record_from_result(operation, result, creates)` after each success, which understands "
+    "`result[\"created\"] = {\"kind\", \"id\"}` and what its action `creates` (`console/operations/actions.py`). |",
     "| `ownership.register(model_label, kind, id_field)` | Let `restrict` filter a new inventory model. |",
     "| `ownership.forget(environment, kind, engine_id)` | The resource is gone (for reconcile). |",
     "| `accounts.forms.add_access_fields(form, user, environment)` + `access_parameters(cleaned_data)` | "

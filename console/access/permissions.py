@@ -182,6 +182,11 @@ def can_use_dangerous_options(user, environment) -> bool:
     return catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles
 
 
+def is_administrator(user, environment) -> bool:
+    """Global administrators and the environment's administrators."""
+    return bool(user.is_superuser or catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles)
+
+
 def environment_ids_for(user, permission: str) -> set[int] | None:
     """The environments where ``user`` holds ``permission`` (None means all: an administrator)."""
     if not _active(user):

@@ -18,7 +18,7 @@ def create(user, environment, name: str, subnet: str = "", gateway: str = "", in
 
     name = (name or "").strip()
     operations.authorize(user=user, environment=environment, action="network.create",
-                         permission="networks.create", target_type="network", target_name=name)
+                         target_type="network", target_name=name)
     if not NAME_RE.match(name):
         raise ValidationError({"name": NAME_HELP})
     visible = Network.objects.restrict(user, "networks.view", environment)
@@ -47,7 +47,7 @@ def create(user, environment, name: str, subnet: str = "", gateway: str = "", in
     elif gateway:
         raise ValidationError({"gateway": "A gateway needs a subnet."})
     return operations.start(
-        user=user, environment=environment, action="network.create", permission="networks.create",
+        user=user, environment=environment, action="network.create",
         target_type="network", target_name=name,
         parameters={"name": name, "subnet": subnet or None, "gateway": gateway or None,
                     "internal": bool(internal), "labels": labels or {}},
@@ -58,7 +58,7 @@ def remove(user, environment, network: Network):
     if network.builtin:
         raise ValidationError(f"{network.name} is built in and cannot be removed.")
     return operations.start(
-        user=user, environment=environment, action="network.remove", permission="networks.remove",
+        user=user, environment=environment, action="network.remove",
         target_type="network", target_id=network.network_id, target_name=network.name,
         parameters={"ref": network.network_id},
     )
@@ -66,6 +66,6 @@ def remove(user, environment, network: Network):
 
 def prune(user, environment):
     return operations.start(
-        user=user, environment=environment, action="network.prune", permission="networks.prune",
+        user=user, environment=environment, action="network.prune",
         target_type="network", target_name="unused networks", parameters={},
     )

@@ -23,9 +23,9 @@ def _visible(request):
 
 def may_cancel(user, operation) -> bool:
     """Whether to offer the cancel button (services.cancel checks again)."""
-    from console.operations.runner import HANDLERS
+    from console.operations.actions import ACTIONS
 
-    spec = HANDLERS.get(operation.action)
+    spec = ACTIONS.get(operation.action)
     resource = (operation.target_type, operation.target_id) if operation.target_id else None
     return (operation.cancellable and spec is not None
             and has_permission(user, spec.permission, operation.environment, resource))
