@@ -66,6 +66,13 @@ def assignments_of(user, environment=None):
     return qs
 
 
+def has_role(user, environment=None) -> bool:
+    """Does ``user`` hold a role in ``environment`` (in any, when None)? Administrators do."""
+    if not _active(user):
+        return False
+    return user.is_superuser or assignments_of(user, environment).exists()
+
+
 @dataclass
 class Access:
     """What one user may do in one environment (or anywhere, when environment is None), and why."""

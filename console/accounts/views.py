@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from console.access import catalog
 from console.access.models import Assignment, Role
-from console.access.permissions import has_permission, require
+from console.access.permissions import has_permission, has_role, require
 from console.access.roles import ensure_builtin_roles
 from console.accounts import services, twofactor
 from console.accounts.forms import (
@@ -28,7 +28,7 @@ from console.accounts.forms import (
     UserEditForm,
 )
 from console.accounts.models import Membership, Team
-from console.core.environments import current_environment, has_role
+from console.core.environments import current_environment
 
 User = get_user_model()
 PAGE_SIZE = 50

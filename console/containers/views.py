@@ -15,11 +15,11 @@ from console.accounts.forms import access_parameters, add_access_fields
 from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
-from console.core.pages import label_filter, row_ids, visible_rows
 from console.drivers import driver_for
 from console.drivers.base import EngineUnreachable
 from console.inventory.models import Container, Image, Network
 from console.inventory.tasks import request_reconcile
+from console.web.pages import label_filter, row_ids, visible_rows
 from engine.errors import EngineError, NotFound
 
 PAGE_SIZE = 50

@@ -11,9 +11,9 @@ from django.views.decorators.http import require_POST
 from console import audit
 from console.access.permissions import require
 from console.core.environments import current_environment
-from console.core.pages import row_ids
 from console.images import services
 from console.inventory.models import Image
+from console.web.pages import row_ids
 
 
 def image_import(request):

@@ -13,11 +13,11 @@ from console.access.objects import unrestricted
 from console.access.permissions import has_permission, require
 from console.accounts.forms import access_parameters, add_access_fields
 from console.core.environments import current_environment
-from console.core.pages import inspect_or_gone, row_ids, visible_rows
 from console.drivers import driver_for
 from console.images import services
 from console.images.forms import PruneForm, PullForm, PushForm, TagForm
 from console.inventory.models import Container, Image
+from console.web.pages import inspect_or_gone, row_ids, visible_rows
 from engine.errors import EngineError
 
 PAGE_SIZE = 50

@@ -12,9 +12,9 @@ from console import audit
 from console.access.permissions import require
 from console.core import sockettokens
 from console.core.environments import current_environment
-from console.core.pages import label_filter, row_ids
 from console.drivers import driver_for
 from console.inventory.models import Container
+from console.web.pages import label_filter, row_ids
 from engine.errors import InvalidArgument
 
 COLOURS = ("#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#dc2626", "#65a30d")

@@ -92,7 +92,7 @@ async def test_message_not_in_the_protocol_closes_with_4400(session_cookie, eage
 
 
 async def test_page_says_so_when_no_worker_answers(session_cookie, monkeypatch):
-    from console.core.tasks import refresh_engine_facts
+    from console.inventory.tasks import refresh_engine_facts
 
     monkeypatch.setattr(consumers.EngineFactsConsumer, "worker_timeout", 0.5)
     # A worker thread may be running for other tests: drop the request, as a dead worker would.
@@ -108,7 +108,7 @@ async def test_page_says_so_when_no_worker_answers(session_cookie, monkeypatch):
 @pytest.fixture
 def counted_tasks(eager_tasks, monkeypatch):
     """The real task (eager), with a count of how many times it was queued."""
-    from console.core.tasks import refresh_engine_facts
+    from console.inventory.tasks import refresh_engine_facts
 
     queued = []
     real = refresh_engine_facts.delay

@@ -10,7 +10,7 @@ import time
 from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
-from console.core.environments import has_role
+from console.access.permissions import has_role
 from console.live import protocol as p
 from console.live.consumers.base import SocketConsumer
 
@@ -62,7 +62,7 @@ class EngineFactsConsumer(SocketConsumer):
         await self.request_refresh()
 
     async def request_refresh(self):
-        from console.core.tasks import refresh_engine_facts
+        from console.inventory.tasks import refresh_engine_facts
 
         now = time.monotonic()
         if self.watchdog is not None or (self.asked_at is not None and now - self.asked_at < self.min_interval):

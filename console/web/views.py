@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import has_permission
-from console.core.environments import current_environment, has_role
+from console.access.permissions import has_permission, has_role
+from console.core.environments import current_environment
 from console.core.models import Environment
 from console.inventory.models import Container, Image, Volume
 from console.operations.models import Operation

@@ -77,7 +77,7 @@ def cpus(nano_cpus) -> str:
 @register.filter
 def holds_a_role(user) -> bool:
     """A role in some environment, or an administrator (pages for role holders check again)."""
-    from console.core.environments import has_role
+    from console.access.permissions import has_role
 
     return has_role(user)
 
