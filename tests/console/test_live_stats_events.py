@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 
@@ -38,14 +39,20 @@ async def socket(path, client):
     return ws
 
 
-async def until(ws, predicate, timeout=20):
+async def until(ws, predicate, timeout=20, decode=json.loads):
     deadline = time.monotonic() + timeout
     while True:
         out = await ws.receive_output(timeout=max(0.1, deadline - time.monotonic()))
         assert out["type"] != "websocket.close", out
-        message = json.loads(out["text"])
+        message = decode(out["text"])
         if predicate(message):
             return message
+
+
+def event_row(html: str) -> dict:
+    """The row of one event as htmx gets it: an out-of-band swap atop the events table."""
+    assert html.startswith('<tbody hx-swap-oob="afterbegin:#event-rows"><tr '), html
+    return dict(re.findall(r'data-(type|action|id)="([^"]*)"', html), html=html)
 
 
 async def closed_with(ws):
@@ -105,11 +112,12 @@ async def test_events_page_stream(busy, admin_client, client, engine):  # noqa: 
         await asyncio.sleep(0.5)
         ws = await socket("/ws/events/", admin_client)
         # the last hour first: this container's start
-        await until(ws, lambda m: m["t"] == "event" and m["event"]["Actor"]["ID"] == busy.container_id
-                    and m["event"]["Action"] == "start")
+        start = await until(ws, lambda m: m["id"] == busy.container_id and m["action"] == "start",
+                            decode=event_row)
+        assert start["type"] == "container" and ">live-busy <code" in start["html"]
         await asyncio.to_thread(engine.kill, busy.container_id)
-        await until(ws, lambda m: m["t"] == "event" and m["event"]["Action"] == "die"
-                    and m["event"]["Actor"]["ID"] == busy.container_id)
+        die = await until(ws, lambda m: m["action"] == "die" and m["id"] == busy.container_id, decode=event_row)
+        assert "exitCode=" in die["html"]
         await ws.send_to(text_data=json.dumps({"t": "subscribe"}))
         assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
     finally:

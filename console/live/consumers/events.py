@@ -1,9 +1,14 @@
-"""The engine's events over a websocket: the last hour, then live, for what the user sees."""
+"""The engine's events over a websocket: the last hour, then live, for what the user sees.
+Rows rendered here, added to the page's table by htmx's websocket extension (an out-of-band
+swap), like every other table of the console."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
+
+from django.template.loader import render_to_string
 
 from console.inventory.follower import events_group
 from console.live.consumers.base import SocketConsumer, allowed
@@ -19,6 +24,10 @@ class EventsConsumer(SocketConsumer):
 
     permission = "containers.view"
     uses_engine = True
+    heartbeat_seconds = None  # the page's htmx socket does not answer pings (daphne pings it)
+
+    async def send_refused(self, code, reason):
+        pass  # an HTML socket: the close code says it
 
     def listen_to(self):
         return [events_group(self.environment)]
@@ -36,7 +45,7 @@ class EventsConsumer(SocketConsumer):
     async def engine_event(self, message):
         event = message.get("event") or {}
         if await self.may_see(event):
-            await self.send_info(t="event", event=event)
+            await self.send(text_data=render_to_string("live/_event_row.html", event_row(event)))
 
     async def may_see(self, event) -> bool:
         kind = event.get("Type")
@@ -51,3 +60,16 @@ class EventsConsumer(SocketConsumer):
         # a removed container has left the mirror: only administrators still see its events
         return cid in self.visible or bool(getattr(self.user, "is_superuser", False))
 
+
+
+def event_row(event: dict) -> dict:
+    """The template's view of a Docker-shaped event."""
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    nanos = event.get("timeNano") or int(event.get("time") or 0) * 1_000_000_000
+    return {
+        "type": event.get("Type", ""), "action": event.get("Action", ""),
+        "when": dt.datetime.fromtimestamp(nanos / 1e9, tz=dt.UTC),
+        "name": attributes.get("name", ""), "id": actor.get("ID", ""),
+        "details": " ".join(f"{key}={value}" for key, value in attributes.items() if key != "name"),
+    }
