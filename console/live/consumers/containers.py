@@ -1,5 +1,7 @@
 """The containers list over a websocket: live CPU and memory of the rows on the page, and
-rows re-rendered when engine events change them."""
+rows re-rendered when engine events change them. The server renders cells and rows (the
+page's own templates) as out-of-band swaps for htmx's websocket extension; the page only
+says which rows it shows (``{"t": "watch", "ids": [...]}``)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ class ContainersListConsumer(SocketConsumer):
 
     permission = "containers.view"
     uses_engine = True
+    heartbeat_seconds = None  # the page's htmx socket does not answer pings (daphne pings it)
+
+    async def send_refused(self, code, reason):
+        pass  # an HTML socket: the close code says it
 
     def listen_to(self):
         return [events_group(self.environment)]
@@ -58,7 +64,7 @@ class ContainersListConsumer(SocketConsumer):
         while True:
             await asyncio.sleep(2.0)
             by_pk = {pk: cid for cid, pk in self.visible.items() if pk in self.watched}
-            rows = {}
+            cells = []
             for pk, cid in by_pk.items():
                 try:
                     current = await asyncio.to_thread(self.driver.stats_sample, cid)
@@ -67,11 +73,12 @@ class ContainersListConsumer(SocketConsumer):
                     continue
                 if cid in previous:
                     summary = self.driver.stats_summary(current, previous[cid])
-                    rows[pk] = {"cpu": summary["cpu_percent"], "mem": summary["memory_usage"],
-                                "mem_limit": summary["memory_limit"]}
+                    cells.append(render_to_string("containers/_live_cells.html", {
+                        "pk": pk, "cpu": summary["cpu_percent"], "memory": summary["memory_usage"],
+                        "limit": summary["memory_limit"]}))
                 previous[cid] = current
-            if rows:
-                await self.send_info(t="stats", rows=rows)
+            if cells and not self.closed:
+                await self.send(text_data="".join(cells))
 
     async def engine_event(self, message):
         """An engine event from the follower process (console.inventory.follower), which
@@ -91,14 +98,18 @@ class ContainersListConsumer(SocketConsumer):
     async def refresh(self, changed: set[str]):
         before = self.visible
         self.visible = await visible_ids(self.user, self.environment)
-        rows = {}
+        parts = []
         for cid in changed:
             pk = self.visible.get(cid)
             if pk is not None and pk in self.watched:
-                rows[pk] = await _render_row(pk, own_host(self.scope))
-        removed = [before[cid] for cid in changed if cid in before and cid not in self.visible]
-        added = any(cid in self.visible and cid not in before for cid in changed)
-        await self.send_info(t="rows", rows=rows, removed=removed, added=added)
+                parts.append(await _render_row(pk, own_host(self.scope)))
+        for cid in changed:
+            if cid in before and cid not in self.visible:  # removed, or out of sight now
+                parts.append(f'<tr id="container-row-{int(before[cid])}" hx-swap-oob="delete"></tr>')
+        if any(cid in self.visible and cid not in before for cid in changed):
+            parts.append('<span hx-swap-oob="innerHTML:#containers-added">1</span>')  # the page reloads its rows
+        if parts and not self.closed:
+            await self.send(text_data="".join(parts))
 
 
 @database_sync_to_async
@@ -106,5 +117,5 @@ def _render_row(pk, host):
     container = Container.objects.filter(pk=pk).first()
     if container is None:
         return ""
-    return render_to_string("containers/_row.html", {"c": container, "host": host})
+    return render_to_string("containers/_row.html", {"c": container, "host": host, "oob": True})
 

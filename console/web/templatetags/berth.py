@@ -91,3 +91,18 @@ def published_url(context, port) -> str:
     host = request.get_host() if request is not None else context.get("host") or ""
     domain, _port = split_domain_port(host)
     return f"http://{domain or '127.0.0.1'}:{int(port)}/"
+
+
+@register.filter
+def binary_size(value) -> str:
+    """Bytes as the live pages show them: ``512 B``, ``3.4 MiB``, ``12 GiB``."""
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        return ""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    unit = 0
+    while size >= 1024 and unit < len(units) - 1:
+        size /= 1024
+        unit += 1
+    return f"{size:.1f} {units[unit]}" if unit and size < 10 else f"{size:.0f} {units[unit]}"
