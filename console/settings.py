@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "console.audit",
     "console.live",
     "console.sitesettings",
+    "console.web",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +109,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "console.access.cache.AccessCacheMiddleware",  # the user's roles read once a request
     "console.core.csp.SecurityHeadersMiddleware",  # Content-Security-Policy; no-store when signed in
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -127,7 +129,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "console.core.context_processors.navigation",
+                "console.web.context_processors.navigation",
                 "console.accounts.context_processors.sign_in_attacks",
             ],
         },
@@ -236,7 +238,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "refresh-engine-facts": {
-        "task": "console.core.tasks.refresh_engine_facts",
+        "task": "console.inventory.refresh_engine_facts",
         "schedule": 300.0,
     },
     "reconcile-inventory": {

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from console.accounts.auth_views import SignInView, sign_in_code
-from console.core import views
+from console.web import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),

@@ -96,8 +96,10 @@ DEVELOPERS = [
     "means anywhere. Unknown names are refused. |",
     "| `permissions.require(...)` | The same, raising `PermissionDenied` (a 403). "
     "`operations.services.start` calls it with the operation's target, and the runner again when the task runs. |",
-    "| `permissions.restrict(queryset, user, permission, environment)` | The rows of a list the user may "
-    "act on; `get_object_or_404(restrict(...), pk=pk)` makes what they may not see a 404. |",
+    "| `Model.objects.restrict(user, permission, environment)` | The rows the user may see or act on "
+    "(`console.access.querysets`; inventory, operations, registries); "
+    "`get_object_or_404(Model.objects.restrict(...), pk=pk)` makes what they may not see a 404. "
+    "What a user holds is read once a request (`console.access.cache`). |",
     "| `permissions.can_use_dangerous_options(user, environment)` | The host network, host bind mounts, "
     "no seccomp filter (and privileged mode, host PID, capabilities, devices when they come). "
     "`containers.services.create` checks it, and the task again when it runs. |",
@@ -108,17 +110,17 @@ DEVELOPERS = [
     "| `ownership.may_change_name(user, environment, name, image_id)` | May the user move or remove "
     "this image name (its holders, or with no record the image's)? |",
     "| `ownership.record_created(operation, kind, engine_id)` | Record that an operation made something. The "
-    "runner calls `ownership.record_from_result(operation, result)` after each success, which understands "
-    "`result[\"created\"] = {\"kind\", \"id\"}` and the actions of `ownership.CREATING_ACTIONS`. |",
+    "runner calls `ownership.record_from_result(operation, result, creates)` after each success, which understands "
+    "`result[\"created\"] = {\"kind\", \"id\"}` and what its action `creates` (`console/operations/actions.py`). |",
     "| `ownership.register(model_label, kind, id_field)` | Let `restrict` filter a new inventory model. |",
     "| `ownership.forget(environment, kind, engine_id)` | The resource is gone (for reconcile). |",
     "| `accounts.forms.add_access_fields(form, user, environment)` + `access_parameters(cleaned_data)` | "
     "\"Who may see it\" on a create form; put the result in `parameters[\"access\"]`. |",
     "",
     "Websocket consumers load the object through `restrict` before subscribing and close with 4404 "
-    "when it is not visible. To be told when access changes while a socket is open, join "
-    "`revocation.group_for(user)` and `revocation.EVERYONE`, handle `access.changed` by loading the "
-    "object again, and close when it is gone (`console/operations/consumers.py` does). "
+    "when it is not visible. Their base (`console/live/consumers/base.py`) joins "
+    "`revocation.group_for(user)` and `revocation.EVERYONE` before that check, and handles "
+    "`access.changed` by running the checks again and closing with the code they give now. "
     "The ownership page of a resource is `/users/ownership/<kind>/<engine_id>/` (URL name `ownership`).",
     "",
 ]

@@ -63,7 +63,6 @@ def image(user, environment, text: str, driver, *, pull: bool = False) -> str:
     local image is returned as is when the user may pull (a build pulls its ``FROM``);
     otherwise it is "No such image", as is anything the user may not see.
     """
-    from console.access.permissions import restrict
     from console.inventory.models import Image
 
     text = (text or "").strip()
@@ -79,7 +78,7 @@ def image(user, environment, text: str, driver, *, pull: bool = False) -> str:
         raise no_such_image(text)
     if hexid:
         prefix = "sha256:" + hexid.group(2)
-        mine = list(restrict(Image.objects.all(), user, "images.view", environment)
+        mine = list(Image.objects.restrict(user, "images.view", environment)
                     .filter(image_id__startswith=prefix).values_list("image_id", flat=True)[:2])
         if len(mine) > 1:
             raise ValidationError(f"The image ID prefix {text} is ambiguous: give more of it.")

@@ -4,8 +4,10 @@
   user do this here (to this resource)?
 - ``require(...)``: the same, raising ``PermissionDenied``.
 - ``restrict(queryset, user, permission, environment)``: the rows of a list the
-  user may act on with ``permission`` (NetBox's ``restrict``); a detail view
-  does ``get_object_or_404(restrict(...), pk=pk)`` so what is hidden is a 404.
+  user may act on with ``permission`` (NetBox's ``restrict``). Callers write it
+  ``Model.objects.restrict(user, permission, environment)`` (console.access.querysets);
+  a detail view does ``get_object_or_404(Model.objects.restrict(...), pk=pk)`` so
+  what is hidden is a 404. What a user holds is read once a request (console.access.cache).
 - ``can_use_dangerous_options(user, environment)``: the host network, host bind
   mounts, no seccomp filter (see ``console.containers.services.dangerous_options``).
 
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 
-from console.access import catalog, ownership
+from console.access import cache, catalog, ownership
 from console.access.catalog import SCOPE_ENVIRONMENT, SCOPE_OWNED
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,13 @@ def assignments_of(user, environment=None):
     return qs
 
 
+def has_role(user, environment=None) -> bool:
+    """Does ``user`` hold a role in ``environment`` (in any, when None)? Administrators do."""
+    if not _active(user):
+        return False
+    return user.is_superuser or assignments_of(user, environment).exists()
+
+
 @dataclass
 class Access:
     """What one user may do in one environment (or anywhere, when environment is None), and why."""
@@ -84,6 +93,11 @@ def access_for(user, environment=None) -> Access:
         return Access()
     if user.is_superuser:
         return Access(superuser=True, scopes=dict.fromkeys(catalog.NAMES, SCOPE_ENVIRONMENT))
+    return cache.remembered(("access", user.pk, getattr(environment, "pk", None)),
+                            lambda: _read_access(user, environment))
+
+
+def _read_access(user, environment) -> Access:
     access = Access()
     for assignment in assignments_of(user, environment):
         role = assignment.role
@@ -173,6 +187,11 @@ def can_use_dangerous_options(user, environment) -> bool:
     if environment is None:
         return False
     return catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles
+
+
+def is_administrator(user, environment) -> bool:
+    """Global administrators and the environment's administrators."""
+    return bool(user.is_superuser or catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles)
 
 
 def environment_ids_for(user, permission: str) -> set[int] | None:

@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from console import audit
 from console.accounts import signin, twofactor
-from console.core.forms import SignInForm
+from console.accounts.signin_form import SignInForm
 
 PENDING = "berth_two_factor_pending"
 PENDING_SECONDS = 300

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from console.access import catalog
 from console.access.models import Assignment, Role
-from console.access.permissions import has_permission, require
+from console.access.permissions import has_permission, has_role, require
 from console.access.roles import ensure_builtin_roles
 from console.accounts import services, twofactor
 from console.accounts.forms import (
@@ -28,7 +28,7 @@ from console.accounts.forms import (
     UserEditForm,
 )
 from console.accounts.models import Membership, Team
-from console.core.environments import current_environment, has_role
+from console.core.environments import current_environment
 
 User = get_user_model()
 PAGE_SIZE = 50
@@ -317,7 +317,7 @@ OWNABLE_VIEW = {"image": "images.view", "container": "containers.view", "volume"
 
 def ownership_detail(request, kind, engine_id):
     """Who owns a resource of the current environment and who may see it; change it when allowed."""
-    from console.access import ownership
+    from console.access import ownership, sharing
     from console.accounts.forms import OwnershipForm
 
     if kind not in OWNABLE_VIEW:
@@ -328,20 +328,20 @@ def ownership_detail(request, kind, engine_id):
         raise Http404
     _mirrored_or_404(environment, kind, engine_id)
     record = ownership.ownership_of(environment, kind, engine_id)
-    can_change = ownership.can_change(request.user, environment, kind, engine_id)
+    can_change = sharing.can_change(request.user, environment, kind, engine_id)
     initial = {"visibility": record.visibility if record else "administrators",
                "users": list(record.users.all()) if record else [],
                "teams": list(record.teams.all()) if record else []}
     form = OwnershipForm(request.POST or None, initial=initial)
     # Only whom this user may name: their teammates and teams (administrators: everyone).
-    form.fields["owner"].queryset = form.fields["users"].queryset = ownership.assignable_users(
+    form.fields["owner"].queryset = form.fields["users"].queryset = sharing.assignable_users(
         request.user, environment)
-    form.fields["teams"].queryset = ownership.assignable_teams(request.user, environment)
+    form.fields["teams"].queryset = sharing.assignable_teams(request.user, environment)
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
             try:
-                ownership.change(request.user, environment, kind, engine_id, visibility=data["visibility"],
+                sharing.change(request.user, environment, kind, engine_id, visibility=data["visibility"],
                                  users=data["users"], teams=data["teams"], owner=data["owner"])
             except ValidationError as exc:
                 _apply_errors(form, exc)

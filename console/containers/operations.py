@@ -5,15 +5,12 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from console.access import ownership
-from console.containers.services import ACTIONS, check_dangerous_options, check_objects
+from console.containers.services import check_dangerous_options, check_objects
 from console.operations.runner import handler
 from engine.errors import NotFound
 
-# Containers hold volumes and sit on networks: their "used by" follow them.
-RECONCILE = ("containers", "volumes", "networks")
 
-
-@handler("container.create", permission="containers.create", reconcile=RECONCILE)
+@handler("container.create")
 def create(ctx):
     # Again as it runs: the user may have lost the environment administrator role, or sight
     # of the image, a volume or the network, meanwhile; or a name may have moved.
@@ -33,7 +30,7 @@ def create(ctx):
     return created
 
 
-@handler("container.recreate", permission="containers.recreate", reconcile=RECONCILE)
+@handler("container.recreate")
 def recreate(ctx):
     old = ctx.parameters["replace"]
     try:
@@ -45,7 +42,7 @@ def recreate(ctx):
 
 
 def _simple(verb: str, call):
-    @handler(f"container.{verb}", permission=ACTIONS[verb], reconcile=RECONCILE)
+    @handler(f"container.{verb}")
     def run(ctx):
         call(ctx.driver, ctx.parameters)
         return {"done": verb}
@@ -61,7 +58,7 @@ _simple("unpause", lambda d, p: d.unpause_container(p["ref"]))
 _simple("remove", lambda d, p: d.remove_container(p["ref"], force=p.get("force", False)))
 
 
-@handler("container.rename", permission="containers.recreate", reconcile=RECONCILE)
+@handler("container.rename")
 def rename(ctx):
     ctx.driver.rename_container(ctx.parameters["ref"], ctx.parameters["name"])
     return {"name": ctx.parameters["name"]}

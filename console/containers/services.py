@@ -8,22 +8,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from console import audit
 from console.access import objects
-from console.access.permissions import can_use_dangerous_options, restrict
+from console.access.permissions import can_use_dangerous_options
 from console.inventory.models import Container
 from console.operations import services as operations
+from console.operations.actions import CONTAINER_VERBS
 from engine.containers import parse_signal
 from engine.errors import InvalidArgument
 
 # verb -> (permission, what the operation does); one Operation per container and verb.
-ACTIONS = {
-    "start": "containers.operate",
-    "stop": "containers.operate",
-    "restart": "containers.operate",
-    "kill": "containers.operate",
-    "pause": "containers.operate",
-    "unpause": "containers.operate",
-    "remove": "containers.remove",
-}
+VERBS = CONTAINER_VERBS  # what act() does (their permissions: console.operations.actions)
 
 
 HOSTNAME_LABEL = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")  # RFC 1123
@@ -64,7 +57,7 @@ def name_taken(user, environment, name: str, exclude=None) -> ValidationError | 
         taken = taken.exclude(pk=exclude.pk)
     if not name or not taken.exists():
         return None
-    if restrict(taken, user, "containers.view", environment).exists():
+    if taken.restrict(user, "containers.view", environment).exists():
         return ValidationError({"name": f"The name {name} is already in use by another container."})
     return ValidationError({"name": f"The name {name} is not available: pick another."})
 
@@ -90,9 +83,7 @@ def create(user, environment, spec: dict, start: bool = True, replace: Container
     from console.drivers import driver_for
 
     name = spec.get("name")
-    action, permission = "container.create", "containers.create"
-    if replace is not None:
-        action, permission = "container.recreate", "containers.recreate"
+    action = "container.create" if replace is None else "container.recreate"
     target = {"target_type": "container", "target_id": replace.container_id if replace else "",
               "target_name": name or spec.get("image") or ""}
 
@@ -100,7 +91,7 @@ def create(user, environment, spec: dict, start: bool = True, replace: Container
         check_dangerous_options(user, environment, spec)
 
     # The permission first: nothing below may tell someone without it what exists.
-    operations.authorize(user=user, environment=environment, action=action, permission=permission,
+    operations.authorize(user=user, environment=environment, action=action,
                          details=audit.redact({"spec": spec}), check=check, **target)
     check_hostname(spec.get("hostname"))
     taken = name_taken(user, environment, name, exclude=replace)
@@ -112,13 +103,13 @@ def create(user, environment, spec: dict, start: bool = True, replace: Container
         parameters["access"] = access
     if replace is not None:
         parameters["replace"] = replace.container_id
-    return operations.start(user=user, environment=environment, action=action, permission=permission,
+    return operations.start(user=user, environment=environment, action=action,
                             parameters=parameters, check=check, **target)
 
 
 def act(user, environment, container: Container, verb: str, *, force: bool = False,
         signal: str = "", timeout: int | None = None):
-    if verb not in ACTIONS:
+    if verb not in VERBS:
         raise ValidationError(f"Unknown action {verb!r}.")
     parameters = {"ref": container.container_id}
     if verb == "kill":
@@ -132,7 +123,7 @@ def act(user, environment, container: Container, verb: str, *, force: bool = Fal
     if verb in ("stop", "restart") and timeout is not None:
         parameters["timeout"] = int(timeout)
     return operations.start(
-        user=user, environment=environment, action=f"container.{verb}", permission=ACTIONS[verb],
+        user=user, environment=environment, action=f"container.{verb}",
         target_type="container", target_id=container.container_id, target_name=container.name,
         parameters=parameters,
     )
@@ -143,7 +134,7 @@ def rename(user, environment, container: Container, new_name: str):
 
     new_name = (new_name or "").strip()
     operations.authorize(user=user, environment=environment, action="container.rename",
-                         permission="containers.recreate", target_type="container",
+                         target_type="container",
                          target_id=container.container_id, target_name=container.name)
     if not NAME.match(new_name):
         raise ValidationError("Use letters, digits, '_', '.' and '-', starting with a letter or digit.")
@@ -151,7 +142,7 @@ def rename(user, environment, container: Container, new_name: str):
     if taken is not None:
         raise ValidationError(taken.message_dict["name"])
     return operations.start(
-        user=user, environment=environment, action="container.rename", permission="containers.recreate",
+        user=user, environment=environment, action="container.rename",
         target_type="container", target_id=container.container_id, target_name=container.name,
         parameters={"ref": container.container_id, "name": new_name},
     )

@@ -10,16 +10,16 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import can_use_dangerous_options, has_permission, require, restrict
+from console.access.permissions import can_use_dangerous_options, has_permission, require
 from console.accounts.forms import access_parameters, add_access_fields
 from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
-from console.core.pages import label_filter, row_ids, visible_rows
 from console.drivers import driver_for
 from console.drivers.base import EngineUnreachable
 from console.inventory.models import Container, Image, Network
 from console.inventory.tasks import request_reconcile
+from console.web.pages import label_filter, row_ids, visible_rows
 from engine.errors import EngineError, NotFound
 
 PAGE_SIZE = 50
@@ -98,7 +98,7 @@ def container_create(request):
     source = None
     initial = {}
     if request.GET.get("from"):
-        source = get_object_or_404(restrict(Container.objects.all(), request.user, "containers.view", environment),
+        source = get_object_or_404(Container.objects.restrict(request.user, "containers.view", environment),
                                    pk=request.GET["from"])
         try:
             initial = initial_from_inspect(driver_for(environment).inspect_container(source.container_id))
@@ -110,7 +110,7 @@ def container_create(request):
             initial["name"] = ""  # a duplicate needs a name of its own
     replace = source if source is not None and request.GET.get("replace") == "1" else None
     allow_host = can_use_dangerous_options(request.user, environment)
-    networks = restrict(Network.objects.all(), request.user, "networks.view", environment) \
+    networks = Network.objects.restrict(request.user, "networks.view", environment) \
         .filter(builtin=False).order_by("name").values_list("name", flat=True)
     form = ContainerForm(request.POST or None, initial=initial, allow_host_network=allow_host,
                          networks=list(networks))
@@ -125,7 +125,7 @@ def container_create(request):
             form.add_error(None, exc)
         else:
             return redirect("operation_detail", operation.pk)
-    images = restrict(Image.objects.all(), request.user, "images.view", environment).exclude(name="") \
+    images = Image.objects.restrict(request.user, "images.view", environment).exclude(name="") \
         .order_by("name")[:500]
     return render(request, "containers/create.html",
                   {"form": form, "images": images, "source": source, "replace": replace},

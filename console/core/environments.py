@@ -13,15 +13,6 @@ def environment_for_session(session) -> Environment:
     return (chosen and environments.filter(pk=chosen).first()) or environments.first() or Environment.local()
 
 
-def has_role(user, environment=None) -> bool:
-    """Does ``user`` hold a role in ``environment`` (in any, when None)? Administrators do."""
-    from console.access.permissions import assignments_of
-
-    if user is None or not user.is_authenticated or not user.is_active:
-        return False
-    return user.is_superuser or assignments_of(user, environment).exists()
-
-
 def current_environment(request) -> Environment:
     cached = getattr(request, "_berth_environment", None)
     if cached is None:

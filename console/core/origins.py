@@ -53,9 +53,9 @@ def _scheme(scope) -> str:
     return "https" if secure else "http"
 
 
-def own_origin(scope) -> tuple[str, str, int] | None:
-    """The origin this handshake was addressed to: its scheme and its Host header, when that
-    host is one this console serves (ALLOWED_HOSTS, as for HTTP)."""
+def own_host(scope) -> str | None:
+    """The handshake's Host header, when that host is one this console serves (ALLOWED_HOSTS,
+    as for HTTP's ``request.get_host()``)."""
     host = _header(scope, b"host")
     if not host:
         return None
@@ -65,7 +65,14 @@ def own_origin(scope) -> tuple[str, str, int] | None:
         allowed = [".localhost", "127.0.0.1", "[::1]"]
     if not domain or not validate_host(domain, allowed):
         return None
-    return normalise(f"{_scheme(scope)}://{host}")
+    return host
+
+
+def own_origin(scope) -> tuple[str, str, int] | None:
+    """The origin this handshake was addressed to: its scheme and its Host header, when that
+    host is one this console serves."""
+    host = own_host(scope)
+    return None if host is None else normalise(f"{_scheme(scope)}://{host}")
 
 
 def _trusted(origin: tuple[str, str, int]) -> bool:

@@ -23,7 +23,7 @@ def _registry_options(ctx) -> dict:
     return registry_access.credentials_for(ctx.operation, registry)
 
 
-@handler("image.pull", permission="images.pull", reconcile=("images",))
+@handler("image.pull")
 def pull(ctx):
     p = ctx.parameters
     host = reach.host_of(p["reference"])
@@ -34,7 +34,7 @@ def pull(ctx):
     return {"image_id": image["id"], "repo_tags": image["repo_tags"]}
 
 
-@handler("image.push", permission="images.push", reconcile=("images",))
+@handler("image.push")
 def push(ctx):
     p = ctx.parameters
     host = reach.host_of(p["target"])
@@ -53,7 +53,7 @@ def _again(check, *args):
         raise PermissionDenied(" ".join(exc.messages)) from None
 
 
-@handler("image.tag", permission="images.tag", reconcile=("images",))
+@handler("image.tag")
 def tag(ctx):
     op = ctx.operation
     _again(objects.names, op.user, op.environment, [ctx.parameters["target"]], ctx.driver, "images.tag")
@@ -61,7 +61,7 @@ def tag(ctx):
     return {"tagged": ctx.parameters["target"]}
 
 
-@handler("image.remove", permission="images.remove", reconcile=("images",))
+@handler("image.remove")
 def remove(ctx):
     op, name = ctx.operation, ctx.parameters["name"]
     data = objects.present(ctx.driver, name)
@@ -74,7 +74,7 @@ def remove(ctx):
     return {"lines": lines}
 
 
-@handler("image.prune", permission="images.prune", reconcile=("images",))
+@handler("image.prune")
 def prune(ctx):
     removed, reclaimed = ctx.driver.prune_images(all=ctx.parameters.get("all", False))
     for image_id in removed:
@@ -82,7 +82,7 @@ def prune(ctx):
     return {"removed": removed, "reclaimed_bytes": reclaimed}
 
 
-@handler("image.load", permission="images.import_export", reconcile=("images",))
+@handler("image.load")
 def load(ctx):
     path = Path(ctx.parameters["path"])
     try:
@@ -96,7 +96,7 @@ def load(ctx):
     return {"images": [{"id": i["id"], "repo_tags": i["repo_tags"]} for i in images]}
 
 
-@handler("image.save", permission="images.import_export")
+@handler("image.save")
 def save(ctx):
     path = Path(ctx.parameters["path"])
     op = ctx.operation
@@ -111,7 +111,7 @@ def save(ctx):
     return {"size": path.stat().st_size}
 
 
-@handler("image.build", permission="images.build", reconcile=("images",))
+@handler("image.build")
 def build(ctx):
     p, op = ctx.parameters, ctx.operation
     try:

@@ -18,7 +18,7 @@ from django.http import Http404
 
 from console import audit
 from console.access import objects, ownership
-from console.access.permissions import has_permission, require
+from console.access.permissions import has_permission, is_administrator, require
 from console.operations import services as operations
 from console.registries import access as registry_access
 from console.registries import reach
@@ -65,7 +65,7 @@ def pull(user, environment, reference: str, registry: Registry | None = None, pl
     if access:
         parameters["access"] = access  # who may see the pulled image
     return operations.start(
-        user=user, environment=environment, action="image.pull", permission="images.pull",
+        user=user, environment=environment, action="image.pull",
         target_type="image", target_name=ref, parameters=parameters,
         check=lambda: reach.check(reach.host_of(ref)),  # once the permission is known: a reachable registry
     )
@@ -76,7 +76,7 @@ def push(user, environment, image, target: str = "", registry: Registry | None =
     target_ref = normalize_reference(target or source, registry)
     _require_registry_use(user, environment, registry)
     return operations.start(
-        user=user, environment=environment, action="image.push", permission="images.push",
+        user=user, environment=environment, action="image.push",
         target_type="image", target_id=image.image_id, target_name=target_ref,
         parameters={"source": image.image_id, "target": target_ref,
                     "registry_id": registry.pk if registry else None},
@@ -93,12 +93,12 @@ def _driver(environment):
 def tag(user, environment, image, target: str):
     """Put the name ``target`` on ``image``; refused when the name is on an image now and
     the user does not hold it (``objects.names``), here and again in the task."""
-    operations.authorize(user=user, environment=environment, action="image.tag", permission="images.tag",
+    operations.authorize(user=user, environment=environment, action="image.tag",
                          target_type="image", target_id=image.image_id, target_name=target)
     target_ref = normalize_reference(target)
     objects.names(user, environment, [target_ref], _driver(environment), "images.tag")
     return operations.start(
-        user=user, environment=environment, action="image.tag", permission="images.tag",
+        user=user, environment=environment, action="image.tag",
         target_type="image", target_id=image.image_id, target_name=target_ref,
         parameters={"source": image.image_id, "target": target_ref},
     )
@@ -121,7 +121,7 @@ def remove(user, environment, image, force: bool = False, tag: str = ""):
     if tag and tag not in image.repo_tags:
         raise ValidationError(f"{tag} is not a tag of this image.")
     return operations.start(
-        user=user, environment=environment, action="image.remove", permission="images.remove",
+        user=user, environment=environment, action="image.remove",
         target_type="image", target_id=image.image_id, target_name=tag or image.name or image.short_id,
         parameters={"name": tag or image.image_id, "force": bool(force)},
         check=lambda: check_removal(user, environment, image.image_id, list(image.repo_tags), tag),
@@ -130,7 +130,7 @@ def remove(user, environment, image, force: bool = False, tag: str = ""):
 
 def prune(user, environment, all_unused: bool = False):
     return operations.start(
-        user=user, environment=environment, action="image.prune", permission="images.prune",
+        user=user, environment=environment, action="image.prune",
         target_type="image", target_name="all unused" if all_unused else "dangling",
         parameters={"all": bool(all_unused)},
     )
@@ -155,7 +155,7 @@ def load(user, environment, upload):
     try:
         check_load(user, environment, path, _driver(environment))
         return operations.start(
-            user=user, environment=environment, action="image.load", permission="images.import_export",
+            user=user, environment=environment, action="image.load",
             target_type="image", target_name=upload.name[:300],
             parameters={"path": str(path), "filename": upload.name, "size": upload.size},
         )
@@ -208,7 +208,7 @@ def save(user, environment, images):
     """Write the images to a tar that ``docker load`` accepts, to download from the operation.
     Each must be one the user may see; the task checks that each name still names it."""
     operations.authorize(user=user, environment=environment, action="image.save",
-                         permission="images.import_export", target_type="image")
+                         target_type="image")
     if not images:
         raise ValidationError("Select at least one image to export.")
     for image in images:
@@ -217,7 +217,7 @@ def save(user, environment, images):
     names = [image.name or image.image_id for image in images]
     path = transfers_dir() / f"export-{uuid.uuid4().hex}.tar"
     return operations.start(
-        user=user, environment=environment, action="image.save", permission="images.import_export",
+        user=user, environment=environment, action="image.save",
         target_type="image", target_name=", ".join(names)[:300],
         parameters={"names": names, "ids": [image.image_id for image in images], "path": str(path)},
     )
@@ -238,12 +238,11 @@ def export_file(user, environment, pk) -> tuple[Path, object]:
     """(path, operation) of an export's tar, for the user who made it or an administrator;
     anyone else gets a 404, as if there were no such export."""
     from console.operations.models import Operation
-    from console.operations.services import visible_operations
 
     require(user, "images.import_export", environment)
-    operation = visible_operations(user, environment).filter(
+    operation = Operation.objects.restrict(user, "operations.view", environment).filter(
         pk=pk, action="image.save", state=Operation.State.SUCCEEDED).first()
-    if operation is None or (operation.user_id != user.pk and not ownership.is_administrator(user, environment)):
+    if operation is None or (operation.user_id != user.pk and not is_administrator(user, environment)):
         raise Http404("No such export.")
     path = Path(operation.parameters["path"])
     if not path.is_file():
@@ -335,7 +334,7 @@ def build(user, environment, dockerfile: str, tags: list[str], context=None, no_
     Its audit record names what was built: the Dockerfile (its text up to 16 KiB, and its
     digest) and the context's digest."""
     operations.authorize(user=user, environment=environment, action="image.build",
-                         permission="images.build", target_type="image")  # before writing anything
+                         target_type="image")  # before writing anything
     refs = [normalize_reference(tag) for tag in tags]
     if not dockerfile.strip() and context is None:
         raise ValidationError({"dockerfile": "Write a Dockerfile, or upload a context that holds one."})
@@ -366,7 +365,7 @@ def build(user, environment, dockerfile: str, tags: list[str], context=None, no_
             parameters["dockerfile_truncated"] = True
         check_build(user, environment, parameters, _driver(environment))
         return operations.start(
-            user=user, environment=environment, action="image.build", permission="images.build",
+            user=user, environment=environment, action="image.build",
             target_type="image", target_name=", ".join(refs) or "(untagged)", parameters=parameters,
         )
     except Exception:

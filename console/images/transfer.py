@@ -9,11 +9,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from console import audit
-from console.access.permissions import require, restrict
+from console.access.permissions import require
 from console.core.environments import current_environment
-from console.core.pages import row_ids
 from console.images import services
 from console.inventory.models import Image
+from console.web.pages import row_ids
 
 
 def image_import(request):
@@ -34,7 +34,7 @@ def image_import(request):
 def image_export(request):
     environment = current_environment(request)
     require(request.user, "images.import_export", environment)
-    images = restrict(Image.objects.all(), request.user, "images.view", environment)
+    images = Image.objects.restrict(request.user, "images.view", environment)
     selected = list(images.filter(pk__in=row_ids(request.POST.getlist("image"))))
     try:
         operation = services.save(request.user, environment, selected)

@@ -10,14 +10,14 @@ from django.views.decorators.http import require_POST
 
 from console.access import ownership
 from console.access.objects import unrestricted
-from console.access.permissions import has_permission, require, restrict
+from console.access.permissions import has_permission, require
 from console.accounts.forms import access_parameters, add_access_fields
 from console.core.environments import current_environment
-from console.core.pages import inspect_or_gone, row_ids, visible_rows
 from console.drivers import driver_for
 from console.images import services
 from console.images.forms import PruneForm, PullForm, PushForm, TagForm
 from console.inventory.models import Container, Image
+from console.web.pages import inspect_or_gone, row_ids, visible_rows
 from engine.errors import EngineError
 
 PAGE_SIZE = 50
@@ -98,8 +98,8 @@ def _detail_context(request, environment, image, inspect, **forms) -> dict:
     return {
         "image": image, "inspect": inspect, "tag_form": TagForm(),
         "push_form": PushForm(user=request.user, environment=environment),
-        "containers": restrict(Container.objects.filter(image_id=image.image_id), request.user,
-                               "containers.view", environment).order_by("name")[:100],
+        "containers": Container.objects.filter(image_id=image.image_id).restrict(
+            request.user, "containers.view", environment).order_by("name")[:100],
         "can_tag": has_permission(request.user, "images.tag", environment, image),
         "can_push": has_permission(request.user, "images.push", environment, image),
         "can_remove": has_permission(request.user, "images.remove", environment, image),
@@ -155,7 +155,7 @@ def image_remove(request):
     """Remove the selected images (or one tag of one image)."""
     environment, images = _visible_images(request)
     require(request.user, "images.remove", environment)
-    removable = restrict(images, request.user, "images.remove", environment)
+    removable = images.restrict(request.user, "images.remove", environment)
     selected = list(removable.filter(pk__in=row_ids(request.POST.getlist("image"))))
     if not selected:
         messages.error(request, "Select at least one image to remove.")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from django.db import models
 
+from console.access.querysets import RestrictedQuerySet
 from console.core.models import Environment
 
 
 class Image(models.Model):
+    objects = RestrictedQuerySet.as_manager()
+
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="images")
     image_id = models.CharField(max_length=80)  # "sha256:<config digest>"
     repo_tags = models.JSONField(default=list)
@@ -42,6 +45,8 @@ class Image(models.Model):
 
 
 class Container(models.Model):
+    objects = RestrictedQuerySet.as_manager()
+
     class State(models.TextChoices):
         CREATED = "created"
         RUNNING = "running"
@@ -84,6 +89,8 @@ class Container(models.Model):
 
 
 class Volume(models.Model):
+    objects = RestrictedQuerySet.as_manager()
+
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="volumes")
     name = models.CharField(max_length=255)
     driver = models.CharField(max_length=30, default="local")
@@ -110,6 +117,8 @@ class Volume(models.Model):
 
 
 class Network(models.Model):
+    objects = RestrictedQuerySet.as_manager()
+
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="networks")
     network_id = models.CharField(max_length=80)
     name = models.CharField(max_length=200, db_index=True)

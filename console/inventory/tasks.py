@@ -1,12 +1,17 @@
 """Reconciles run in the worker, where the engine is reached: periodically for every
 environment, and on request (``request_reconcile``) from processes that cannot see the
-engine themselves, such as the web server."""
+engine themselves, such as the web server. So do the engine facts the dashboard shows."""
 
 import logging
+import socket
 
+from asgiref.sync import async_to_sync
 from celery import shared_task
+from channels.layers import get_channel_layer
+from django.utils import timezone
 
 from console.core.models import Environment
+from console.drivers import driver_for
 from console.drivers.base import EngineUnreachable
 from console.inventory.reconcile import RECONCILERS, reconcile
 
@@ -45,3 +50,27 @@ def request_reconcile(environment, kind: str) -> None:
     if kind not in RECONCILERS:
         raise ValueError(f"unknown inventory kind {kind!r}")
     reconcile_one.delay(environment.pk, kind)
+
+
+@shared_task(name="console.inventory.refresh_engine_facts")
+def refresh_engine_facts(environment_id: int | None = None) -> None:
+    """Ask each environment's engine for its facts, store them, and tell the dashboards."""
+    environments = Environment.objects.all()
+    if environment_id is not None:
+        environments = environments.filter(pk=environment_id)
+    worker = socket.gethostname()
+    layer = get_channel_layer()
+    for environment in environments:
+        message = {"type": "engine.facts", "worker": worker}
+        try:
+            facts = driver_for(environment).facts()
+        except Exception as exc:  # reported to the page; the worker keeps going
+            log.exception("engine facts failed for %s", environment)
+            message.update(state="error", error=str(exc))
+        else:
+            environment.facts = facts
+            environment.facts_reported_at = timezone.now()
+            environment.facts_reported_by = worker
+            environment.save(update_fields=["facts", "facts_reported_at", "facts_reported_by"])
+            message.update(state="fresh", facts=facts, reported_at=environment.facts_reported_at.isoformat())
+        async_to_sync(layer.group_send)(environment.facts_group, message)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 
-from console.core.consumers import CLOSE_BAD_MESSAGE, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
-
 __all__ = ["CLOSE_BAD_MESSAGE", "CLOSE_FORBIDDEN", "CLOSE_NOT_FOUND", "CLOSE_UNAUTHENTICATED",
            "CLOSE_CONFLICT", "CLOSE_UNAVAILABLE", "CLOSE_IDLE", "BadMessage", "parse_json", "cursor_of"]
 
+CLOSE_BAD_MESSAGE = 4400  # a message not in the protocol
+CLOSE_UNAUTHENTICATED = 4401  # not signed in
+CLOSE_FORBIDDEN = 4403  # signed in, the object is visible, the permission is missing
+CLOSE_NOT_FOUND = 4404  # no such object, or not visible to this user (the same answer)
 CLOSE_CONFLICT = 4409  # the container is not running (a terminal needs it running)
 CLOSE_UNAVAILABLE = 4503  # the engine refused or failed (its words were sent before closing)
 CLOSE_IDLE = 4408  # no message (not even a pong) for HEARTBEAT_TIMEOUT seconds

@@ -9,12 +9,12 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.text import slugify
 
 from console import audit
-from console.access.permissions import require, restrict
+from console.access.permissions import require
 from console.core import sockettokens
 from console.core.environments import current_environment
-from console.core.pages import label_filter, row_ids
 from console.drivers import driver_for
 from console.inventory.models import Container
+from console.web.pages import label_filter, row_ids
 from engine.errors import InvalidArgument
 
 COLOURS = ("#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#dc2626", "#65a30d")
@@ -25,8 +25,7 @@ def _visible(request, permission):
     environment = current_environment(request)
     require(request.user, "containers.view", environment)
     require(request.user, permission, environment)
-    return environment, restrict(Container.objects.filter(environment=environment), request.user,
-                                 permission, environment)
+    return environment, Container.objects.restrict(request.user, permission, environment)
 
 
 def logs_download(request, pk):
@@ -98,8 +97,8 @@ def terminal_token(request, pk):
     environment = current_environment(request)
     require(request.user, "containers.view", environment)
     require(request.user, "containers.terminal", environment)
-    container = get_object_or_404(restrict(Container.objects.filter(environment=environment), request.user,
-                                           "containers.terminal", environment), pk=pk)
+    container = get_object_or_404(Container.objects.restrict(request.user, "containers.terminal", environment),
+                                  pk=pk)
     response = JsonResponse(sockettokens.issue(request.user, request.session.session_key,
                                                sockettokens.purpose_for("terminal", container.pk)))
     response["Cache-Control"] = "no-store"

@@ -3,7 +3,7 @@
 from console.operations.runner import handler
 
 
-@handler("network.create", permission="networks.create", reconcile=("networks",))
+@handler("network.create")
 def create(ctx):
     p = ctx.parameters
     ctx.driver.create_network(p["name"], subnet=p.get("subnet"), gateway=p.get("gateway"),
@@ -14,13 +14,13 @@ def create(ctx):
     return {"id": network["Id"], "name": p["name"], "subnet": subnets}
 
 
-@handler("network.remove", permission="networks.remove", reconcile=("networks",))
+@handler("network.remove")
 def remove(ctx):
     ctx.driver.remove_network(ctx.parameters["ref"])
     return {"removed": ctx.parameters["ref"]}
 
 
-@handler("network.prune", permission="networks.prune", reconcile=("networks",))
+@handler("network.prune")
 def prune(ctx):
     removed = ctx.driver.prune_networks()
     for name in removed:

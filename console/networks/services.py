@@ -6,7 +6,6 @@ import ipaddress
 
 from django.core.exceptions import ValidationError
 
-from console.access.permissions import restrict
 from console.inventory.models import Network
 from console.operations import services as operations
 
@@ -19,10 +18,10 @@ def create(user, environment, name: str, subnet: str = "", gateway: str = "", in
 
     name = (name or "").strip()
     operations.authorize(user=user, environment=environment, action="network.create",
-                         permission="networks.create", target_type="network", target_name=name)
+                         target_type="network", target_name=name)
     if not NAME_RE.match(name):
         raise ValidationError({"name": NAME_HELP})
-    visible = restrict(Network.objects.all(), user, "networks.view", environment)
+    visible = Network.objects.restrict(user, "networks.view", environment)
     taken = Network.objects.filter(environment=environment, name=name)
     if visible.filter(name=name).exists():
         raise ValidationError({"name": f"A network named {name} exists already."})
@@ -48,7 +47,7 @@ def create(user, environment, name: str, subnet: str = "", gateway: str = "", in
     elif gateway:
         raise ValidationError({"gateway": "A gateway needs a subnet."})
     return operations.start(
-        user=user, environment=environment, action="network.create", permission="networks.create",
+        user=user, environment=environment, action="network.create",
         target_type="network", target_name=name,
         parameters={"name": name, "subnet": subnet or None, "gateway": gateway or None,
                     "internal": bool(internal), "labels": labels or {}},
@@ -59,7 +58,7 @@ def remove(user, environment, network: Network):
     if network.builtin:
         raise ValidationError(f"{network.name} is built in and cannot be removed.")
     return operations.start(
-        user=user, environment=environment, action="network.remove", permission="networks.remove",
+        user=user, environment=environment, action="network.remove",
         target_type="network", target_id=network.network_id, target_name=network.name,
         parameters={"ref": network.network_id},
     )
@@ -67,6 +66,6 @@ def remove(user, environment, network: Network):
 
 def prune(user, environment):
     return operations.start(
-        user=user, environment=environment, action="network.prune", permission="networks.prune",
+        user=user, environment=environment, action="network.prune",
         target_type="network", target_name="unused networks", parameters={},
     )

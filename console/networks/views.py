@@ -11,10 +11,10 @@ from django.views.decorators.http import require_POST
 from console.access.permissions import has_permission
 from console.core.environments import current_environment
 from console.core.forms_util import parse_key_values
-from console.core.pages import inspect_or_gone, list_with_create, visible_rows
 from console.drivers import driver_for
 from console.inventory.models import Network
 from console.networks import services
+from console.web.pages import inspect_or_gone, list_with_create, visible_rows
 
 
 class NetworkForm(forms.Form):

@@ -11,13 +11,13 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from console.access.querysets import RestrictedQuerySet
 from console.core.models import Environment
-
-# Long work that a user can stop half-way (pull, push, build, load, export).
-CANCELLABLE = frozenset({"image.pull", "image.push", "image.build", "image.load", "image.save"})
 
 
 class Operation(models.Model):
+    objects = RestrictedQuerySet.as_manager()
+
     class State(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -67,7 +67,10 @@ class Operation(models.Model):
     @property
     def cancellable(self) -> bool:
         """Long transfers and builds can be cancelled while queued or running."""
-        return self.action in CANCELLABLE and not self.finished
+        from console.operations.actions import ACTIONS
+
+        action = ACTIONS.get(self.action)
+        return action is not None and action.cancellable and not self.finished
 
     @property
     def group(self) -> str:

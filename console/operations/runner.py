@@ -1,10 +1,11 @@
 """The Celery task that runs every operation, and the registry of handlers.
 
-A handler is ``func(ctx) -> dict`` registered with ``@handler("image.pull",
-permission="images.pull")``. It calls the engine through ``ctx.driver``,
-reports progress with ``ctx.progress(...)`` / ``ctx.line(...)``, and returns the
-result to store. Engine errors become the operation's error in the engine's
-words; the permission is checked again when the task runs.
+A handler is ``func(ctx) -> dict`` registered with ``@handler("image.pull")``; the action's
+permission, the tables to reconcile and what it creates are declared once in
+``console.operations.actions``. It calls the engine through ``ctx.driver``, reports progress
+with ``ctx.progress(...)`` / ``ctx.line(...)``, and returns the result to store. Engine
+errors become the operation's error in the engine's words; the permission is checked again
+when the task runs.
 
 While a handler runs, a heartbeat thread stamps the row (``heartbeat_at``) so that the
 reaper can tell a live operation from one whose worker died, and watches for a cancel
@@ -32,26 +33,22 @@ from console.access import ownership
 from console.access.permissions import has_permission
 from console.drivers import driver_for
 from console.drivers.base import OperationCancelled
-from console.operations import sealed
+from console.operations import actions, sealed
 from console.operations.models import Operation
 from engine.errors import EngineError, from_os_error
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Handler:
-    func: Callable
-    permission: str
-    reconcile: tuple[str, ...]
+HANDLERS: dict[str, Callable] = {}
 
 
-HANDLERS: dict[str, Handler] = {}
+def handler(action: str):
+    """Register ``func`` as what the worker does for ``action`` (declared in actions.py)."""
+    actions.get(action)  # an undeclared action is a programming error: say so at import
 
-
-def handler(action: str, *, permission: str, reconcile: tuple[str, ...] = ()):
     def register(func):
-        HANDLERS[action] = Handler(func, permission, reconcile)
+        HANDLERS[action] = func
         return func
     return register
 
@@ -187,8 +184,9 @@ def run_operation(self, operation_id: str) -> str:
         return "missing"
     if operation.state != Operation.State.QUEUED:
         return operation.state  # delivered twice: run once
-    spec = HANDLERS.get(operation.action)
-    if spec is None:
+    func = HANDLERS.get(operation.action)
+    spec = actions.ACTIONS.get(operation.action)
+    if func is None or spec is None:
         _finish(operation, Operation.State.FAILED, error=f"No handler for {operation.action}")
         publish(operation, {"kind": "state"})
         return operation.state
@@ -210,7 +208,7 @@ def run_operation(self, operation_id: str) -> str:
     heartbeat.start()
     state, result, error = Operation.State.SUCCEEDED, {}, ""
     try:
-        result = spec.func(ctx) or {}
+        result = func(ctx) or {}
     except OperationCancelled:
         state, error = Operation.State.CANCELLED, _cancelled_error(operation)
     except PermissionDenied as exc:  # a handler's own check of what the user may still do
@@ -238,7 +236,7 @@ def run_operation(self, operation_id: str) -> str:
             log.exception("reconcile of %s after %s failed", kind, operation.pk)
     if state == Operation.State.SUCCEEDED:
         try:
-            ownership.record_from_result(operation, result)  # who owns what it made
+            ownership.record_from_result(operation, result, spec.creates)  # who owns what it made
         except Exception:
             log.exception("recording the ownership of %s's result failed", operation.pk)
     _finish(operation, state, result=result, error=error)

@@ -12,18 +12,19 @@ from django.db import transaction
 
 from console import audit
 from console.access.permissions import require
-from console.operations import sealed
+from console.operations import actions, sealed
 from console.operations.models import Operation
 
 
-def start(*, user, environment, action: str, permission: str, target_type: str = "",
+def start(*, user, environment, action: str, target_type: str = "",
           target_id: str = "", target_name: str = "", parameters: dict | None = None,
           check=None) -> Operation:
-    """``check()``: what the action asks for beyond the permission (it raises
+    """``action``: one of console.operations.actions, whose permission is checked.
+    ``check()``: what the action asks for beyond the permission (it raises
     PermissionDenied); a refusal of either is audited the same way."""
     given = parameters or {}
     parameters = audit.redact(given)  # what the audit log and the pages show
-    authorize(user=user, environment=environment, action=action, permission=permission,
+    authorize(user=user, environment=environment, action=action,
               target_type=target_type, target_id=target_id, target_name=target_name,
               details=parameters, check=check)
     operation = Operation.objects.create(
@@ -40,11 +41,12 @@ def start(*, user, environment, action: str, permission: str, target_type: str =
     return operation
 
 
-def authorize(*, user, environment, action: str, permission: str, target_type: str = "",
+def authorize(*, user, environment, action: str, target_type: str = "",
               target_id: str = "", target_name: str = "", details: dict | None = None, check=None) -> None:
     """The permission (and ``check()``) of ``start``, alone: a service calls it before it
     looks at what the request names, so that someone without the permission learns
     nothing from its errors (a name taken, a path missing). Refusals are audited."""
+    permission = actions.get(action).permission
     try:
         require(user, permission, environment, (target_type, target_id) if target_id else None)
         if check is not None:
@@ -55,13 +57,6 @@ def authorize(*, user, environment, action: str, permission: str, target_type: s
         raise
 
 
-def visible_operations(user, environment):
-    """Operations the user may see in ``environment`` (with the owned scope: their own)."""
-    from console.access.permissions import restrict
-
-    return restrict(Operation.objects.filter(environment=environment), user, "operations.view", environment)
-
-
 def cancel(*, user, operation: Operation, request=None) -> Operation:
     """Stop a queued or running operation (pull, push, build, load, export). Whoever may see
     the operation and may do what it does may cancel it. A queued one ends at once; a running
@@ -70,16 +65,16 @@ def cancel(*, user, operation: Operation, request=None) -> Operation:
     from django.utils import timezone
 
     from console.operations.reaper import is_stale
-    from console.operations.runner import HANDLERS, publish
+    from console.operations.runner import publish
     from console.operations.tasks import request_cleanup
 
     environment = operation.environment
-    spec = HANDLERS.get(operation.action)
+    spec = actions.ACTIONS.get(operation.action)
     resource = (operation.target_type, operation.target_id) if operation.target_id else None
     details = {"action": operation.action}
     target = {"target_type": "operation", "target_id": str(operation.pk),
               "target_name": f"{operation.action} {operation.target_name}".strip()}
-    visible = visible_operations(user, environment)
+    visible = Operation.objects.restrict(user, "operations.view", environment)
     try:
         if spec is None or not visible.filter(pk=operation.pk).exists():
             raise PermissionDenied("You may not cancel this operation.")

@@ -8,25 +8,24 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import has_permission, restrict
+from console.access.permissions import has_permission
 from console.core.environments import current_environment
 from console.operations import services
 from console.operations.models import Operation
-from console.operations.services import visible_operations
 
 PAGE_SIZE = 50
 
 
 def _visible(request):
     environment = current_environment(request)
-    return restrict(visible_operations(request.user, environment), request.user, "operations.view", environment)
+    return Operation.objects.restrict(request.user, "operations.view", environment)
 
 
 def may_cancel(user, operation) -> bool:
     """Whether to offer the cancel button (services.cancel checks again)."""
-    from console.operations.runner import HANDLERS
+    from console.operations.actions import ACTIONS
 
-    spec = HANDLERS.get(operation.action)
+    spec = ACTIONS.get(operation.action)
     resource = (operation.target_type, operation.target_id) if operation.target_id else None
     return (operation.cancellable and spec is not None
             and has_permission(user, spec.permission, operation.environment, resource))

@@ -47,11 +47,11 @@ def restrict(queryset, user, permission: str, environment):
 
 
 def visible(user, environment):
-    return restrict(Registry.objects.all(), user, "registries.view", environment)
+    return Registry.objects.restrict(user, "registries.view", environment)
 
 
 def usable(user, environment):
-    return restrict(Registry.objects.all(), user, "registries.use", environment)
+    return Registry.objects.restrict(user, "registries.use", environment)
 
 
 def may_use(user, environment, registry: Registry) -> bool:

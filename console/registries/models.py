@@ -6,10 +6,21 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from console.access.querysets import RestrictedQuerySet
 from console.core import crypto
 
 
+class RegistryQuerySet(RestrictedQuerySet):
+    def restrict(self, user, permission: str, environment):
+        """Registries have their own rules (public, their creator's, their teams'): registries.access."""
+        from console.registries.access import restrict
+
+        return restrict(self, user, permission, environment)
+
+
 class Registry(models.Model):
+    objects = RegistryQuerySet.as_manager()
+
     class Kind(models.TextChoices):
         DOCKER_HUB = "dockerhub", "Docker Hub"
         ACR = "acr", "Alibaba Cloud ACR"

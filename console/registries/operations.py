@@ -42,7 +42,7 @@ def _record_test(registry: Registry, ok: bool, message: str) -> None:
         last_tested_at=registry.last_tested_at, last_test_ok=ok, last_test_message=message)
 
 
-@handler("registry.test", permission="registries.use")
+@handler("registry.test")
 def test(ctx):
     registry = _registry(ctx)
     try:
@@ -70,7 +70,7 @@ def _tags(registry: Registry, repository: str, credentials) -> list[str]:
                                          insecure=registry.engine_insecure))
 
 
-@handler("registry.browse", permission="registries.use")
+@handler("registry.browse")
 def browse(ctx):
     registry = _registry(ctx)
     credentials = _credentials(ctx, registry)
@@ -109,7 +109,7 @@ def browse(ctx):
             "failed": failed}
 
 
-@handler("registry.tags", permission="registries.use")
+@handler("registry.tags")
 def tags(ctx):
     registry = _registry(ctx)
     repository = ctx.parameters["repository"]

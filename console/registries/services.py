@@ -247,7 +247,7 @@ def _start(user, environment, registry: Registry, action: str, target_name: str 
         reach.check(registry.host)
 
     return operations.start(
-        user=user, environment=environment, action=action, permission="registries.use",
+        user=user, environment=environment, action=action,
         target_type="registry", target_id=str(registry.pk), target_name=target_name or registry.name,
         parameters={"registry_id": registry.pk, "host": registry.host, **parameters},
         check=check,

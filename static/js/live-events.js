@@ -1,10 +1,12 @@
-// The live events page: newest first, filtered by type and text, at most KEEP rows.
+// The live events page: rows come rendered by the server over htmx's websocket extension
+// (newest first); this filters them by type and text and keeps at most KEEP.
 (function () {
   "use strict";
   const KEEP = 1000;
   function init() {
     const body = document.querySelector("[data-events]");
-    if (!body) return;
+    const socket = document.querySelector("[data-events-socket]");
+    if (!body || !socket) return;
     const typeSel = document.querySelector("[data-events-type]");
     const text = document.querySelector("[data-events-text]");
     const statusEl = document.querySelector("[data-events-status]");
@@ -13,24 +15,19 @@
     const apply = () => body.querySelectorAll("tr").forEach((tr) => { tr.hidden = !visible(tr); });
     typeSel.addEventListener("change", apply);
     text.addEventListener("input", apply);
-    BerthLive.connect("/ws/events/", {
-      open: (ws, again) => { statusEl.textContent = "Live."; if (again) body.textContent = ""; },
-      message: (ev, ws) => {
-        const m = JSON.parse(ev.data);
-        if (m.t === "ping") { ws.send('{"t":"pong"}'); return; }
-        if (m.t !== "event") return;
-        const e = m.event, attrs = e.Actor.Attributes || {};
-        const tr = document.createElement("tr");
-        tr.dataset.type = e.Type; tr.dataset.action = e.Action;
-        const cells = [new Date(e.timeNano / 1e6).toLocaleString(), e.Type, e.Action,
-          (attrs.name || "") + " " + e.Actor.ID.slice(0, 12),
-          Object.entries(attrs).filter(([k]) => k !== "name").map(([k, v]) => `${k}=${v}`).join(" ")];
-        cells.forEach((c) => { const td = document.createElement("td"); td.textContent = c; tr.appendChild(td); });
-        tr.hidden = !visible(tr);
-        body.insertBefore(tr, body.firstChild);
-        while (body.childElementCount > KEEP) body.lastElementChild.remove();
-      },
-      status: (t) => { statusEl.textContent = t; },
+    let opened = 0;
+    socket.addEventListener("htmx:wsOpen", () => {
+      if (opened++) body.textContent = "";  // a reconnect sends the last hour again
+      statusEl.textContent = "Live.";
+    });
+    socket.addEventListener("htmx:wsClose", (ev) => {
+      const code = ev.detail.event.code;
+      statusEl.textContent = (BerthLive.FINAL[code]) || "Disconnected; reconnecting…";
+    });
+    socket.addEventListener("htmx:wsAfterMessage", () => {
+      const newest = body.firstElementChild;
+      if (newest) newest.hidden = !visible(newest);
+      while (body.childElementCount > KEEP) body.lastElementChild.remove();
     });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();

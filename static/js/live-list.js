@@ -1,43 +1,23 @@
-// The containers list, live: CPU and memory of the rows on the page, and rows re-rendered
-// when their container changes state, whoever changed it.
+// The containers list, live. The server renders the cells and rows (htmx's websocket
+// extension swaps them in, out of band); this only tells it which rows the page shows, and
+// reloads the rows when a container appeared.
 (function () {
   "use strict";
-  function human(bytes) {
-    const units = ["B", "KiB", "MiB", "GiB"]; let i = 0; let v = bytes;
-    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-    return v.toFixed(v < 10 && i ? 1 : 0) + " " + units[i];
-  }
   function init() {
+    const socket = document.querySelector("[data-list-socket]");
     const body = document.getElementById("container-rows");
-    if (!body) return;
-    let conn = null;
+    if (!socket || !body) return;
+    let wrapper = null;
     const ids = () => [...body.querySelectorAll("tr[data-pk]")].map((tr) => parseInt(tr.dataset.pk, 10));
-    const watch = () => conn && conn.send(JSON.stringify({t: "watch", ids: ids()}));
-    conn = BerthLive.connect("/ws/containers/live/", {
-      open: () => watch(),
-      message: (ev, ws) => {
-        const m = JSON.parse(ev.data);
-        if (m.t === "ping") ws.send('{"t":"pong"}');
-        else if (m.t === "stats") {
-          for (const [pk, s] of Object.entries(m.rows)) {
-            const tr = document.getElementById("container-row-" + pk);
-            if (!tr) continue;
-            tr.querySelector("[data-live-cpu]").textContent = s.cpu.toFixed(1) + "%";
-            tr.querySelector("[data-live-mem]").textContent = human(s.mem);
-          }
-        } else if (m.t === "rows") {
-          for (const [pk, html] of Object.entries(m.rows)) {
-            const tr = document.getElementById("container-row-" + pk);
-            if (tr && html) tr.outerHTML = html;
-          }
-          m.removed.forEach((pk) => { const tr = document.getElementById("container-row-" + pk); if (tr) tr.remove(); });
-          if (m.added && window.htmx) {
-            const form = document.querySelector("form.filters");
-            if (form) htmx.trigger(form, "submit");
-          }
-        }
-      },
-      status: () => {},
+    const watch = () => { if (wrapper) wrapper.send(JSON.stringify({t: "watch", ids: ids()})); };
+    socket.addEventListener("htmx:wsOpen", (ev) => { wrapper = ev.detail.socketWrapper; watch(); });
+    socket.addEventListener("htmx:wsClose", () => { wrapper = null; });
+    socket.addEventListener("htmx:wsAfterMessage", () => {
+      const added = document.getElementById("containers-added");
+      if (!added || !added.textContent) return;
+      added.textContent = "";
+      const form = document.querySelector("form.filters");
+      if (form && window.htmx) htmx.trigger(form, "submit");
     });
     document.body.addEventListener("htmx:afterSwap", (ev) => { if (ev.detail.target === body) watch(); });
   }

@@ -123,6 +123,13 @@ def test_restrict_lists_exactly_what_the_matrix_allows(world, local, staging, ro
     assert listed == want
 
 
+def creates(operation):
+    """What the runner passes: the (kind, result key) its action declares."""
+    from console.operations.actions import ACTIONS
+
+    return ACTIONS[operation.action].creates
+
+
 def test_the_union_of_direct_and_team_roles_applies(world, local):
     alice, team = world["alice"], world["team"]
     grant(alice, "read-only", local)
@@ -214,7 +221,8 @@ def test_ownership_hook_records_the_creator_and_their_teams(world, local):
     alice, team = world["alice"], world["team"]
     grant(team, "standard", local)
     operation = Operation.objects.create(environment=local, user=alice, username="alice", action="image.pull")
-    ownership.record_from_result(operation, {"image_id": "sha256:" + "a" * 64, "repo_tags": ["x:1"]})
+    ownership.record_from_result(operation, {"image_id": "sha256:" + "a" * 64, "repo_tags": ["x:1"]},
+                                 creates(operation))
     record = Ownership.objects.get(engine_id="sha256:" + "a" * 64)
     assert (record.owner, record.kind, record.visibility) == (alice, "image", "restricted")
     assert list(record.teams.all()) == [team]
@@ -227,7 +235,7 @@ def test_ownership_hook_records_the_creator_and_their_teams(world, local):
     # An explicit "created" in a result, and a non-administrator cannot hide things as administrators-only.
     made = Operation.objects.create(environment=local, user=alice, username="alice", action="volume.create",
                                     parameters={"access": {"visibility": "administrators"}})
-    ownership.record_from_result(made, {"created": {"kind": "volume", "id": "data"}})
+    ownership.record_from_result(made, {"created": {"kind": "volume", "id": "data"}}, creates(made))
     assert Ownership.objects.get(kind="volume", engine_id="data").visibility == "restricted"
     # Nothing created, nothing recorded.
     before = Ownership.objects.count()
@@ -265,17 +273,18 @@ def test_loaded_images_and_recreated_containers(world, local):
     alice, bob = world["alice"], world["bob"]
     load = Operation.objects.create(environment=local, user=alice, username="alice", action="image.load")
     ownership.record_from_result(load, {"images": [{"id": "sha256:" + "1" * 64, "repo_tags": []},
-                                                   {"id": "sha256:" + "2" * 64, "repo_tags": ["x:1"]}]})
+                                                   {"id": "sha256:" + "2" * 64, "repo_tags": ["x:1"]}]},
+                                 creates(load))
     assert Ownership.objects.filter(owner=alice, engine_id__in=["sha256:" + "1" * 64, "sha256:" + "2" * 64]).count() == 2
     made = Operation.objects.create(environment=local, user=alice, username="alice", action="container.create")
-    ownership.record_from_result(made, {"id": "c1", "name": "web"})
+    ownership.record_from_result(made, {"id": "c1", "name": "web"}, creates(made))
     old = Ownership.objects.get(kind="container", engine_id="c1")
     old.visibility = "public"
     old.save()
     # bob (an operator, say) recreates it: the new container is still alice's, still public.
     again = Operation.objects.create(environment=local, user=bob, username="bob", action="container.recreate",
                                      parameters={"replace": "c1"})
-    ownership.record_from_result(again, {"id": "c2", "name": "web"})
+    ownership.record_from_result(again, {"id": "c2", "name": "web"}, creates(again))
     new = Ownership.objects.get(kind="container", engine_id="c2")
     assert (new.owner, new.visibility) == (alice, "public")
 

@@ -142,6 +142,13 @@ def test_image_in_a_build(world, who, where):
     assert Operation.objects.filter(action="image.build").count() == (4 if ALLOWED[who] else 0)
 
 
+def creates(operation):
+    """What the runner passes: the (kind, result key) its action declares."""
+    from console.operations.actions import ACTIONS
+
+    return ACTIONS[operation.action].creates
+
+
 def test_a_build_may_pull_what_is_not_here_when_the_user_may_pull(world):
     dave, local = world["users"]["dave"], world["local"]
     images.build(dave, local, "FROM objs/not-here:1\n", [])  # the build will pull it
@@ -376,7 +383,8 @@ def test_an_identical_image_shares_nothing_and_its_names_stay_their_holders(clie
     reconcile(local, "images")
     operation = Operation.objects.create(environment=local, user=alice, username="alice", action="image.build",
                                          parameters={"tags": ["objs/alice-copy:1"]})
-    ownership.record_from_result(operation, {"image_id": image.id, "repo_tags": ["objs/alice-copy:1"]})
+    ownership.record_from_result(operation, {"image_id": image.id, "repo_tags": ["objs/alice-copy:1"]},
+                                 creates(operation))
     record = Ownership.objects.get(kind="image", engine_id=image.id)
     assert record.owner == bob and not record.users.exists() and not record.teams.exists()
     row.refresh_from_db()
@@ -409,7 +417,7 @@ def test_a_pull_of_the_same_name_makes_the_puller_a_holder_of_that_name_only(wor
     operation = Operation.objects.create(environment=local, user=dave, username="dave", action="image.pull",
                                          parameters={"reference": "docker.io/objs/alice:1"})
     ownership.record_from_result(operation, {"image_id": world["images"]["alice"].id,
-                                             "repo_tags": ["objs/alice:1"]})
+                                             "repo_tags": ["objs/alice:1"]}, creates(operation))
     assert dave in Ownership.objects.get(kind="tag", engine_id="objs/alice:1").users.all()
     assert dave not in Ownership.objects.get(kind="image", engine_id=world["images"]["alice"].id).users.all()
 
@@ -487,7 +495,7 @@ def test_without_the_permission_nothing_is_told(world):
 
 
 def test_the_ownership_form_offers_only_teammates_and_teams(client, world):
-    from console.access import ownership
+    from console.access import sharing
 
     local, users, team = world["local"], world["users"], world["team"]
     other_team = Team.objects.create(name="payments")
@@ -500,14 +508,14 @@ def test_the_ownership_form_offers_only_teammates_and_teams(client, world):
     response = client.post(url, {"visibility": "restricted", "users": [users["dave"].pk]})
     assert response.status_code == 400
     with pytest.raises(ValidationError):
-        ownership.change(users["alice"], local, "image", image.id, visibility="restricted", users=[users["dave"]])
+        sharing.change(users["alice"], local, "image", image.id, visibility="restricted", users=[users["dave"]])
     with pytest.raises(ValidationError):
-        ownership.change(users["alice"], local, "image", image.id, visibility="restricted", teams=[other_team])
+        sharing.change(users["alice"], local, "image", image.id, visibility="restricted", teams=[other_team])
     # An administrator shares it with dave; alice, saving the form, does not remove him unknowingly.
     admin = User.objects.create_user("root", is_superuser=True)
     client.force_login(admin)
     assert "dave" in client.get(url).content.decode()
-    ownership.change(admin, local, "image", image.id, visibility="restricted", users=[users["dave"]], teams=[team])
+    sharing.change(admin, local, "image", image.id, visibility="restricted", users=[users["dave"]], teams=[team])
     client.force_login(users["alice"])
     assert client.post(url, {"visibility": "restricted", "users": [users["carol"].pk]}).status_code == 302
     record = Ownership.objects.get(kind="image", engine_id=image.id)

@@ -13,8 +13,8 @@ from django.test import Client
 from console.access import catalog
 from console.access.roles import grant
 from console.asgi import application
-from console.core.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from console.core.models import Environment
+from console.live.protocol import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from console.operations.models import Operation
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -38,12 +38,17 @@ def setup_world(role_key):
 
 
 async def connect(path, *headers):
+    """(True, None) when the socket stays open, else (False, its close code). A refused
+    socket is accepted first and then closed with its code: a browser would see only 1006
+    for one refused during the handshake."""
     ws = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     connected, code = await ws.connect(timeout=10)
-    if connected:
-        await ws.receive_from(timeout=10)  # the current progress, sent at once
-        await ws.disconnect()
-    return connected, code
+    assert connected, code
+    first = await ws.receive_output(timeout=10)  # the current progress, sent at once, or the close
+    if first["type"] == "websocket.close":
+        return False, first["code"]
+    await ws.disconnect()
+    return True, None
 
 
 @pytest.mark.parametrize("role_key", ROLES)
@@ -81,4 +86,31 @@ async def test_an_open_socket_closes_when_access_is_withdrawn():
     admin = await sync_to_async(get_user_model().objects.create_user)("root", is_superuser=True)
     await sync_to_async(services.unassign)(admin, assignment)
     assert await ws.receive_output(timeout=10) == {"type": "websocket.close", "code": CLOSE_NOT_FOUND}
+    await ws.disconnect()
+
+
+async def test_a_user_disabled_between_the_check_and_the_join_loses_the_socket(monkeypatch):
+    """The race: disabled right after the socket read the user as active. A socket that
+    joined the revocation groups only after its check would miss the news and stay open."""
+    from console.accounts import services
+    from console.live.consumers import base
+
+    cookie, mine, _theirs = await sync_to_async(setup_world)("helpdesk")
+    admin = await sync_to_async(get_user_model().objects.create_user)("root", is_superuser=True)
+    read_active = base.active_user
+
+    async def then_disabled(pk):
+        user = await read_active(pk)
+        if user is not None and user.username == "alice":
+            alice = await sync_to_async(get_user_model().objects.get)(pk=pk)
+            await sync_to_async(services.update_user)(admin, alice, email="", is_active=False,
+                                                      is_superuser=False)
+        return user
+
+    monkeypatch.setattr(base, "active_user", then_disabled)
+    ws = WebsocketCommunicator(application, f"/ws/operations/{mine}/", headers=[ORIGIN, HOST, cookie])
+    assert (await ws.connect(timeout=10))[0]
+    while (out := await ws.receive_output(timeout=10))["type"] != "websocket.close":
+        pass
+    assert out["code"] == CLOSE_UNAUTHENTICATED
     await ws.disconnect()

@@ -230,8 +230,8 @@ def test_an_administrator_publishes_an_unowned_image_and_standard_users_then_see
 def test_the_runner_records_the_owner_of_what_an_operation_made(world, local, monkeypatch):
     from console.operations import runner
 
-    monkeypatch.setitem(runner.HANDLERS, "volume.create", runner.Handler(
-        lambda ctx: {"created": {"kind": "volume", "id": ctx.parameters["name"]}}, "volumes.create", ()))
+    monkeypatch.setitem(runner.HANDLERS, "volume.create",
+                        lambda ctx: {"created": {"kind": "volume", "id": ctx.parameters["name"]}})
     grant(world["alice"], "standard", local)
     operation = Operation.objects.create(environment=local, user=world["alice"], username="alice",
                                          action="volume.create", parameters={"name": "data"})

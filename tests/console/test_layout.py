@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from console.core.models import Environment
-from console.core.navigation import MENU
+from console.web.navigation import MENU
 
 pytestmark = pytest.mark.django_db
 

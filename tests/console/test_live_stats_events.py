@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 
@@ -38,14 +39,20 @@ async def socket(path, client):
     return ws
 
 
-async def until(ws, predicate, timeout=20):
+async def until(ws, predicate, timeout=20, decode=json.loads):
     deadline = time.monotonic() + timeout
     while True:
         out = await ws.receive_output(timeout=max(0.1, deadline - time.monotonic()))
         assert out["type"] != "websocket.close", out
-        message = json.loads(out["text"])
+        message = decode(out["text"])
         if predicate(message):
             return message
+
+
+def event_row(html: str) -> dict:
+    """The row of one event as htmx gets it: an out-of-band swap atop the events table."""
+    assert html.startswith('<tbody hx-swap-oob="afterbegin:#event-rows"><tr '), html
+    return dict(re.findall(r'data-(type|action|id)="([^"]*)"', html), html=html)
 
 
 async def closed_with(ws):
@@ -85,10 +92,26 @@ async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_c
         await asyncio.sleep(0.5)
         ws = await socket("/ws/containers/live/", admin_client)
         await ws.send_json_to({"t": "watch", "ids": [busy.pk]})
-        stats = await until(ws, lambda m: m["t"] == "stats")
-        assert stats["rows"][str(busy.pk)]["cpu"] > 20
+        # the row's cells, rendered, for htmx to swap in out of band
+        cells = await until(ws, lambda m: f'id="container-cpu-{busy.pk}"' in m, decode=str)
+        cpu = re.search(rf'<td id="container-cpu-{busy.pk}" class="live-cpu" data-live-cpu hx-swap-oob="true">'
+                        r'([\d.]+)%</td>', cells)
+        assert cpu and float(cpu.group(1)) > 20, cells
+        assert re.search(rf'<td id="container-mem-{busy.pk}" [^>]*hx-swap-oob="true"[^>]*>[\d.]+ (B|KiB|MiB)</td>',
+                         cells), cells
         await asyncio.to_thread(engine.stop, busy.container_id, 1)  # not through the console
-        await until(ws, lambda m: m["t"] == "rows" and 'data-state="exited"' in m["rows"].get(str(busy.pk), ""))
+        row = await until(ws, lambda m: f'id="container-row-{busy.pk}" hx-swap-oob="true"' in m
+                          and 'data-state="exited"' in m, decode=str)
+        assert row.startswith("<tr ")
+        # a new container: the page is told to reload its rows; once gone, its row is deleted
+        new, _ = await asyncio.to_thread(engine.run, "test/busybox:latest", ["sleep", "60"], name="live-new")
+        try:
+            await until(ws, lambda m: '<span hx-swap-oob="innerHTML:#containers-added">1</span>' in m, decode=str)
+            new_pk = await database_sync_to_async(
+                lambda: Container.objects.get(environment=environment, container_id=new.id).pk)()
+        finally:
+            await asyncio.to_thread(engine.remove, new.id, force=True)
+        await until(ws, lambda m: f'<tr id="container-row-{new_pk}" hx-swap-oob="delete"></tr>' in m, decode=str)
         await ws.send_json_to({"t": "watch", "ids": "all"})
         assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
     finally:
@@ -105,11 +128,12 @@ async def test_events_page_stream(busy, admin_client, client, engine):  # noqa: 
         await asyncio.sleep(0.5)
         ws = await socket("/ws/events/", admin_client)
         # the last hour first: this container's start
-        await until(ws, lambda m: m["t"] == "event" and m["event"]["Actor"]["ID"] == busy.container_id
-                    and m["event"]["Action"] == "start")
+        start = await until(ws, lambda m: m["id"] == busy.container_id and m["action"] == "start",
+                            decode=event_row)
+        assert start["type"] == "container" and ">live-busy <code" in start["html"]
         await asyncio.to_thread(engine.kill, busy.container_id)
-        await until(ws, lambda m: m["t"] == "event" and m["event"]["Action"] == "die"
-                    and m["event"]["Actor"]["ID"] == busy.container_id)
+        die = await until(ws, lambda m: m["action"] == "die" and m["id"] == busy.container_id, decode=event_row)
+        assert "exitCode=" in die["html"]
         await ws.send_to(text_data=json.dumps({"t": "subscribe"}))
         assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
     finally:

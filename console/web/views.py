@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from console.access.permissions import has_permission, restrict
-from console.core.environments import current_environment, has_role
+from console.access.permissions import has_permission, has_role
+from console.core.environments import current_environment
 from console.core.models import Environment
 from console.inventory.models import Container, Image, Volume
 from console.operations.models import Operation
@@ -20,17 +20,17 @@ def dashboard(request):
     user = request.user
     context = {"engine_facts": has_role(user, environment)}  # its socket answers no one else
     if has_permission(user, "containers.view", environment):
-        rows = restrict(Container.objects.all(), user, "containers.view", environment)
+        rows = Container.objects.restrict(user, "containers.view", environment)
         by_state = dict(rows.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
         context["containers"] = {"total": sum(by_state.values()), "by_state": by_state}
     if has_permission(user, "images.view", environment):
-        images = restrict(Image.objects.all(), user, "images.view", environment)
+        images = Image.objects.restrict(user, "images.view", environment)
         context["images"] = images.aggregate(count=Count("id"), size=Sum("size"))
     if has_permission(user, "volumes.view", environment):
-        volumes = restrict(Volume.objects.all(), user, "volumes.view", environment)
+        volumes = Volume.objects.restrict(user, "volumes.view", environment)
         context["volumes"] = volumes.aggregate(count=Count("id"), size=Sum("size"))
     if has_permission(user, "operations.view", environment):
-        operations = restrict(Operation.objects.all(), user, "operations.view", environment)
+        operations = Operation.objects.restrict(user, "operations.view", environment)
         context["operations"] = operations.order_by("-created_at")[:8]
     return render(request, "core/dashboard.html", context)
 

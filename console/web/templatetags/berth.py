@@ -1,6 +1,7 @@
 """Small template helpers shared by the pages."""
 
 from django import template
+from django.http.request import split_domain_port
 from django.utils.http import urlencode
 
 register = template.Library()
@@ -76,6 +77,32 @@ def cpus(nano_cpus) -> str:
 @register.filter
 def holds_a_role(user) -> bool:
     """A role in some environment, or an administrator (pages for role holders check again)."""
-    from console.core.environments import has_role
+    from console.access.permissions import has_role
 
     return has_role(user)
+
+
+@register.simple_tag(takes_context=True)
+def published_url(context, port) -> str:
+    """The link to a container's published ``port`` on the host the console was reached at
+    (``127.0.0.1:8000`` -> ``http://127.0.0.1:18081/``; ``[::1]:8000`` -> ``http://[::1]:18081/``).
+    Rows rendered for a websocket have no request: they pass ``host`` (the handshake's Host)."""
+    request = context.get("request")
+    host = request.get_host() if request is not None else context.get("host") or ""
+    domain, _port = split_domain_port(host)
+    return f"http://{domain or '127.0.0.1'}:{int(port)}/"
+
+
+@register.filter
+def binary_size(value) -> str:
+    """Bytes as the live pages show them: ``512 B``, ``3.4 MiB``, ``12 GiB``."""
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        return ""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    unit = 0
+    while size >= 1024 and unit < len(units) - 1:
+        size /= 1024
+        unit += 1
+    return f"{size:.1f} {units[unit]}" if unit and size < 10 else f"{size:.0f} {units[unit]}"

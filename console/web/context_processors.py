@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from console.core.environments import current_environment
 from console.core.models import Environment
-from console.core.navigation import menu_for
+from console.web.navigation import menu_for
 
 
 def navigation(request):

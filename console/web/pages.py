@@ -10,7 +10,7 @@ from django.core.paginator import Paginator
 from django.db.models.fields.json import KeyTransform
 from django.shortcuts import redirect, render
 
-from console.access.permissions import has_permission, require, restrict
+from console.access.permissions import has_permission, require
 from console.core.environments import current_environment
 from engine.errors import NotFound
 
@@ -24,7 +24,7 @@ def visible_rows(request, model, area: str):
     queryset are a 404 for the views that look them up in it."""
     environment = current_environment(request)
     require(request.user, f"{area}.view", environment)
-    return environment, restrict(model.objects.all(), request.user, f"{area}.view", environment)
+    return environment, model.objects.restrict(request.user, f"{area}.view", environment)
 
 
 def search_page(request, rows, *order_by):

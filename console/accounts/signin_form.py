@@ -1,3 +1,5 @@
+"""The sign-in form: one message for a wrong name or password, and the lockout (signin.py)."""
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
