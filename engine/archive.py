@@ -40,10 +40,10 @@ from typing import BinaryIO
 import zstandard
 
 from engine import images as im
+from engine.base.inroot import BENEATH, Root
 from engine.content import ContentStore, atomic_write
 from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.images import Image, ImageStore
-from engine.inroot import BENEATH, Root
 from engine.layers import open_decompressed
 from engine.reference import Reference, check_digest, parse
 
@@ -138,7 +138,7 @@ class _TarSource:
 
 class _DirSource:
     """An OCI layout directory: names (from its index and manifests) are opened inside it;
-    a symlink that leaves it is refused (``engine.inroot``, BENEATH)."""
+    a symlink that leaves it is refused (``engine.base.inroot``, BENEATH)."""
 
     def __init__(self, root: Path):
         self.root = root

@@ -4,7 +4,7 @@ Also the helpers ``engine.build`` shares: ``store_layer`` (a plain layer tar int
 content store, gzip-compressed, with its diff_id) and ``make_image`` (a parent image
 plus an optional layer and a new container config, registered).
 
-Paths inside a container are resolved inside its root (``engine.inroot``): a symlink in
+Paths inside a container are resolved inside its root (``engine.base.inroot``): a symlink in
 the container pointing at ``/etc`` means the container's ``/etc``, never the host's, and
 files are read and written relative to directory descriptors of that root.
 """
@@ -25,10 +25,10 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from engine import images as im
+from engine.base.inroot import Root, open_child_dir, open_child_file, walk
+from engine.base.tarsafe import extract_all
 from engine.errors import EngineError, InvalidArgument, NotFound, RuntimeFailure
-from engine.inroot import Root, open_child_dir, open_child_file, walk
 from engine.reference import parse
-from engine.tarsafe import extract_all
 
 _CHUNK = 1 << 20
 # Mount points the engine bind-mounts over in every container: their empty placeholders

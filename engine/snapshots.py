@@ -541,7 +541,7 @@ def _tar_upper(tar: tarfile.TarFile, upper: Path, links: dict[tuple[int, int], s
 
 def _tree_size(top: Path) -> int:
     # Through directory fds that never follow a symlink a running container swaps in.
-    from engine.inroot import walk
+    from engine.base.inroot import walk
 
     total = 0
     seen: set[tuple[int, int]] = set()

@@ -48,7 +48,7 @@ def check_size(cols, rows) -> tuple[int, int]:
 
 def default_shell(rootfs: Path) -> str:
     """/bin/bash when the image has it, else /bin/sh (what Portainer users pick by hand)."""
-    from engine.inroot import Root
+    from engine.base.inroot import Root
 
     # The rootfs is the container's: a symlink resolves inside it, not on the host.
     try:

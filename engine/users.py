@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.base.inroot import Root
 from engine.errors import InvalidArgument
-from engine.inroot import Root
 
 
 @dataclass

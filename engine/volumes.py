@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.base.inroot import walk
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound
-from engine.inroot import walk
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
 META = "volume.json"

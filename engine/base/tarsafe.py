@@ -3,7 +3,7 @@ without letting them read or write anything outside the target directory.
 
 One implementation on every Python (Python's own extraction filters, 3.11.4+, are not
 used: Debian 12's 3.11.2 has none, and one set of rules is easier to trust). Every entry
-is created relative to a directory descriptor of the target (``engine.inroot``), so:
+is created relative to a directory descriptor of the target (``engine.base.inroot``), so:
 
 * names are made relative to the target (``/etc/passwd`` is ``etc/passwd``); a name whose
   ``..`` climbs above it is refused;
@@ -30,8 +30,8 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from engine.base.inroot import NO_SYMLINKS, Root
 from engine.errors import InvalidArgument, RuntimeFailure
-from engine.inroot import NO_SYMLINKS, Root
 
 _CHUNK = 1 << 20
 # Errors that say "the machine is in trouble", not "the tar is bad".
