@@ -43,8 +43,8 @@ import requests  # noqa: E402
 
 from engine import distribution as dist  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
-from engine.images import ImageStore  # noqa: E402
-from engine.layers import LayerStore  # noqa: E402
+from engine.images.layers import LayerStore  # noqa: E402
+from engine.images.store import ImageStore  # noqa: E402
 from tests.support import imagebuilder as ib  # noqa: E402
 from tests.support.dockerd import run_dockerd  # noqa: E402
 from tests.support.registry import run_registry  # noqa: E402

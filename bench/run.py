@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 from engine import cliclient, monitors  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
 from engine.containers import Containers  # noqa: E402
-from engine.images import ImageStore  # noqa: E402
-from engine.layers import LayerStore  # noqa: E402
+from engine.images.layers import LayerStore  # noqa: E402
+from engine.images.store import ImageStore  # noqa: E402
 from engine.servers import stop_servers  # noqa: E402
 from engine.snapshots import Snapshotter  # noqa: E402
 from tests.support import imagebuilder as ib  # noqa: E402

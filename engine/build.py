@@ -35,9 +35,9 @@ from engine.base.inroot import BENEATH, NO_SYMLINKS, Root, walk
 from engine.base.tarsafe import extract_all
 from engine.commit import ENGINE_FILES, add_at, filter_layer, make_image, store_layer, tarinfo_at
 from engine.config import EngineConfig
-from engine.content import file_lock
 from engine.errors import EngineError, InvalidArgument, NotFound
-from engine.reference import parse
+from engine.images.content import file_lock
+from engine.images.reference import parse
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 BUILD_LABEL = "io.berth.build"  # on the short-lived containers of RUN steps (lists may hide them)

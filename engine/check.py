@@ -42,7 +42,7 @@ def run(config: EngineConfig) -> list[str]:
 # ---------------------------------------------------------------- images
 
 def _images(config: EngineConfig) -> list[str]:
-    from engine.images import ImageStore
+    from engine.images.store import ImageStore
 
     store = ImageStore(config)
     content = store.content

@@ -24,11 +24,11 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from engine import images as im
 from engine.base.inroot import Root, open_child_dir, open_child_file, walk
 from engine.base.tarsafe import extract_all
 from engine.errors import EngineError, InvalidArgument, NotFound, RuntimeFailure
-from engine.reference import parse
+from engine.images import store as im
+from engine.images.reference import parse
 
 _CHUNK = 1 << 20
 # Mount points the engine bind-mounts over in every container: their empty placeholders
@@ -131,7 +131,7 @@ def commit(containers, ref: str, repository: str | None = None, *, message: str 
            author: str | None = None, changes=(), pause: bool = True):
     """``docker commit``: the container's changes as one layer (deletions as whiteouts) on
     top of its image, with its config (plus ``changes``, Dockerfile-style)."""
-    from engine.archive import apply_changes
+    from engine.images.archive import apply_changes
 
     container = containers.get(ref)
     target = parse(repository) if repository else None
@@ -306,7 +306,7 @@ def copy_to(containers, ref: str, path: str, tar_stream: BinaryIO) -> None:
     """``docker cp - CONTAINER:PATH``: unpack a tar into the directory ``path`` (which must
     exist), safely: the directory is resolved inside the container's root and the tar is
     applied relative to its fd (no entry may land outside it)."""
-    from engine.layers import apply_layer
+    from engine.images.layers import apply_layer
 
     _, rootfs = _rootfs(containers, ref)
     with Root(rootfs) as root:

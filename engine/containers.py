@@ -239,7 +239,7 @@ class Containers:
     @property
     def images(self):
         if self._images is None:
-            from engine.images import ImageStore
+            from engine.images.store import ImageStore
 
             self._images = ImageStore(self.config)
             register_in_use_check(self._images, self.config)
@@ -248,8 +248,8 @@ class Containers:
     @property
     def layers(self):
         if self._layers is None:
-            from engine.content import ContentStore
-            from engine.layers import LayerStore
+            from engine.images.content import ContentStore
+            from engine.images.layers import LayerStore
 
             self._layers = LayerStore(self.config, ContentStore(self.config))
         return self._layers

@@ -35,10 +35,10 @@ import zstandard
 
 from engine.credentials import Credentials
 from engine.errors import EngineError, InvalidArgument, NoSpace, RegistryError
-from engine.images import Image, ImageStore, parse_manifest
-from engine.layers import sniff_compression
+from engine.images.layers import sniff_compression
+from engine.images.reference import Reference, is_image_id, parse
+from engine.images.store import Image, ImageStore, parse_manifest
 from engine.monitor import free_bytes, is_no_space
-from engine.reference import Reference, is_image_id, parse
 from engine.registry import (
     DOCKER_LIST,
     DOCKER_MANIFEST,

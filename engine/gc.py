@@ -90,9 +90,9 @@ def _try_lock(path: Path):
 
 
 def _stores(config: EngineConfig):
-    from engine.content import ContentStore
-    from engine.images import ImageStore
-    from engine.layers import LayerStore
+    from engine.images.content import ContentStore
+    from engine.images.layers import LayerStore
+    from engine.images.store import ImageStore
     from engine.snapshots import Snapshotter
 
     content = ContentStore(config)
@@ -135,7 +135,7 @@ def marked_layers(images, layers, snapshots) -> set[str]:
         with contextlib.suppress(EngineError, OSError, ValueError, KeyError):
             stacked.update(Path(p).name for p in snapshots.lowers(key))
     if stacked:
-        from engine.layers import short_key
+        from engine.images.layers import short_key
 
         keep.update(c for c in layers.chain_ids() if short_key(c) in stacked)
     return keep
@@ -205,7 +205,7 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
             report.skipped = True
             return report
         images, layers, snapshots = _stores(config)
-        from engine.content import file_lock
+        from engine.images.content import file_lock
 
         # Snapshots first: the layers only they stacked on go in the same collection.
         for cdir in killed_creates(config):

@@ -43,7 +43,7 @@ from engine import mounts
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.host import overlay_usable
-from engine.layers import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, apply_layer, apply_tree
+from engine.images.layers import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, apply_layer, apply_tree
 
 DRIVERS = ("overlay", "copy")
 OVL_MAX_STACK = 500

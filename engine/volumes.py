@@ -105,7 +105,7 @@ def _now() -> str:
 
 def tree_size(top: Path) -> int:
     """Bytes allocated below ``top`` (a volume's data), each inode once. Walked through
-    directory fds that never follow a symlink (``engine.inroot.walk``): a container that
+    directory fds that never follow a symlink (``engine.base.inroot.walk``): a container that
     swaps a directory for a symlink meanwhile cannot make us walk the host."""
     total, seen = 0, set()
     try:

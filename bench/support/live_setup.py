@@ -46,7 +46,7 @@ class Console:
         self.cookie = f"sessionid={client.cookies['sessionid'].value}"
         from engine.config import EngineConfig
         from engine.containers import Containers
-        from engine.images import ImageStore
+        from engine.images.store import ImageStore
         from tests.support.imagebuilder import busybox_image
 
         self.config = EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))

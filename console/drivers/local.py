@@ -20,7 +20,7 @@ from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
 from engine.containers import Containers, register_in_use_check
 from engine.errors import RegistryError
-from engine.images import Image, ImageStore
+from engine.images.store import Image, ImageStore
 from engine.networks import Networks
 from engine.volumes import Volumes
 

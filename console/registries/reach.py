@@ -31,7 +31,7 @@ from console.access import catalog as access_catalog
 from console.access.permissions import access_for
 from console.sitesettings import catalog
 from engine.errors import EngineError, InvalidArgument, RegistryError
-from engine.reference import parse
+from engine.images.reference import parse
 from engine.registry import DOCKER_HUB_HOSTS
 
 log = logging.getLogger("berth.registries")

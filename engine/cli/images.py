@@ -15,9 +15,9 @@ import time
 from datetime import datetime
 
 from engine.errors import EngineError, InvalidArgument
-from engine.images import Image, ImageStore
+from engine.images.reference import parse
+from engine.images.store import Image, ImageStore
 from engine.monitor import ensure_reserve, with_reserve
-from engine.reference import parse
 
 
 def _store(config) -> ImageStore:
@@ -275,7 +275,7 @@ def cmd_prune(args, config) -> int:
 
 
 def cmd_save(args, config) -> int:
-    from engine import archive  # tar and zstd: only these commands need them
+    from engine.images import archive  # tar and zstd: only these commands need them
 
     store = _store(config)
     if args.oci_dir:
@@ -293,7 +293,7 @@ def cmd_save(args, config) -> int:
 
 
 def cmd_load(args, config) -> int:
-    from engine import archive  # tar and zstd: only these commands need them
+    from engine.images import archive  # tar and zstd: only these commands need them
 
     store = _store(config)
     if args.input and args.input != "-":
@@ -312,7 +312,7 @@ def cmd_load(args, config) -> int:
 
 
 def cmd_import(args, config) -> int:
-    from engine import archive  # tar and zstd: only these commands need them
+    from engine.images import archive  # tar and zstd: only these commands need them
 
     if args.file.startswith(("http://", "https://")):
         raise InvalidArgument("importing from a URL is not supported; download the tar first")

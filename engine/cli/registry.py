@@ -11,8 +11,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from engine.errors import InvalidArgument
-from engine.images import ImageStore
-from engine.reference import parse, parse_repository
+from engine.images.reference import parse, parse_repository
+from engine.images.store import ImageStore
 
 if TYPE_CHECKING:
     from engine.credentials import Credentials

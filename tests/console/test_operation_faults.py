@@ -28,7 +28,7 @@ from console.operations.models import Operation
 from console.operations.tasks import reap_operations
 from engine import distribution
 from engine.config import EngineConfig
-from engine.images import ImageStore
+from engine.images.store import ImageStore
 from tests.support.imagebuilder import build_image, file
 from tests.support.registry import open_registry  # noqa: F401
 from tests.support.slowproxy import slow_proxy

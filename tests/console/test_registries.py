@@ -29,7 +29,7 @@ from console.registries.models import Registry, Repository
 from engine import distribution
 from engine.config import EngineConfig
 from engine.credentials import Credentials
-from engine.images import ImageStore
+from engine.images.store import ImageStore
 from tests.support.imagebuilder import busybox_image
 from tests.support.registry import auth_registry, open_registry  # noqa: F401
 

@@ -30,7 +30,7 @@ from engine import distribution
 from engine.config import EngineConfig
 from engine.credentials import Credentials
 from engine.errors import NotFound
-from engine.images import ImageStore
+from engine.images.store import ImageStore
 from tests.console.test_registries import post_and_wait
 from tests.support.imagebuilder import busybox_image
 from tests.support.registry import auth_registry  # noqa: F401

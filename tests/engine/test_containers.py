@@ -12,7 +12,7 @@ import pytest
 
 from engine.containers import Containers
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
-from engine.images import ImageStore
+from engine.images.store import ImageStore
 from engine.runtime import cgroup_dir
 from tests.support.containers import all_leftovers, cleanup, leftovers, make_engine, wait_for
 

@@ -16,7 +16,7 @@ from engine.cli import main as cli_main
 from engine.config import EngineConfig
 from engine.credentials import Credentials
 from engine.errors import EngineError, InvalidArgument, NotFound, RegistryError
-from engine.images import ImageStore
+from engine.images.store import ImageStore
 from engine.registry import RegistryClient, RegistryUnauthorized, sha256_digest
 from tests.support import imagebuilder as ib
 from tests.support.registry import auth_registry, open_registry  # noqa: F401 (fixtures)

@@ -16,7 +16,7 @@ import pytest
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
-from engine.layers import apply_layer
+from engine.images.layers import apply_layer
 from engine.snapshots import Change, Snapshotter, mount_points
 from tests.engine.test_layers import (
     apply_flat,
@@ -205,8 +205,8 @@ def test_many_layers_fit_in_the_mount_options(config, tmp_path):
 @pytest.mark.parametrize("driver", ["overlay", "copy"])
 def test_a_real_image_runs_from_its_rootfs(config, driver):
     # The whole path a container takes: image store -> unpacked layers -> rootfs.
-    from engine.images import ImageStore
-    from engine.layers import LayerStore
+    from engine.images.layers import LayerStore
+    from engine.images.store import ImageStore
     from tests.support import imagebuilder as ib
 
     images = ImageStore(config)

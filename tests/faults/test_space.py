@@ -13,7 +13,7 @@ import time
 import pytest
 
 from engine import events, gc
-from engine.images import ImageStore
+from engine.images.store import ImageStore
 from tests.support import imagebuilder as ib
 from tests.support.faults_restore import check_clean, cli, owned_engine, simulate_reboot
 

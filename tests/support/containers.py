@@ -17,8 +17,8 @@ from pathlib import Path
 
 from engine.config import EngineConfig
 from engine.containers import Containers
-from engine.images import ImageStore
-from engine.layers import LayerStore
+from engine.images.layers import LayerStore
+from engine.images.store import ImageStore
 from engine.monitor import process_start_time
 from engine.servers import stop_servers
 from engine.snapshots import Snapshotter

@@ -39,13 +39,13 @@ from typing import BinaryIO
 
 import zstandard
 
-from engine import images as im
 from engine.base.inroot import BENEATH, Root
-from engine.content import ContentStore, atomic_write
 from engine.errors import EngineError, InvalidArgument, NotFound
-from engine.images import Image, ImageStore
-from engine.layers import open_decompressed
-from engine.reference import Reference, check_digest, parse
+from engine.images import store as im
+from engine.images.content import ContentStore, atomic_write
+from engine.images.layers import open_decompressed
+from engine.images.reference import Reference, check_digest, parse
+from engine.images.store import Image, ImageStore
 
 _CHUNK = 1 << 20
 class _HashingReader:

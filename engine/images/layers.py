@@ -63,7 +63,7 @@ import zstandard
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, RuntimeFailure
-from engine.images import chain_ids
+from engine.images.store import chain_ids
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -34,7 +34,7 @@ from typing import BinaryIO
 
 from engine.config import EngineConfig
 from engine.errors import EngineError, InvalidArgument, NotFound
-from engine.reference import check_digest
+from engine.images.reference import check_digest
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
 _CHUNK = 1 << 20

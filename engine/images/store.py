@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.config import EngineConfig
-from engine.content import ContentStore, atomic_write, file_lock
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound
-from engine.reference import Reference, is_image_id, parse
+from engine.images.content import ContentStore, atomic_write, file_lock
+from engine.images.reference import Reference, is_image_id, parse
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
