@@ -343,7 +343,7 @@ class Builder:
         try:
             if self.pull is not None:
                 return self.pull(ref)
-            from engine import distribution
+            from engine.distribution import transfer as distribution
 
             return distribution.pull(self.images, ref, progress=None)
         except EngineError as exc:

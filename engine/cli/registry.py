@@ -15,19 +15,19 @@ from engine.images.reference import parse, parse_repository
 from engine.images.store import ImageStore
 
 if TYPE_CHECKING:
-    from engine.credentials import Credentials
+    from engine.distribution.credentials import Credentials
 
 
 # The registry client needs `requests`, slow to import: load it only for the commands
 # that talk to a registry, so `ps`, `logs` or `run` start fast.
 def _cred():
-    from engine import credentials
+    from engine.distribution import credentials
 
     return credentials
 
 
 def _dist():
-    from engine import distribution
+    from engine.distribution import transfer as distribution
 
     return distribution
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from engine import distribution
 from engine.config import EngineConfig
-from engine.credentials import Credentials
+from engine.distribution import transfer as distribution
+from engine.distribution.credentials import Credentials
 from engine.images.store import ImageStore
 from tests.support.browser import screenshot
 from tests.support.imagebuilder import busybox_image

@@ -26,8 +26,8 @@ from console.core.models import Environment
 from console.operations import reaper
 from console.operations.models import Operation
 from console.operations.tasks import reap_operations
-from engine import distribution
 from engine.config import EngineConfig
+from engine.distribution import transfer as distribution
 from engine.images.store import ImageStore
 from tests.support.imagebuilder import build_image, file
 from tests.support.registry import open_registry  # noqa: F401

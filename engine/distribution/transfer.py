@@ -12,7 +12,7 @@ repository of the same registry the image came from, else uploaded), then the
 config, then the manifest with its media type.
 
 Credentials are only those passed in: the console passes its own, the CLI reads
-``config.json`` (``engine.credentials``).
+``config.json`` (``engine.distribution.credentials``).
 
 Progress: ``progress({"id": <12 hex of the layer digest>, "status": ..., "current": bytes,
 "total": bytes})``, called from one thread at a time, with byte counts at most every
@@ -33,13 +33,8 @@ from dataclasses import dataclass
 
 import zstandard
 
-from engine.credentials import Credentials
-from engine.errors import EngineError, InvalidArgument, NoSpace, RegistryError
-from engine.images.layers import sniff_compression
-from engine.images.reference import Reference, is_image_id, parse
-from engine.images.store import Image, ImageStore, parse_manifest
-from engine.monitor import free_bytes, is_no_space
-from engine.registry import (
+from engine.distribution.credentials import Credentials
+from engine.distribution.registry import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     INDEX_TYPES,
@@ -49,6 +44,11 @@ from engine.registry import (
     RegistryClient,
     TransferError,
 )
+from engine.errors import EngineError, InvalidArgument, NoSpace, RegistryError
+from engine.images.layers import sniff_compression
+from engine.images.reference import Reference, is_image_id, parse
+from engine.images.store import Image, ImageStore, parse_manifest
+from engine.monitor import free_bytes, is_no_space
 
 ProgressFn = Callable[[dict], None]
 PROGRESS_STEP = 256 << 10  # report byte progress at most every 256 KiB per layer

@@ -7,7 +7,7 @@ registry errors into ``RegistryError`` messages that name the registry and the
 repository. Credentials never appear in messages or logs.
 
 The client moves bytes only; what an image is, and what to store, is the
-business of ``engine.distribution``.
+business of ``engine.distribution.transfer``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import requests
 from engine.errors import NotFound, RegistryError
 
 if TYPE_CHECKING:
-    from engine.credentials import Credentials
+    from engine.distribution.credentials import Credentials
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from engine.distribution.registry import DOCKER_HUB_HOSTS, RegistryClient
 from engine.errors import InvalidArgument
-from engine.registry import DOCKER_HUB_HOSTS, RegistryClient
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 
