@@ -294,7 +294,7 @@ class LocalEngineDriver(EngineDriver):
     # -- build ----------------------------------------------------------------------
     def build_image(self, context, dockerfile: str = "Dockerfile", tags=(), on_line=None,
                     no_cache: bool = False) -> dict:
-        from engine import build
+        from engine.build import builder as build
 
         image = build.build(self.config, context, dockerfile, tags=tags, on_line=on_line, no_cache=no_cache,
                             cancelled=self.cancelled, pull=self._pull_base)

@@ -23,7 +23,7 @@ from console.operations import services as operations
 from console.registries import access as registry_access
 from console.registries import reach
 from console.registries.models import Registry
-from engine import dockerfile as df
+from engine.build import dockerfile as df
 from engine.errors import EngineError, InvalidArgument
 from engine.images.reference import parse
 

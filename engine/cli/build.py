@@ -67,7 +67,7 @@ def _pairs(items) -> dict[str, str]:
 
 
 def cmd_build(args, config) -> int:
-    from engine.build import build
+    from engine.build.builder import build
 
     def show(line: str) -> None:
         if not args.quiet:
@@ -83,7 +83,7 @@ def cmd_build(args, config) -> int:
 
 
 def cmd_commit(args, config) -> int:
-    from engine.commit import commit
+    from engine.build.commit import commit
 
     image = commit(_containers(config), args.container, args.repository, message=args.message,
                    author=args.author, changes=args.change, pause=args.pause)
@@ -99,7 +99,7 @@ def _split(text: str) -> tuple[str | None, str]:
 
 
 def cmd_cp(args, config) -> int:
-    from engine import commit
+    from engine.build import commit
 
     src_container, src = _split(args.source)
     dst_container, dst = _split(args.dest)
@@ -120,7 +120,7 @@ def cmd_cp(args, config) -> int:
 
 
 def cmd_export(args, config) -> int:
-    from engine.commit import export
+    from engine.build.commit import export
 
     if args.output:
         with open(args.output, "wb") as out:

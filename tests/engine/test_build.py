@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.build import Builder, BuildError, Ignore
-from engine.dockerfile import DockerfileError, expand, parse
+from engine.build.builder import Builder, BuildError, Ignore
+from engine.build.dockerfile import DockerfileError, expand, parse
 from engine.errors import InvalidArgument
 from tests.support.containers import all_leftovers, cleanup, make_engine
 from tests.support.registry import open_registry  # noqa: F401 (fixture)

@@ -30,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from engine import dockerfile as df
 from engine.base.inroot import BENEATH, NO_SYMLINKS, Root, walk
 from engine.base.tarsafe import extract_all
-from engine.commit import ENGINE_FILES, add_at, filter_layer, make_image, store_layer, tarinfo_at
+from engine.build import dockerfile as df
+from engine.build.commit import ENGINE_FILES, add_at, filter_layer, make_image, store_layer, tarinfo_at
 from engine.config import EngineConfig
 from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.images.content import file_lock

@@ -1,6 +1,6 @@
 """Images from containers and files in and out of them: ``commit``, ``cp``, ``export``.
 
-Also the helpers ``engine.build`` shares: ``store_layer`` (a plain layer tar into the
+Also the helpers ``engine.build.builder`` shares: ``store_layer`` (a plain layer tar into the
 content store, gzip-compressed, with its diff_id) and ``make_image`` (a parent image
 plus an optional layer and a new container config, registered).
 
