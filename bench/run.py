@@ -31,7 +31,7 @@ from engine.containers import Containers  # noqa: E402
 from engine.images.layers import LayerStore  # noqa: E402
 from engine.images.store import ImageStore  # noqa: E402
 from engine.servers import stop_servers  # noqa: E402
-from engine.snapshots import Snapshotter  # noqa: E402
+from engine.snapshots.snapshotter import Snapshotter  # noqa: E402
 from tests.support import imagebuilder as ib  # noqa: E402
 from tests.support.dockerd import DOCKERD, run_dockerd  # noqa: E402
 

@@ -205,8 +205,8 @@ def _clean_rules() -> list[str]:
 
 def _clean_mounts(config: EngineConfig) -> list[str]:
     """Detach mounts under the root that are no snapshot's root filesystem."""
-    from engine import mounts
-    from engine.snapshots import Snapshotter, mount_points
+    from engine.snapshots import mounts
+    from engine.snapshots.snapshotter import Snapshotter, mount_points
 
     snaps = Snapshotter(config, driver="copy")  # no prepare here: no driver probe
     cleaned = []

@@ -143,7 +143,7 @@ def _container_states(config: EngineConfig, containers) -> list[str]:
 
 def _snapshots(config: EngineConfig, containers) -> list[str]:
     from engine import gc
-    from engine.snapshots import Snapshotter, mount_points
+    from engine.snapshots.snapshotter import Snapshotter, mount_points
 
     snaps = Snapshotter(config, driver="copy")  # listing only: no driver probe
     problems = []

@@ -257,7 +257,7 @@ class Containers:
     @property
     def snapshots(self):
         if self._snapshots is None:
-            from engine.snapshots import Snapshotter
+            from engine.snapshots.snapshotter import Snapshotter
 
             self._snapshots = Snapshotter(self.config)
         return self._snapshots

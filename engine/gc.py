@@ -43,7 +43,7 @@ from pathlib import Path
 from engine import events
 from engine.config import EngineConfig
 from engine.errors import EngineError
-from engine.snapshots import mount_points
+from engine.snapshots.snapshotter import mount_points
 
 INGEST_GRACE = 600.0  # seconds: a writer that has not flocked its file yet is not robbed
 BUILD_SNAPSHOT_GRACE = 6 * 3600.0
@@ -93,7 +93,7 @@ def _stores(config: EngineConfig):
     from engine.images.content import ContentStore
     from engine.images.layers import LayerStore
     from engine.images.store import ImageStore
-    from engine.snapshots import Snapshotter
+    from engine.snapshots.snapshotter import Snapshotter
 
     content = ContentStore(config)
     # The collector never prepares a snapshot (each keeps the driver it was made with), so

@@ -17,7 +17,7 @@ import pytest
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.images.layers import apply_layer
-from engine.snapshots import Change, Snapshotter, mount_points
+from engine.snapshots.snapshotter import Change, Snapshotter, mount_points
 from tests.engine.test_layers import (
     apply_flat,
     apply_overlay,
@@ -55,7 +55,7 @@ def test_the_probe_picks_overlay_here_and_records_it(config):
     # saying "copy" (as an operator may write, to force it) is what it goes by.
     (config.root / "snapshots/.driver").write_text("copy\n")
     out = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path;"
-                          "from engine.config import EngineConfig; from engine.snapshots import Snapshotter;"
+                          "from engine.config import EngineConfig; from engine.snapshots.snapshotter import Snapshotter;"
                           "print(Snapshotter(EngineConfig(Path(sys.argv[1]), Path(sys.argv[2]))).driver)",
                           str(config.root), str(config.run_root)],
                          capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])

@@ -21,7 +21,7 @@ from engine.images.layers import LayerStore
 from engine.images.store import ImageStore
 from engine.monitor import process_start_time
 from engine.servers import stop_servers
-from engine.snapshots import Snapshotter
+from engine.snapshots.snapshotter import Snapshotter
 from tests.support import imagebuilder as ib
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")

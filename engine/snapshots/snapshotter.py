@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from engine import mounts
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.host import overlay_usable
 from engine.images.layers import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, apply_layer, apply_tree
+from engine.snapshots import mounts
 
 DRIVERS = ("overlay", "copy")
 OVL_MAX_STACK = 500
