@@ -98,7 +98,7 @@ def _clean_container(containers, container_id: str) -> list[str]:
     """What a container that does not run still holds on the host: its runtime record,
     cgroups, network namespace, veths and keeper."""
     from engine.monitor import locked
-    from engine.runtime import cgroup_dir
+    from engine.runtime.runc import cgroup_dir
 
     container = containers.get(container_id)
     cleaned = []

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine import events, users
+from engine import events
 from engine.config import EngineConfig
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
 from engine.monitor import (
@@ -59,7 +59,15 @@ from engine.monitor import (
     write_json_atomic,
 )
 from engine.monitors import start_monitor
-from engine.runtime import DEFAULT_PATH, Runtime, build_process, build_spec, cgroup_dir, parse_security_opts
+from engine.runtime import users
+from engine.runtime.runc import (
+    DEFAULT_PATH,
+    Runtime,
+    build_process,
+    build_spec,
+    cgroup_dir,
+    parse_security_opts,
+)
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's

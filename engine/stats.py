@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.containers import Container, Containers
 from engine.errors import Conflict
-from engine.runtime import cgroup_dir
+from engine.runtime.runc import cgroup_dir
 
 NO_LIMIT = 1 << 62  # v1 reports "no limit" as a huge number
 

@@ -15,11 +15,13 @@ from pathlib import Path
 from django.conf import settings
 
 from console.drivers.base import EngineDriver, EngineUnreachable
-from engine import archive, distribution, events, gc, host
+from engine import events, gc, host
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
 from engine.containers import Containers, register_in_use_check
+from engine.distribution import transfer as distribution
 from engine.errors import RegistryError
+from engine.images import archive
 from engine.images.store import Image, ImageStore
 from engine.networks import Networks
 from engine.volumes import Volumes

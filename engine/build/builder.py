@@ -638,7 +638,7 @@ class Builder:
             return int(user), int(group or user)
         if rootfs is None:
             raise ins.error(f"--chown={chown}: names need /etc/passwd and /etc/group in the image")
-        from engine.users import resolve
+        from engine.runtime.users import resolve
 
         try:
             resolved = resolve(rootfs.path, chown if group else user)

@@ -13,7 +13,7 @@ import pytest
 from engine.containers import Containers
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.images.store import ImageStore
-from engine.runtime import cgroup_dir
+from engine.runtime.runc import cgroup_dir
 from tests.support.containers import all_leftovers, cleanup, leftovers, make_engine, wait_for
 
 LOOP = ["sh", "-c", 'trap "exit 7" TERM; while true; do sleep 0.05; done']
