@@ -97,8 +97,8 @@ def boot(config: EngineConfig) -> BootReport:
 def _clean_container(containers, container_id: str) -> list[str]:
     """What a container that does not run still holds on the host: its runtime record,
     cgroups, network namespace, veths and keeper."""
-    from engine.monitor import locked
     from engine.runtime.runc import cgroup_dir
+    from engine.supervisor.monitor import locked
 
     container = containers.get(container_id)
     cleaned = []

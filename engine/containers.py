@@ -11,7 +11,7 @@ Layout:
   to 108 bytes).
 
 Creating goes image -> layers -> snapshot (rootfs) -> bundle config.json; starting
-spawns the monitor (``engine.monitor``), which survives us. Reading a container
+spawns the monitor (``engine.supervisor.monitor``), which survives us. Reading a container
 checks the truth: a dead monitor is noticed and reported, never hidden.
 
 API (``Containers(config)``): create, start, run, stop, restart, kill, pause, unpause,
@@ -42,7 +42,17 @@ from pathlib import Path
 from engine import events
 from engine.config import EngineConfig
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
-from engine.monitor import (
+from engine.runtime import users
+from engine.runtime.runc import (
+    DEFAULT_PATH,
+    Runtime,
+    build_process,
+    build_spec,
+    cgroup_dir,
+    parse_security_opts,
+)
+from engine.supervisor.launcher import start_monitor
+from engine.supervisor.monitor import (
     F_CLOSE_STDIN,
     F_EXIT,
     F_RESIZE,
@@ -58,24 +68,14 @@ from engine.monitor import (
     with_reserve,
     write_json_atomic,
 )
-from engine.monitors import start_monitor
-from engine.runtime import users
-from engine.runtime.runc import (
-    DEFAULT_PATH,
-    Runtime,
-    build_process,
-    build_spec,
-    cgroup_dir,
-    parse_security_opts,
-)
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's
 NAME_MAX = 128
 LOG_MAX_SIZE = 20 * 1024 * 1024
 LOG_MAX_FILES = 2
-# The monitor runs in a fresh interpreter without site (-I -S: ~8 ms), importing monitor.py
-# as a plain module from the engine directory, so that its compiled bytecode is reused.
+# The monitor runs in a fresh interpreter without site (-I -S: ~8 ms), importing
+# engine.supervisor.monitor, so that its compiled bytecode is reused.
 REPO_DIR = Path(__file__).resolve().parent.parent
 ACTIVE = ("running", "paused", "restarting")
 UNSUPERVISED_ERROR = "monitor died: the container runs unsupervised (no logs, no exit code)"

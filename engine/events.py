@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from engine.config import EngineConfig
-from engine.monitor import emit_event
+from engine.supervisor.monitor import emit_event
 
 POLL_SECONDS = 0.1
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024

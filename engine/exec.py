@@ -22,9 +22,9 @@ from pathlib import Path
 from engine import events
 from engine.containers import AttachConnection, Container, Containers, merge_env, parse_env
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
-from engine.monitor import F_EXIT, F_INFO, write_json_atomic
 from engine.runtime import users
 from engine.runtime.runc import build_process
+from engine.supervisor.monitor import F_EXIT, F_INFO, write_json_atomic
 
 
 class ExecRefused(RuntimeFailure):

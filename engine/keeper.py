@@ -30,9 +30,9 @@ import socket
 import sys
 import time
 
-# Loaded the way the monitor is (engine's directory on sys.path, standard library only).
-import monitor
-from monitor import emit_event, process_start_time
+# Loaded the way the monitor is (``python -I -S``, standard library only).
+from engine.supervisor import monitor
+from engine.supervisor.monitor import emit_event, process_start_time
 
 monitor._late_imports()  # emit_event needs json, which the monitor loads late
 
@@ -293,7 +293,6 @@ def main(argv: list[str]) -> int:
     try:
         Keeper(plan, fds).run()
     finally:
-        sys.path.insert(0, plan["repo"])
         from pathlib import Path
 
         from engine.config import EngineConfig
@@ -310,6 +309,3 @@ def main(argv: list[str]) -> int:
 def run_main() -> None:
     sys.exit(main(sys.argv))
 
-
-if __name__ == "__main__":
-    run_main()

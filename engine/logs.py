@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.errors import InvalidArgument
-from engine.monitor import now_rfc3339
+from engine.supervisor.monitor import now_rfc3339
 
 BLOCK = 64 * 1024
 POLL_SECONDS = 0.1

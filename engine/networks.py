@@ -59,9 +59,9 @@ HOST_LOCK = Path("/run/lock/berth-networks.lock")
 # Subnets given out when none is asked for: /24s from 10.213.0.0/16 downwards.
 POOL = [ipaddress.ip_network(f"10.{second}.0.0/16") for second in range(213, 199, -1)]
 REPO_DIR = Path(__file__).resolve().parent.parent
-# As the monitor: a lean interpreter importing keeper.py as a plain module (cached bytecode).
-KEEPER_LAUNCHER = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
-                   "import keeper; keeper.run_main()")
+# As the monitor: a lean interpreter (``-I -S``) importing the engine's keeper module.
+KEEPER_LAUNCHER = (f"import sys; sys.path.append({str(REPO_DIR)!r}); "
+                   "from engine import keeper; keeper.run_main()")
 
 
 # ---------------------------------------------------------------- host commands
@@ -149,7 +149,7 @@ def _mac(address: str) -> str:
 
 
 def _process_start(pid: int) -> int | None:
-    from engine.monitor import process_start_time
+    from engine.supervisor.monitor import process_start_time
 
     return process_start_time(pid)
 
@@ -784,7 +784,6 @@ class NetStart:
 def spawn_keeper(plan: dict, fds: list[int]) -> int:
     """fork, setsid, fork: the keeper (``engine.keeper``) is init's child, never our zombie,
     and outlives us. Its pid."""
-    plan = dict(plan, repo=str(REPO_DIR))
     argv = [sys.executable, "-I", "-S", "-c", KEEPER_LAUNCHER, json.dumps(plan), ",".join(map(str, fds))]
     env = dict(os.environ)
     read_fd, write_fd = os.pipe()

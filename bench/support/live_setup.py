@@ -90,7 +90,7 @@ class Console:
                 self.containers.remove(summary["Id"], force=True)
             except Exception:  # noqa: BLE001 - best effort cleanup
                 pass
-        from engine.servers import stop_servers
+        from engine.supervisor.servers import stop_servers
 
         stop_servers(self.config.run_root)
         if self.daphne is not None:

@@ -12,7 +12,7 @@ import time
 
 from engine.cli import _options as options
 from engine.errors import EngineError, InvalidArgument
-from engine.monitor import F_EXIT, F_STDERR, F_STDOUT
+from engine.supervisor.monitor import F_EXIT, F_STDERR, F_STDOUT
 
 
 def _containers(config):
@@ -289,7 +289,7 @@ def cmd_wait(args, config) -> int:
 
 
 def cmd_rm(args, config) -> int:
-    from engine.monitor import ensure_reserve
+    from engine.supervisor.monitor import ensure_reserve
 
     store = _containers(config)
     try:

@@ -17,7 +17,7 @@ from datetime import datetime
 from engine.errors import EngineError, InvalidArgument
 from engine.images.reference import parse
 from engine.images.store import Image, ImageStore
-from engine.monitor import ensure_reserve, with_reserve
+from engine.supervisor.monitor import ensure_reserve, with_reserve
 
 
 def _store(config) -> ImageStore:

@@ -48,7 +48,7 @@ from engine.errors import EngineError, InvalidArgument, NoSpace, RegistryError
 from engine.images.layers import sniff_compression
 from engine.images.reference import Reference, is_image_id, parse
 from engine.images.store import Image, ImageStore, parse_manifest
-from engine.monitor import free_bytes, is_no_space
+from engine.supervisor.monitor import free_bytes, is_no_space
 
 ProgressFn = Callable[[dict], None]
 PROGRESS_STEP = 256 << 10  # report byte progress at most every 256 KiB per layer

@@ -371,7 +371,7 @@ def test_many_containers_at_once(engine):
 
 
 def test_attach_with_stdin_and_a_late_second_client(engine):
-    from engine.monitor import F_EXIT, F_STDOUT
+    from engine.supervisor.monitor import F_EXIT, F_STDOUT
 
     c = engine.create("test/busybox", ["sh", "-c", "echo ready; read line; echo got $line; sleep 0.3"],
                       open_stdin=True)

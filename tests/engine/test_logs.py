@@ -13,7 +13,7 @@ import pytest
 from engine import logs
 from engine.containers import parse_time
 from engine.errors import InvalidArgument
-from engine.monitor import MAX_LINE, LogWriter, now_rfc3339
+from engine.supervisor.monitor import MAX_LINE, LogWriter, now_rfc3339
 from tests.support.containers import cleanup, make_engine
 
 

@@ -19,9 +19,9 @@ from engine.config import EngineConfig
 from engine.containers import Containers
 from engine.images.layers import LayerStore
 from engine.images.store import ImageStore
-from engine.monitor import process_start_time
-from engine.servers import stop_servers
 from engine.snapshots.snapshotter import Snapshotter
+from engine.supervisor.monitor import process_start_time
+from engine.supervisor.servers import stop_servers
 from tests.support import imagebuilder as ib
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")

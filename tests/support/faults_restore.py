@@ -122,9 +122,9 @@ def simulate_reboot(eng) -> None:
     cope with what a crash without a reboot leaves too."""
     import shutil
 
-    from engine.monitor import process_start_time
     from engine.networks import Networks
-    from engine.servers import stop_servers
+    from engine.supervisor.monitor import process_start_time
+    from engine.supervisor.servers import stop_servers
 
     config = eng.config
     stop_servers(config.run_root)

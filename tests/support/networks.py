@@ -44,7 +44,7 @@ def remove_all(engine) -> None:
 
 def remove_engine(config) -> None:
     """Every container and network of an engine root, if it exists (for cleanups)."""
-    from engine.servers import stop_servers
+    from engine.supervisor.servers import stop_servers
 
     stop_servers(config.run_root)
     if not config.root.is_dir():

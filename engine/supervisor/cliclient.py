@@ -3,7 +3,7 @@ else run it in this process (and start a server for the commands that follow).
 
 An interpreter that imports the engine spends ~50 ms on imports before a command does
 anything; ``docker`` answers quickly because its CLI is a thin client of a daemon that is
-already loaded. The command server (``engine/cliserver.py``) is that loaded process, without
+already loaded. The command server (``engine/supervisor/cliserver.py``) is that loaded process, without
 being a daemon to install: started on first use, gone after ten idle minutes, and only a
 speed-up (no server, or ``BERTH_ENGINE_CLI_SERVER=0``: the command runs here, the same).
 
@@ -26,9 +26,9 @@ import marshal
 import os
 import sys
 
-from engine import servers
+from engine.supervisor import servers
 
-ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
+ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWITCH = "BERTH_ENGINE_CLI_SERVER"
 RELAYED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGWINCH,
                    _signal.SIGUSR1, _signal.SIGUSR2)
@@ -96,8 +96,10 @@ def server_paths(run_root: str) -> tuple[str, str]:
             facts.append(os.readlink(f"/proc/self/ns/{kind}"))
         except OSError:
             facts.append(kind)
-    sources = [os.path.join(directory, name) for directory in (ENGINE_DIR, os.path.join(ENGINE_DIR, "cli"))
-               for name in sorted(os.listdir(directory)) if name.endswith(".py")]
+    sources = []
+    for directory, subdirs, names in os.walk(ENGINE_DIR):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        sources += [os.path.join(directory, name) for name in sorted(names) if name.endswith(".py")]
     version = servers.version(*sources, extra=" ".join(facts + sources))
     return os.path.join(run_root, f"cli-{version}.sock"), os.path.join(run_root, f"cli-{version}.lock")
 
@@ -203,6 +205,6 @@ def start_server(run_root: str, sock_path: str, lock_path: str) -> None:
     except OSError:
         return  # not ours to write (an ordinary user asking for help): no server, no harm
     launcher = (f"import sys; sys.path.insert(0, {os.path.dirname(ENGINE_DIR)!r}); "
-                "from engine import cliserver; sys.exit(cliserver.main(sys.argv))")
+                "from engine.supervisor import cliserver; sys.exit(cliserver.main(sys.argv))")
     servers.spawn_detached([sys.executable, "-I", "-c", launcher, sock_path, lock_path],
                            os.path.join(run_root, "cliserver.err"))

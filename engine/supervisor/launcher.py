@@ -3,7 +3,7 @@
 
 Either way the monitor is nobody's child but init's (or the nearest subreaper's), in its
 own session, and answers once: ``["ok", init pid, monitor pid, monitor start, StartedAt]``
-or ``["error", message]``. See ``engine/forkserver.py`` and ``engine/monitor.py``.
+or ``["error", message]``. See ``engine/supervisor/forkserver.py`` and ``engine/supervisor/monitor.py``.
 """
 
 from __future__ import annotations
@@ -13,14 +13,21 @@ import socket
 import sys
 from pathlib import Path
 
-from engine import monitor, servers
+from engine.supervisor import monitor, servers
 
-ENGINE_DIR = Path(__file__).resolve().parent
-# The monitor runs as a lean interpreter importing monitor.py as a plain module (cached bytecode).
-MONITOR_LAUNCHER = (f"import sys; sys.path.insert(0, {str(ENGINE_DIR)!r}); "
-                    "import monitor; monitor.run_main()")
-FORKSERVER_LAUNCHER = (f"import sys; sys.path.insert(0, {str(ENGINE_DIR)!r}); "
-                       "import forkserver; sys.exit(forkserver.main(sys.argv))")
+monitor._late_imports()  # the engine side uses its socket helpers too
+
+HERE = Path(__file__).resolve().parent
+REPO_DIR = HERE.parent.parent
+# The monitor runs as a lean interpreter (``-I -S``, standard library only) importing the
+# same module the engine does, engine.supervisor.monitor (its bytecode is cached).
+MONITOR_LAUNCHER = (f"import sys; sys.path.append({str(REPO_DIR)!r}); "
+                    "from engine.supervisor import monitor; monitor.run_main()")
+FORKSERVER_LAUNCHER = (f"import sys; sys.path.append({str(REPO_DIR)!r}); "
+                       "from engine.supervisor import forkserver; sys.exit(forkserver.main(sys.argv))")
+# What the monitor and the fork server run: a change to any is a new fork server.
+MONITOR_SOURCES = [HERE / "monitor.py", HERE / "forkserver.py", HERE / "servers.py",
+                   REPO_DIR / "engine" / "__init__.py", HERE / "__init__.py"]
 READY = b"READY\n"  # as forkserver.READY (not imported: that module runs top-level only)
 
 
@@ -34,7 +41,7 @@ def start_monitor(run_root: Path, spec: dict, spec_path: Path, err_path: Path) -
 
 def spawn_monitor(spec: dict, spec_path: Path, err_path: Path) -> list[str]:
     """fork, setsid, fork again; launch runc there, then exec a fresh lean interpreter running
-    engine/monitor.py, so that runc and Python start in parallel. The forked copies run only
+    engine/supervisor/monitor.py, so that runc and Python start in parallel. The forked copies run only
     a few system calls' worth of Python before exec. The attach socket is made here, so
     clients can connect as soon as we return."""
     listener = monitor.listen_unix(spec["attach_socket"])
@@ -84,8 +91,7 @@ def _reply(data: bytes, err_path: Path) -> list[str]:
 
 def forkserver_paths(run_root: Path) -> tuple[Path, Path]:
     """Named after the monitor's code and the interpreter: a new version, a new server."""
-    version = servers.version(ENGINE_DIR / "monitor.py", ENGINE_DIR / "forkserver.py",
-                              ENGINE_DIR / "servers.py", extra=sys.executable)
+    version = servers.version(*MONITOR_SOURCES, extra=sys.executable)
     return run_root / f"forkserver-{version}.sock", run_root / f"forkserver-{version}.lock"
 
 

@@ -2,7 +2,7 @@
 
 One small process per started container. ``engine.containers`` starts it with fork,
 setsid and fork again; that grandchild launches runc and then execs a fresh
-``python -I -S`` running this file, which loads while runc works. So it holds none of its
+``python -I -S`` importing this module, which loads while runc works. So it holds none of its
 starter's memory (a Celery worker, the console: measured, a forked copy of the CLI alone
 holds ~36 MB RSS against ~11 MB for this lean interpreter), is nobody's child but init's
 (or the nearest subreaper's) and survives the starter's death. It is a child subreaper, so
@@ -54,10 +54,7 @@ def _late_imports() -> None:
     import termios
 
 
-# Run as the monitor, this file is imported as the top-level module "monitor" (so its
-# bytecode is cached, unlike a __main__ script's); as part of the engine, load everything.
-if __name__ not in ("__main__", "monitor"):
-    _late_imports()
+_late_imports()  # for now: the engine uses the helpers below (they move to engine.base next)
 
 F_STDIN, F_STDOUT, F_STDERR, F_EXIT, F_RESIZE, F_CLOSE_STDIN, F_INFO = 0, 1, 2, 3, 4, 5, 7
 PR_SET_CHILD_SUBREAPER = 36
@@ -1162,6 +1159,3 @@ def supervise(spec: dict, info: dict, sync_fd: int, listen_fd: int) -> int:
 def run_main() -> None:
     os._exit(main(sys.argv))  # nothing left to flush: skip the interpreter's teardown
 
-
-if __name__ == "__main__":
-    run_main()

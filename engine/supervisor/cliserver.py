@@ -1,5 +1,5 @@
 """The command-line server: an interpreter with the engine imported that forks one child per
-``python -m engine`` command handed to it by ``engine/cliclient.py`` (read that first).
+``python -m engine`` command handed to it by ``engine/supervisor/cliclient.py`` (read that first).
 
 The child takes the client's standard input, output and error, arguments, environment,
 working directory and umask, runs ``engine.cli.main`` and answers ``EXIT <code>``. The
@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 
-from engine import servers
+from engine.supervisor import servers
 
 IDLE_SECONDS = 600
 MAX_REQUEST = 1 << 20
@@ -73,23 +73,24 @@ def serve(socket_path: str, lock_path: str, idle_seconds: float = IDLE_SECONDS) 
         servers.unlink_quietly(socket_path)
 
 
-# Run as top-level scripts beside monitor.py, never imported as engine modules.
-NOT_PRELOADED = ("__main__", "forkserver", "keeper")
+NOT_PRELOADED = ("engine.__main__",)  # runs a command when imported
 
 
 def _preload() -> None:
     """Every engine module and every command's parser, once, here: a child then starts at
     once (a module first imported in a child costs each command its import again)."""
     import importlib
+    import pkgutil
 
+    import engine
     from engine import cli
 
-    for name in sorted(os.listdir(os.path.dirname(__file__))):
-        if name.endswith(".py") and name[:-3] not in NOT_PRELOADED:
+    for module in pkgutil.walk_packages(engine.__path__, "engine."):
+        if module.name not in NOT_PRELOADED:
             try:
-                importlib.import_module(f"engine.{name[:-3]}")
+                importlib.import_module(module.name)
             except ImportError as exc:  # a command that needs it will say so, in its child
-                print(f"cliserver: not preloaded: engine.{name[:-3]}: {exc}", file=sys.stderr)
+                print(f"cliserver: not preloaded: {module.name}: {exc}", file=sys.stderr)
     cli.build_parsers()
 
 

@@ -1,15 +1,15 @@
 """The monitor fork server: a lean interpreter with the monitor loaded that forks one
 monitor per container start.
 
-Starting a monitor the plain way (``engine.monitors.spawn_monitor``) costs a fresh
+Starting a monitor the plain way (``engine.supervisor.launcher.spawn_monitor``) costs a fresh
 ``python -I -S`` and its imports, about 20 ms of CPU that on a small machine is taken from
 runc while it starts the container. Forked from here, a monitor costs a fork. It is the
 same monitor either way: nobody's child but init's, its own session, a child subreaper.
 
-``engine.monitors`` starts one server per engine run root and version of this code (the
+``engine.supervisor.launcher`` starts one server per engine run root and version of this code (the
 socket's name carries the version, so after an upgrade the old server is never asked
 again); a server exits after ``IDLE_SECONDS`` without a request. Like the monitor it runs
-as ``python -I -S`` with the engine's directory on sys.path, standard library only.
+as ``python -I -S`` with the engine's parent directory on sys.path, standard library only.
 
 Protocol (a unix socket only its owner may use): the server accepts and writes ``READY``;
 the client writes ``<spec path>\\n<stderr path>\\n``; the monitor forked for it answers on
@@ -22,10 +22,8 @@ from __future__ import annotations
 import marshal
 import os
 import socket
-import sys
 
-import monitor
-import servers
+from engine.supervisor import monitor, servers
 
 IDLE_SECONDS = 300
 READY = b"READY\n"
@@ -107,6 +105,3 @@ def main(argv: list[str]) -> int:
     """``forkserver.py SOCKET LOCK [IDLE_SECONDS]``"""
     return serve(argv[1], argv[2], *(float(value) for value in argv[3:4]))
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

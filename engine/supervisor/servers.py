@@ -1,5 +1,5 @@
 """What the engine's two small servers share: the monitor fork server
-(``engine/forkserver.py``) and the command-line server (``engine/cliserver.py``).
+(``engine/supervisor/forkserver.py``) and the command-line server (``engine/supervisor/cliserver.py``).
 
 Each lives in the engine's run root, one per version of its code (the version is in its
 file names, so after an upgrade an old server is never asked again and leaves when idle),
@@ -7,7 +7,7 @@ is started detached by whoever found none (``spawn_detached``), holds a lock fil
 pid and start time (one server per name; ``stop_servers`` finds them), and listens on a
 unix socket only its owner may use.
 
-Standard library only (the fork server imports this as a top-level module), and light at
+Standard library only (the fork server's lean interpreter imports it), and light at
 import: ``python -m engine`` loads it on every command, so what only servers or tests use
 is imported where it is used.
 """
@@ -21,10 +21,8 @@ LOCK_PATTERNS = ("forkserver-", "cli-")  # + version + ".lock"
 
 
 def _start_time(pid: int) -> int | None:
-    try:
-        from engine.monitor import process_start_time
-    except ImportError:  # run as a top-level module beside monitor.py (in the fork server)
-        from monitor import process_start_time
+    from engine.supervisor.monitor import process_start_time
+
     return process_start_time(pid)
 
 
