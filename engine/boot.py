@@ -119,7 +119,7 @@ def _clean_container(containers, container_id: str) -> list[str]:
         nets = containers.networks
         ep = nets.endpoint(container_id) if nets is not None else None
         if ep is not None:
-            from engine import networks as netmod
+            from engine.net import networks as netmod
 
             if netmod.netns_exists(ep["Netns"]) or ep.get("Keeper") or ep.get("Bound") or \
                     any(netmod.link_exists(link["Veth"]) for link in ep["Networks"].values()):
@@ -185,7 +185,7 @@ def _clean_rules() -> list[str]:
     import re
     import shlex
 
-    from engine import networks as netmod
+    from engine.net import networks as netmod
 
     cleaned = []
     with netmod._flock(netmod.HOST_LOCK):

@@ -186,7 +186,7 @@ def _snapshots(config: EngineConfig, containers) -> list[str]:
 def _networks(config: EngineConfig, containers) -> list[str]:
     if not (config.root / "networks").is_dir():
         return []
-    from engine import networks as netmod
+    from engine.net import networks as netmod
 
     nets = netmod.Networks(config)
     problems = []

@@ -275,7 +275,7 @@ class Containers:
         """engine.networks.Networks, or None in an engine built without it."""
         if self._networks is None:
             try:
-                from engine.networks import Networks
+                from engine.net.networks import Networks
             except ImportError:
                 return None
             self._networks = Networks(self.config)

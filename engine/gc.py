@@ -181,7 +181,7 @@ def _remove_killed_create(config: EngineConfig, snapshots, cdir: Path) -> int:
             freed += tree_size(snapshots.dir / cdir.name / "upper")
             snapshots.remove(cdir.name)
     if (config.root / "networks").is_dir():
-        from engine.networks import Networks
+        from engine.net.networks import Networks
 
         with contextlib.suppress(EngineError, OSError):
             Networks(config).on_remove(cdir.name)

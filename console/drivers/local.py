@@ -23,7 +23,7 @@ from engine.distribution import transfer as distribution
 from engine.errors import RegistryError
 from engine.images import archive
 from engine.images.store import Image, ImageStore
-from engine.networks import Networks
+from engine.net.networks import Networks
 from engine.volumes import Volumes
 
 

@@ -9,7 +9,7 @@ from engine.errors import InvalidArgument
 
 
 def _networks(config):
-    from engine.networks import Networks
+    from engine.net.networks import Networks
 
     return Networks(config)
 

@@ -36,7 +36,7 @@ def engine(console_engine):
     """alice's image, volume and network; a hidden (administrators-only) one of each; an
     image of each user's own to tag from."""
     from engine.images.store import ImageStore
-    from engine.networks import Networks
+    from engine.net.networks import Networks
     from engine.volumes import Volumes
     from tests.support.imagebuilder import busybox_image
 

@@ -28,7 +28,7 @@ def strays(before: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def remove_all(engine) -> None:
     """Containers first (they hold addresses), then every network of the engine root."""
-    from engine.networks import Networks
+    from engine.net.networks import Networks
 
     for container_id in engine.ids():
         with contextlib.suppress(EngineError):
@@ -59,7 +59,7 @@ def remove_networks(config) -> None:
     veths, bridges, iptables rules): for cleanups that delete the root afterwards."""
     if not (config.root / "networks").is_dir():
         return
-    from engine.networks import Networks
+    from engine.net.networks import Networks
 
     nets = Networks(config)
     for path in nets.endpoints.glob("*.json"):

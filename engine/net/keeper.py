@@ -2,7 +2,7 @@
 
 A userland proxy, like Docker's ``docker-proxy``: no DNAT rule, so no iptables state to
 leak, and ``127.0.0.1:<port>`` works without ``route_localnet``. Started by
-``engine.networks.spawn_keeper`` with the host sockets ``engine.ports`` bound, it:
+``engine.net.networks.spawn_keeper`` with the host sockets ``engine.net.ports`` bound, it:
 
 - relays TCP connections and UDP datagrams to the container's address;
 - watches the container's monitor (a pidfd): when the monitor exits (the container has
@@ -296,7 +296,7 @@ def main(argv: list[str]) -> int:
         from pathlib import Path
 
         from engine.config import EngineConfig
-        from engine.networks import Networks
+        from engine.net.networks import Networks
 
         config = EngineConfig(root=Path(plan["root"]), run_root=Path(plan["run_root"]))
         try:

@@ -1,7 +1,7 @@
 """Published ports: ``-p`` parsing and binding the host sockets.
 
 The starter binds the host sockets itself, so that a taken port is an error before the
-container starts; ``engine.keeper`` then relays them to the container.
+container starts; ``engine.net.keeper`` then relays them to the container.
 """
 
 from __future__ import annotations

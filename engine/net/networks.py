@@ -24,7 +24,7 @@ container joins or leaves.
 
 A container's addresses are given at create (or connect) and kept until it is removed
 (or disconnected); its namespace and veths exist while it runs: made by ``start`` and
-torn down by its keeper (``engine.keeper``) when the monitor exits (or, the monitor killed,
+torn down by its keeper (``engine.net.keeper``) when the monitor exits (or, the monitor killed,
 when the container's init does).
 """
 
@@ -46,7 +46,7 @@ from pathlib import Path
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
-from engine.ports import PortSpec, bind, parse_publish_list
+from engine.net.ports import PortSpec, bind, parse_publish_list
 
 BUILTIN = ("none", "host", "private")
 DEFAULT_BRIDGE = "bridge"
@@ -58,10 +58,10 @@ NETNS_PREFIX = "berth-"
 HOST_LOCK = Path("/run/lock/berth-networks.lock")
 # Subnets given out when none is asked for: /24s from 10.213.0.0/16 downwards.
 POOL = [ipaddress.ip_network(f"10.{second}.0.0/16") for second in range(213, 199, -1)]
-REPO_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = Path(__file__).resolve().parents[2]
 # As the monitor: a lean interpreter (``-I -S``) importing the engine's keeper module.
 KEEPER_LAUNCHER = (f"import sys; sys.path.append({str(REPO_DIR)!r}); "
-                   "from engine import keeper; keeper.run_main()")
+                   "from engine.net import keeper; keeper.run_main()")
 
 
 # ---------------------------------------------------------------- host commands
@@ -782,7 +782,7 @@ class NetStart:
 
 
 def spawn_keeper(plan: dict, fds: list[int]) -> int:
-    """fork, setsid, fork: the keeper (``engine.keeper``) is init's child, never our zombie,
+    """fork, setsid, fork: the keeper (``engine.net.keeper``) is init's child, never our zombie,
     and outlives us. Its pid."""
     argv = [sys.executable, "-I", "-S", "-c", KEEPER_LAUNCHER, json.dumps(plan), ",".join(map(str, fds))]
     env = dict(os.environ)
