@@ -1178,7 +1178,7 @@ class Containers:
     def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since=None,
              until=None, stdout: bool = True, stderr: bool = True):
         """An iterator of log records ``{"time", "stream", "log"}`` (engine.logs)."""
-        from engine import logs
+        from engine.logs import reader as logs
 
         container = self.get(ref)
         path = Path(container.config["LogPath"])
@@ -1190,7 +1190,7 @@ class Containers:
     def logs_async(self, ref: str, *, tail: int | None = None, since=None, stdout: bool = True,
                    stderr: bool = True):
         """An async iterator following the log until the container stops."""
-        from engine import logs
+        from engine.logs import reader as logs
 
         container = self.get(ref)
         return logs.follow_async(Path(container.config["LogPath"]),

@@ -138,7 +138,7 @@ class EngineDriver(abc.ABC):
     # -- live (websockets) ----------------------------------------------------------
     # Not abstract: a driver without them gives a clear error, and the live pages say so.
     def log_stream(self, ref: str):
-        """An ``engine.logstream.LogStream``-like reader of the container's log (raw JSON
+        """An ``engine.logs.stream.LogStream``-like reader of the container's log (raw JSON
         lines with cursors: tail, around, search, follower)."""
         raise NotImplementedError("live logs are not available for this environment")
 

@@ -222,7 +222,7 @@ class LocalEngineDriver(EngineDriver):
 
     # -- live (websockets) ----------------------------------------------------------
     def log_stream(self, ref: str):
-        from engine.logstream import LogStream
+        from engine.logs.stream import LogStream
 
         return LogStream(self.containers.get(ref).config["LogPath"])
 

@@ -345,7 +345,7 @@ def _ago(seconds: float) -> str:
 
 
 def cmd_logs(args, config) -> int:
-    from engine.logs import format_record
+    from engine.logs.reader import format_record
 
     tail = None if args.tail == "all" else int(args.tail)
     store = _containers(config)
@@ -490,7 +490,7 @@ def cmd_stats(args, config) -> int:
 
 def cmd_events(args, config) -> int:
     from engine import events
-    from engine.logs import parse_when
+    from engine.logs.reader import parse_when
 
     def seconds(value):
         stamp = parse_when(value)

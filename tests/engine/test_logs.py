@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from engine import logs
 from engine.containers import parse_time
 from engine.errors import InvalidArgument
+from engine.logs import reader as logs
 from engine.supervisor.monitor import MAX_LINE, LogWriter, now_rfc3339
 from tests.support.containers import cleanup, make_engine
 

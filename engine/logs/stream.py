@@ -1,6 +1,6 @@
 """Container logs as raw JSON lines with positions, for streaming to a browser.
 
-``engine.logs`` gives decoded records; a websocket wants whole lines, untouched, in big
+``engine.logs.reader`` gives decoded records; a websocket wants whole lines, untouched, in big
 batches, and a position per batch so a client that reconnects resumes exactly where it
 stopped. A position (a *cursor*) is ``(inode, offset)``: the log file by its inode (which
 survives rotation, ``json.log`` becoming ``json.log.1``) and the byte offset just past a
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.logs import BLOCK, _seek_since, log_files, parse_when, reverse_lines
+from engine.logs.reader import BLOCK, _seek_since, log_files, parse_when, reverse_lines
 
 CHUNK = 256 * 1024  # a follow read, and so the largest batch of new lines
 STDERR_MARK = b'"stream": "stderr"'

@@ -2,7 +2,7 @@
 (``(a+)+$`` against a long line of ``a``) is killed at its deadline instead of holding a
 thread of the console forever. Python's ``re`` backtracks and cannot be interrupted.
 
-The child (this file run with ``python -I -S``) prints one JSON object: ``count``, the
+The child (``python -I -S`` running ``_main`` here) prints one JSON object: ``count``, the
 ``cursors`` of the last ``limit`` matches, their raw ``lines`` when asked, and ``partial``
 (it stopped at the soft deadline). Past the hard deadline the parent kills it and reports
 an empty, partial result. ``LiveFilter`` does the same for the "only matching lines" filter
@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
+# The child: a lean interpreter importing this module (by its one name) and running _main.
+CHILD = f"import sys; sys.path.append({str(REPO)!r}); from engine.logs import search; search._main()"
 GRACE = 2.0  # seconds between the child's own deadline and its kill
 
 
@@ -26,13 +28,13 @@ def search(log_path, text: str, *, regex: bool = False, case: bool = False, stdo
            stderr: bool = True, limit: int = 10_000, want_lines: bool = False,
            timeout: float = 10.0) -> tuple[int, list[tuple[int, int]], list[bytes], bool]:
     """(count, cursors, lines, partial). ValueError for an invalid pattern (checked here first)."""
-    from engine.logstream import compile_search
+    from engine.logs.stream import compile_search
 
     compile_search(text, regex=regex, case=case)  # a bad pattern is the caller's error, at once
     request = {"path": str(log_path), "text": text, "regex": regex, "case": case, "stdout": stdout,
                "stderr": stderr, "limit": limit, "lines": want_lines, "seconds": timeout}
     try:
-        done = subprocess.run([sys.executable, "-I", "-S", __file__], input=json.dumps(request).encode(),
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", CHILD], input=json.dumps(request).encode(),
                               capture_output=True, timeout=timeout + GRACE, check=False)
     except subprocess.TimeoutExpired:
         return 0, [], [], True
@@ -48,7 +50,7 @@ class LiveFilter:
     takes longer than ``timeout`` kills the child and raises TimeoutError."""
 
     def __init__(self, text: str, regex: bool, case: bool, timeout: float = 5.0):
-        from engine.logstream import compile_search
+        from engine.logs.stream import compile_search
 
         compile_search(text, regex=regex, case=case)
         self.spec = json.dumps({"text": text, "regex": regex, "case": case})
@@ -60,7 +62,7 @@ class LiveFilter:
 
         if self.proc is None:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-S", __file__, "--serve", self.spec,
+                sys.executable, "-I", "-S", "-c", CHILD, "--serve", self.spec,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         try:
             self.proc.stdin.write(struct.pack(">I", len(data)) + data)
@@ -81,7 +83,7 @@ class LiveFilter:
 
 
 def _serve(spec: dict) -> None:
-    from engine.logstream import compile_search
+    from engine.logs.stream import compile_search
 
     pattern = compile_search(spec["text"], regex=spec["regex"], case=spec["case"])
     read, write = sys.stdin.buffer.read, sys.stdout.buffer
@@ -103,8 +105,7 @@ def _serve(spec: dict) -> None:
 
 
 def _main() -> None:
-    sys.path.insert(0, str(REPO))
-    from engine.logstream import LogStream, compile_search
+    from engine.logs.stream import LogStream, compile_search
 
     if len(sys.argv) == 3 and sys.argv[1] == "--serve":
         _serve(json.loads(sys.argv[2]))
@@ -119,6 +120,3 @@ def _main() -> None:
                "lines": [line.decode("utf-8", "replace") for line in lines] if request["lines"] else []},
               sys.stdout)
 
-
-if __name__ == "__main__":
-    _main()
