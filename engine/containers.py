@@ -980,7 +980,7 @@ class Containers:
             os.replace(container.dir, trash)
             shutil.rmtree(trash, ignore_errors=True)
         events.emit(self.config, "container", "destroy", container.id, {"name": container.name})
-        from engine import gc
+        from engine.system import gc
 
         gc.after_removal(self.config)  # its layers, if its image went before it
 
@@ -1199,9 +1199,9 @@ class Containers:
 
     def restore(self) -> list[str]:
         """Start again what a reboot (or the death of monitors) stopped and whose restart
-        policy asks for it, as dockerd does when it starts (``engine.boot.should_restore``);
-        returns the ids. ``engine.boot`` does the same at host start, after cleaning up."""
-        from engine.boot import should_restore
+        policy asks for it, as dockerd does when it starts (``engine.system.boot.should_restore``);
+        returns the ids. ``engine.system.boot`` does the same at host start, after cleaning up."""
+        from engine.system.boot import should_restore
 
         started = []
         for container_id in self.ids():

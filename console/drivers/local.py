@@ -15,7 +15,7 @@ from pathlib import Path
 from django.conf import settings
 
 from console.drivers.base import EngineDriver, EngineUnreachable
-from engine import events, gc, host
+from engine import events
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
 from engine.containers import Containers, register_in_use_check
@@ -24,6 +24,7 @@ from engine.errors import RegistryError
 from engine.images import archive
 from engine.images.store import Image, ImageStore
 from engine.net.networks import Networks
+from engine.system import gc, host
 from engine.volumes import Volumes
 
 
@@ -126,7 +127,7 @@ class LocalEngineDriver(EngineDriver):
         return {**host.facts(self.config), "reclaimable_bytes": gc.reclaimable(self.config)}
 
     def clean_leftovers(self, grace_seconds: float) -> dict:
-        # engine/gc.py is the one owner of clean-up: partial downloads older than the grace,
+        # engine/system/gc.py is the one owner of clean-up: partial downloads older than the grace,
         # trash of interrupted removals, unused layers, the events log.
         return gc.collect(self.config, ingest_grace=grace_seconds).as_dict()
 

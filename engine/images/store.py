@@ -632,7 +632,7 @@ class ImageStore:
 
 def _collect(config: EngineConfig):
     """After a removal: the garbage collector gives back what nothing uses any more."""
-    from engine import gc
+    from engine.system import gc
 
     return gc.after_removal(config)
 

@@ -2,7 +2,7 @@
 bundle ``config.json`` built from an image config plus the user's options.
 
 The runtime's state lives under ``run_root/runc`` so it disappears on reboot, like
-the containers' processes. Which runtime to use is probed once (``engine.host``) and
+the containers' processes. Which runtime to use is probed once (``engine.system.host``) and
 cached in ``run_root`` so that every CLI call does not start a probe container.
 """
 
@@ -240,7 +240,7 @@ def runtime_path(config: EngineConfig) -> str:
             return cached["path"]
     except (OSError, ValueError, KeyError):
         pass
-    from engine.host import preferred_runtime
+    from engine.system.host import preferred_runtime
 
     facts = preferred_runtime()
     if facts is None or facts.path is None:

@@ -10,7 +10,7 @@ Each snapshot lives in ``root/snapshots/<key>/``:
   where overlayfs does not work, e.g. Berth itself in a container), and ``base.json``,
   what the layers gave, to tell the container's changes from it.
 
-The driver is chosen by probing (``engine.host.overlay_usable``) unless forced, and the
+The driver is chosen by probing (``engine.system.host.overlay_usable``) unless forced, and the
 answer is kept in ``snapshots/.driver``. A snapshot keeps the driver it was made with.
 
 ``diff`` lists changes as ``docker diff`` does; ``write_diff`` writes them as a layer tar
@@ -41,9 +41,9 @@ from typing import BinaryIO
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
-from engine.host import overlay_usable
 from engine.images.layers import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, apply_layer, apply_tree
 from engine.snapshots import mounts
+from engine.system.host import overlay_usable
 
 DRIVERS = ("overlay", "copy")
 OVL_MAX_STACK = 500

@@ -1,6 +1,6 @@
 """``python -m engine system check``: is the store consistent with itself and the host?
 
-Read only: it reports, it repairs nothing (``engine.gc`` and ``engine.boot`` do). It checks
+Read only: it reports, it repairs nothing (``engine.system.gc`` and ``engine.system.boot`` do). It checks
 
 - images: every registered manifest, its config and its layer blobs are present and hash
   to their digests;
@@ -142,8 +142,8 @@ def _container_states(config: EngineConfig, containers) -> list[str]:
 # ---------------------------------------------------------------- snapshots and mounts
 
 def _snapshots(config: EngineConfig, containers) -> list[str]:
-    from engine import gc
     from engine.snapshots.snapshotter import Snapshotter, mount_points
+    from engine.system import gc
 
     snaps = Snapshotter(config, driver="copy")  # listing only: no driver probe
     problems = []

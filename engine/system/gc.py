@@ -19,7 +19,7 @@ root is marked, the rest of the store is swept:
   process spec, read once when it starts, and a TTY exec its state;
 - the events log: rotated when past its bound, the rotated half dropped when old.
 
-``collect`` runs after removals (rmi, rm, prune), at start (``engine.boot``) and on a
+``collect`` runs after removals (rmi, rm, prune), at start (``engine.system.boot``) and on a
 schedule (the console's beat through its driver). Only one runs at a time per root
 (``root/gc.lock``, not waited for: a collection that finds another running skips).
 

@@ -60,8 +60,8 @@ def should_restore(config: dict, state: dict) -> bool:
 
 
 def boot(config: EngineConfig) -> BootReport:
-    from engine import gc
     from engine.containers import Containers
+    from engine.system import gc
 
     report = BootReport()
     if not config.root.is_dir():
