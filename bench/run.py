@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from engine.config import EngineConfig  # noqa: E402
-from engine.containers import Containers  # noqa: E402
+from engine.containers.manager import Containers  # noqa: E402
 from engine.images.layers import LayerStore  # noqa: E402
 from engine.images.store import ImageStore  # noqa: E402
 from engine.snapshots.snapshotter import Snapshotter  # noqa: E402

@@ -45,7 +45,7 @@ class Console:
         self.client = client
         self.cookie = f"sessionid={client.cookies['sessionid'].value}"
         from engine.config import EngineConfig
-        from engine.containers import Containers
+        from engine.containers.manager import Containers
         from engine.images.store import ImageStore
         from tests.support.imagebuilder import busybox_image
 

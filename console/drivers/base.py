@@ -148,7 +148,7 @@ class EngineDriver(abc.ABC):
 
     def open_terminal(self, ref: str, command: list[str] | None = None, *, user: str | None = None,
                       cols: int = 80, rows: int = 24):
-        """A terminal session (``engine.terminal.TerminalSession``-like: ``fd``, ``read``,
+        """A terminal session (``engine.containers.terminal.TerminalSession``-like: ``fd``, ``read``,
         ``write``, ``resize``, ``poll``, ``close``)."""
         raise NotImplementedError("terminals are not available for this environment")
 

@@ -18,7 +18,7 @@ from console.drivers.base import EngineDriver, EngineUnreachable
 from engine import events
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
-from engine.containers import Containers, register_in_use_check
+from engine.containers.manager import Containers, register_in_use_check
 from engine.distribution import transfer as distribution
 from engine.errors import RegistryError
 from engine.images import archive
@@ -232,12 +232,12 @@ class LocalEngineDriver(EngineDriver):
         return {"status": state["Status"], "exit_code": state["ExitCode"], "running": state["Running"]}
 
     def open_terminal(self, ref, command=None, *, user=None, cols=80, rows=24):
-        from engine.terminal import open_session
+        from engine.containers.terminal import open_session
 
         return open_session(self.containers, ref, command, user=user, cols=cols, rows=rows)
 
     def stats_sample(self, ref: str) -> dict:
-        from engine import stats
+        from engine.containers import stats
 
         container = self.containers.get(ref)
         if container.status not in ("running", "paused"):
@@ -247,7 +247,7 @@ class LocalEngineDriver(EngineDriver):
         return stats.sample(container)
 
     def stats_summary(self, current, previous) -> dict:
-        from engine import stats
+        from engine.containers import stats
 
         return stats.summarize(current, previous)
 

@@ -2,7 +2,7 @@
 
 Every step gives an image (untagged, like the classic builder's intermediate images):
 config steps a new config over the same layers, RUN the diff of a container run through
-``engine.containers`` (``Snapshotter.write_diff``), COPY/ADD a layer tar made from the
+``engine.containers.manager`` (``Snapshotter.write_diff``), COPY/ADD a layer tar made from the
 context (or, with ``--from``, from another stage or image). The cache
 (``root/build/cache.json``) maps (parent image, the step as written after expansion,
 the digest of what COPY/ADD would add, the build args a RUN sees) to the image that step
@@ -145,7 +145,7 @@ class Builder:
         ``distribution.pull``; pass one with credentials); ``cancelled()`` is asked between
         steps and while a RUN runs: True stops the build (BuildError "cancelled")."""
         if containers is None:
-            from engine.containers import Containers
+            from engine.containers.manager import Containers
 
             containers = Containers(config)
         self.config = config
@@ -447,7 +447,7 @@ class Builder:
             current = cfg.get("WorkingDir") or "/"
             cfg["WorkingDir"] = os.path.normpath(os.path.join(current, text.strip()))
         elif kw == "STOPSIGNAL":
-            from engine.containers import parse_signal
+            from engine.containers.manager import parse_signal
 
             parse_signal(text.strip())  # InvalidArgument on a bad one
             cfg["StopSignal"] = text.strip()

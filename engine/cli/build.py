@@ -8,7 +8,7 @@ from engine.errors import InvalidArgument
 
 
 def _containers(config):
-    from engine.containers import Containers
+    from engine.containers.manager import Containers
 
     return Containers(config)
 

@@ -16,7 +16,7 @@ from engine.supervisor.monitor import F_EXIT, F_STDERR, F_STDOUT
 
 
 def _containers(config):
-    from engine.containers import Containers
+    from engine.containers.manager import Containers
 
     return Containers(config)
 
@@ -266,7 +266,7 @@ def cmd_restart(args, config) -> int:
 
 
 def cmd_kill(args, config) -> int:
-    from engine.containers import parse_signal
+    from engine.containers.manager import parse_signal
 
     parse_signal(args.signal)  # a bad signal is an error before anything is touched
     store = _containers(config)
@@ -359,7 +359,7 @@ def cmd_logs(args, config) -> int:
 
 
 def cmd_exec(args, config) -> int:
-    from engine import exec as ex
+    from engine.containers import exec as ex
 
     store = _containers(config)
     if not args.command:
@@ -447,7 +447,7 @@ def _human(n: float) -> str:
 def cmd_stats(args, config) -> int:
     import threading
 
-    from engine import stats
+    from engine.containers import stats
 
     store = _containers(config)
     refs = args.containers or [c["Id"] for c in store.list()]
@@ -496,7 +496,7 @@ def cmd_events(args, config) -> int:
         stamp = parse_when(value)
         if stamp is None:
             return None
-        from engine.containers import parse_time
+        from engine.containers.manager import parse_time
 
         return parse_time(stamp)
 

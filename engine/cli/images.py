@@ -23,7 +23,7 @@ from engine.supervisor.monitor import ensure_reserve, with_reserve
 def _store(config) -> ImageStore:
     store = ImageStore(config)
     try:  # containers, when that module is present, veto removing images they use
-        from engine.containers import register_in_use_check
+        from engine.containers.manager import register_in_use_check
     except ImportError:
         return store
     register_in_use_check(store, config)

@@ -15,7 +15,7 @@ def _networks(config):
 
 
 def _container_id(config, ref: str) -> str:
-    from engine.containers import Containers
+    from engine.containers.manager import Containers
 
     return Containers(config).resolve(ref)
 

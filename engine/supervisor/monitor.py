@@ -1,6 +1,6 @@
 """The per-container supervisor (the "monitor").
 
-One small process per started container. ``engine.containers`` starts it with fork,
+One small process per started container. ``engine.containers.manager`` starts it with fork,
 setsid and fork again; that grandchild launches runc and then execs a fresh
 ``python -I -S`` importing this module, which loads while runc works. So it holds none of its
 starter's memory (a Celery worker, the console: measured, a forked copy of the CLI alone

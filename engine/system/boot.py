@@ -60,7 +60,7 @@ def should_restore(config: dict, state: dict) -> bool:
 
 
 def boot(config: EngineConfig) -> BootReport:
-    from engine.containers import Containers
+    from engine.containers.manager import Containers
     from engine.system import gc
 
     report = BootReport()

@@ -433,7 +433,7 @@ class PruneResult:
 def prune(config: EngineConfig, *, all: bool = False, volumes: bool = False) -> PruneResult:
     """``docker system prune``: stopped containers, unused networks, dangling images (every
     unused one with ``all``), unused volumes with ``volumes``; then a full collection."""
-    from engine.containers import Containers, register_in_use_check
+    from engine.containers.manager import Containers, register_in_use_check
 
     result = PruneResult()
     images, _, snapshots = _stores(config)

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.config import EngineConfig
-from engine.containers import Containers
+from engine.containers.manager import Containers
 from engine.images.store import ImageStore
 from tests.console.test_browser_dashboard import sign_in
 from tests.console.test_browser_socket_origin import container_page

@@ -209,7 +209,7 @@ def test_a_running_operation_whose_worker_is_gone_is_cancelled_at_once(admin, ad
 def test_a_build_cancelled_while_a_step_runs_stops_at_its_next_line(admin, admin_client, local, workers,
                                                                      tmp_path):
     from engine.build.builder import BUILD_LABEL
-    from engine.containers import Containers
+    from engine.containers.manager import Containers
 
     work = tmp_path / "build"
     (work / "context").mkdir(parents=True)

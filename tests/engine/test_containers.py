@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from engine.containers import Containers
+from engine.containers.manager import Containers
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.images.store import ImageStore
 from engine.runtime.runc import cgroup_dir

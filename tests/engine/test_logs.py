@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from engine.containers import parse_time
+from engine.containers.manager import parse_time
 from engine.errors import InvalidArgument
 from engine.logs import reader as logs
 from engine.supervisor.monitor import MAX_LINE, LogWriter, now_rfc3339

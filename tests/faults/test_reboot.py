@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from engine import exec as ex
+from engine.containers import exec as ex
 from engine.net.networks import Networks, link_exists, netns_exists
 from tests.support.containers import wait_for
 from tests.support.faults_restore import (

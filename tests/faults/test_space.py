@@ -122,7 +122,7 @@ def test_leftovers_of_interrupted_removals_and_writes_are_collected(engine):
 
 
 def test_exec_records_do_not_pile_up(engine):
-    from engine import exec as ex
+    from engine.containers import exec as ex
 
     eng = engine
     c, _ = eng.run("test/busybox", ["sleep", "300"])

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from engine.config import EngineConfig
-from engine.containers import Containers
+from engine.containers.manager import Containers
 from engine.images.layers import LayerStore
 from engine.images.store import ImageStore
 from engine.snapshots.snapshotter import Snapshotter
@@ -39,7 +39,7 @@ def make_engine(config: EngineConfig | None = None, **image_config) -> tuple[Con
     image = ib.busybox_image(images, **image_config)
     engine = Containers(config, images=images, layers=LayerStore(config, images.content),
                         snapshots=Snapshotter(config))
-    from engine.containers import register_in_use_check
+    from engine.containers.manager import register_in_use_check
 
     register_in_use_check(images, config)
     return engine, image

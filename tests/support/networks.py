@@ -49,7 +49,7 @@ def remove_engine(config) -> None:
     stop_servers(config.run_root)
     if not config.root.is_dir():
         return
-    from engine.containers import Containers
+    from engine.containers.manager import Containers
 
     remove_all(Containers(config))
 

@@ -16,7 +16,7 @@ checks the truth: a dead monitor is noticed and reported, never hidden.
 
 API (``Containers(config)``): create, start, run, stop, restart, kill, pause, unpause,
 remove, rename, wait, get, inspect, list (Docker's ps filters), top, logs, logs_async,
-attach, restore, in_use. Exec is in ``engine.exec``, stats in ``engine.stats``, events in
+attach, restore, in_use. Exec is in ``engine.containers.exec``, stats in ``engine.containers.stats``, events in
 ``engine.events``.
 """
 
@@ -76,7 +76,7 @@ LOG_MAX_SIZE = 20 * 1024 * 1024
 LOG_MAX_FILES = 2
 # The monitor runs in a fresh interpreter without site (-I -S: ~8 ms), importing
 # engine.supervisor.monitor, so that its compiled bytecode is reused.
-REPO_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = Path(__file__).resolve().parents[2]
 ACTIVE = ("running", "paused", "restarting")
 UNSUPERVISED_ERROR = "monitor died: the container runs unsupervised (no logs, no exit code)"
 DEAD_MONITOR_ERROR = "monitor died: exit code unknown"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import events
-from engine.containers import AttachConnection, Container, Containers, merge_env, parse_env
+from engine.containers.manager import AttachConnection, Container, Containers, merge_env, parse_env
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.runtime import users
 from engine.runtime.runc import build_process

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.containers import Container, Containers
+from engine.containers.manager import Container, Containers
 from engine.errors import Conflict
 from engine.runtime.runc import cgroup_dir
 

@@ -1,6 +1,6 @@
 """An interactive terminal in a running container, held by the caller (a websocket).
 
-``engine.exec.exec_tty`` gives the pty to the container's monitor, which reads it as fast
+``engine.containers.exec.exec_tty`` gives the pty to the container's monitor, which reads it as fast
 as the process writes and drops an attached client that falls 4 MiB behind: right for
 ``exec -it`` that may detach, wrong for a browser tab that must be able to say "wait".
 Here the caller owns the pty, so not reading it is real flow control: the kernel's pty
@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from engine import events
-from engine.containers import Containers
+from engine.containers.exec import _running, _write_process
+from engine.containers.manager import Containers
 from engine.errors import InvalidArgument
-from engine.exec import _running, _write_process
 
 SETSID = "/usr/bin/setsid"
 MAX_COLUMNS, MAX_ROWS = 1000, 500
