@@ -30,8 +30,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from engine.base.eventlog import emit_event
 from engine.config import EngineConfig
-from engine.supervisor.monitor import emit_event
 
 POLL_SECONDS = 0.1
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.base.clock import now_rfc3339_seconds
+from engine.base.files import write_json_atomic
 from engine.base.inroot import walk
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound
@@ -99,10 +101,6 @@ def parse_mounts(items) -> list[MountSpec]:
     return specs
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def tree_size(top: Path) -> int:
     """Bytes allocated below ``top`` (a volume's data), each inode once. Walked through
     directory fds that never follow a symlink (``engine.base.inroot.walk``): a container that
@@ -165,11 +163,9 @@ class Volumes:
             return self.inspect(name, size=False)
         try:
             (directory / "_data").mkdir()
-            meta = {"Name": name, "Driver": "local", "CreatedAt": _now(), "Labels": dict(labels or {}),
+            meta = {"Name": name, "Driver": "local", "CreatedAt": now_rfc3339_seconds(), "Labels": dict(labels or {}),
                     "Anonymous": anonymous, "Options": {}, "Scope": "local"}
-            tmp = directory / f"{META}.tmp"
-            tmp.write_text(json.dumps(meta))
-            os.replace(tmp, directory / META)
+            write_json_atomic(directory / META, meta, fsync=False)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise

@@ -30,13 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from engine.base.files import lock, write_json_atomic
 from engine.base.inroot import BENEATH, NO_SYMLINKS, Root, walk
 from engine.base.tarsafe import extract_all
 from engine.build import dockerfile as df
 from engine.build.commit import ENGINE_FILES, add_at, filter_layer, make_image, store_layer, tarinfo_at
 from engine.config import EngineConfig
 from engine.errors import EngineError, InvalidArgument, NotFound
-from engine.images.content import file_lock
 from engine.images.reference import parse
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -178,15 +178,13 @@ class Builder:
         return image
 
     def _cache_put(self, key: str, image) -> None:
-        with file_lock(self.dir / "cache.lock", exclusive=True):
+        with lock(self.dir / "cache.lock", exclusive=True):
             try:
                 data = json.loads(self.cache_path.read_text())
             except (OSError, ValueError):
                 data = {}
             data[key] = {"id": image.id, "manifest": image.manifest_digest}
-            tmp = self.cache_path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self.cache_path)
+            write_json_atomic(self.cache_path, data, fsync=False)
 
     # ------------------------------------------------------------ entry point
     def build(self, context, dockerfile: str = "Dockerfile", *, tags=(), build_args: dict | None = None,

@@ -20,10 +20,11 @@ import os
 import stat
 import tarfile
 import tempfile
-import time
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from engine.base.arch import host_arch
+from engine.base.clock import now_rfc3339_seconds
 from engine.base.inroot import Root, open_child_dir, open_child_file, walk
 from engine.base.tarsafe import extract_all
 from engine.errors import EngineError, InvalidArgument, NotFound, RuntimeFailure
@@ -34,15 +35,6 @@ _CHUNK = 1 << 20
 # Mount points the engine bind-mounts over in every container: their empty placeholders
 # in the container's layer are not the user's changes.
 ENGINE_FILES = {"etc/hosts", "etc/resolv.conf", "etc/hostname"}
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _host_arch() -> str:
-    machine = os.uname().machine
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
 # ---------------------------------------------------------------- layers and images
@@ -81,14 +73,14 @@ def make_image(store, parent, container_config: dict, *, layer: tuple[dict, str]
                ref=None, empty_layer: bool | None = None):
     """Register parent (an Image or None for scratch) + ``layer`` (from ``store_layer``)
     with ``container_config`` as a new image; the manifest keeps the parent's format."""
-    now = _now()
+    now = now_rfc3339_seconds()
     if parent is not None:
         config = copy.deepcopy(parent.config)
         manifest_layers = copy.deepcopy(parent.manifest.get("layers") or [])
         docker = parent.manifest.get("mediaType") == im.DOCKER_MANIFEST or \
             parent.manifest.get("config", {}).get("mediaType") == im.DOCKER_CONFIG
     else:
-        config = {"architecture": _host_arch(), "os": "linux",
+        config = {"architecture": host_arch(), "os": "linux",
                   "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
         manifest_layers, docker = [], False
     config["created"] = now

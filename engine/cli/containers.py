@@ -289,7 +289,7 @@ def cmd_wait(args, config) -> int:
 
 
 def cmd_rm(args, config) -> int:
-    from engine.supervisor.monitor import ensure_reserve
+    from engine.base.space import ensure_reserve
 
     store = _containers(config)
     try:

@@ -14,10 +14,10 @@ import sys
 import time
 from datetime import datetime
 
+from engine.base.space import ensure_reserve, with_reserve
 from engine.errors import EngineError, InvalidArgument
 from engine.images.reference import parse
 from engine.images.store import Image, ImageStore
-from engine.supervisor.monitor import ensure_reserve, with_reserve
 
 
 def _store(config) -> ImageStore:

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import events
+from engine.base.files import write_json_atomic
 from engine.containers.manager import AttachConnection, Container, Containers, merge_env, parse_env
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.runtime import users
 from engine.runtime.runc import build_process
-from engine.supervisor.monitor import F_EXIT, F_INFO, write_json_atomic
+from engine.supervisor.monitor import F_EXIT, F_INFO
 
 
 class ExecRefused(RuntimeFailure):
@@ -72,7 +73,7 @@ def _write_process(container: Container, cmd: list[str], *, user: str | None, wo
     exec_dir = container.dir / "execs"
     exec_dir.mkdir(exist_ok=True)
     path = exec_dir / f"{exec_id}.json"
-    write_json_atomic(str(path), process)
+    write_json_atomic(str(path), process, fsync=False, mode=0o600)
     return exec_id, path
 
 

@@ -40,7 +40,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import events
+from engine.base.clock import now_rfc3339
+from engine.base.files import lock, write_atomic, write_json_atomic
+from engine.base.proc import process_start_time
+from engine.base.space import RESERVE_SLICE, ensure_reserve, free_bytes, is_no_space, with_reserve
 from engine.config import EngineConfig
+from engine.containers.state import update_state
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
 from engine.runtime import users
 from engine.runtime.runc import (
@@ -52,22 +57,7 @@ from engine.runtime.runc import (
     parse_security_opts,
 )
 from engine.supervisor.launcher import start_monitor
-from engine.supervisor.monitor import (
-    F_CLOSE_STDIN,
-    F_EXIT,
-    F_RESIZE,
-    F_STDIN,
-    RESERVE_SLICE,
-    ensure_reserve,
-    free_bytes,
-    is_no_space,
-    locked,
-    now_rfc3339,
-    process_start_time,
-    update_state,
-    with_reserve,
-    write_json_atomic,
-)
+from engine.supervisor.monitor import F_CLOSE_STDIN, F_EXIT, F_RESIZE, F_STDIN
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's
@@ -555,7 +545,7 @@ class Containers:
                 network_hooked = True
                 network_mode = nets.on_create(container_id, name, hostname, network, ports, directory, spec)
             (directory / "bundle").mkdir()
-            write_json_atomic(str(directory / "bundle" / "config.json"), spec)
+            write_json_atomic(str(directory / "bundle" / "config.json"), spec, fsync=False, mode=0o600)
             created = now_rfc3339()
             config = {
                 "Id": container_id,
@@ -585,7 +575,7 @@ class Containers:
                 },
                 "Mounts": docker_mounts,
             }
-            write_json_atomic(str(directory / "config.json"), config)
+            write_json_atomic(str(directory / "config.json"), config, fsync=False, mode=0o600)
             write_json_atomic(str(directory / "state.json"), {
                 "Status": "created", "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME,
                 "FinishedAt": ZERO_TIME, "OOMKilled": False, "RestartCount": 0, "Paused": False,
@@ -660,7 +650,7 @@ class Containers:
         """Start the container's monitor, which runs it. ``waiter``: the caller will remove it
         itself when it exits (``run --rm`` in the foreground)."""
         container = self.get(ref)
-        with locked(str(container.dir / "op.lock")):
+        with lock(str(container.dir / "op.lock")):
             container = self._load(container.id)
             if container.status in ("running", "restarting"):
                 return container  # Docker: starting a running container is a no-op
@@ -679,13 +669,7 @@ class Containers:
             update_state(str(container.dir), StoppedByUser=False, Error="")
             spec = self._monitor_spec(container, run_dir, waiter)
             spec_path = container.dir / "monitor.spec"
-            tmp = spec_path.with_suffix(f".tmp{os.getpid()}")
-            try:
-                tmp.write_bytes(marshal.dumps(spec))
-                os.replace(tmp, spec_path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written spec
-                raise
+            write_atomic(spec_path, marshal.dumps(spec), fsync=False, mode=0o600)
             net = self.networks.start(container.id) if self.networks is not None else None
             try:
                 reply = start_monitor(self.config.run_root, spec, spec_path, container.dir / "monitor.err")
@@ -706,7 +690,7 @@ class Containers:
         """Write "running" as soon as the monitor answers (it writes the same itself a moment
         later), unless the monitor has already recorded the end of this very run."""
         _, pid, monitor_pid, monitor_start, started_at = reply
-        with locked(str(container.dir / "lock")):
+        with lock(str(container.dir / "lock")):
             path = container.dir / "state.json"
             state = json.loads(path.read_text())
             if state.get("StartedAt") == started_at and state.get("FinishedAt", "") >= started_at:
@@ -715,7 +699,7 @@ class Containers:
                          Error="", ExitCode=0, OOMKilled=False, Paused=False,
                          MonitorPid=int(monitor_pid), MonitorStart=int(monitor_start))
             try:  # the container may be filling the disk already: its monitor writes this too
-                with_reserve(str(self.config.root), lambda: write_json_atomic(str(path), state))
+                with_reserve(str(self.config.root), lambda: write_json_atomic(str(path), state, fsync=False, mode=0o600))
             except OSError as exc:
                 if not is_no_space(exc):
                     raise
@@ -750,7 +734,7 @@ class Containers:
     # ------------------------------------------------------------ stop, kill, pause
     def stop(self, ref: str, timeout: int | None = None) -> Container:
         container = self.get(ref)
-        with locked(str(container.dir / "op.lock")):
+        with lock(str(container.dir / "op.lock")):
             return self._stop(self._load(container.id), timeout)
 
     def _stop(self, container: Container, timeout: int | None) -> Container:
@@ -807,7 +791,7 @@ class Containers:
 
     def pause(self, ref: str) -> Container:
         container = self.get(ref)
-        with locked(str(container.dir / "op.lock")):
+        with lock(str(container.dir / "op.lock")):
             container = self._load(container.id)
             if container.status != "running":
                 raise Conflict(f"Container {container.name} is not running")
@@ -818,7 +802,7 @@ class Containers:
 
     def unpause(self, ref: str) -> Container:
         container = self.get(ref)
-        with locked(str(container.dir / "op.lock")):
+        with lock(str(container.dir / "op.lock")):
             container = self._load(container.id)
             if container.status != "paused":
                 raise Conflict(f"Container {container.name} is not paused")
@@ -935,7 +919,7 @@ class Containers:
     # ------------------------------------------------------------ remove and rename
     def remove(self, ref: str, force: bool = False) -> None:
         container = self.get(ref)
-        with locked(str(container.dir / "op.lock")):
+        with lock(str(container.dir / "op.lock")):
             container = self._load(container.id)
             if container.status in ACTIVE:
                 if not force:
@@ -987,16 +971,16 @@ class Containers:
     def rename(self, ref: str, new_name: str) -> Container:
         new_name = check_name(new_name or "")
         container = self.get(ref)
-        with locked(str(container.dir / "op.lock")):
+        with lock(str(container.dir / "op.lock")):
             container = self._load(container.id)
             old = container.name
             if old == new_name:
                 raise Conflict(f"Renaming a container with the same name as its current name: {old}")
             self._reserve_name(new_name, container.id)
-            with locked(str(container.dir / "lock")):
+            with lock(str(container.dir / "lock")):
                 config = json.loads((container.dir / "config.json").read_text())
                 config["Name"] = "/" + new_name
-                write_json_atomic(str(container.dir / "config.json"), config)
+                write_json_atomic(str(container.dir / "config.json"), config, fsync=False, mode=0o600)
             self._release_name(old, container.id)
         events.emit(self.config, "container", "rename", container.id,
                     {"name": new_name, "oldName": "/" + old})

@@ -17,11 +17,11 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from engine.base.files import write_json_atomic
 from engine.distribution.registry import DOCKER_HUB_HOSTS, RegistryClient
 from engine.errors import InvalidArgument
 
@@ -147,17 +147,7 @@ def remove(host: str, path: Path | None = None) -> bool:
 
 def _write(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config.json.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent="\t")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, data, fsync=True, mode=0o600, indent="\t")
 
 
 def login(host: str, credentials: Credentials, save: bool = True, insecure: bool | None = None,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform as host_platform_module
 import threading
 import zlib
 from collections.abc import Callable
@@ -33,6 +32,8 @@ from dataclasses import dataclass
 
 import zstandard
 
+from engine.base.arch import host_arch, host_variant, oci_arch
+from engine.base.space import free_bytes, is_no_space
 from engine.distribution.credentials import Credentials
 from engine.distribution.registry import (
     DOCKER_LIST,
@@ -48,7 +49,6 @@ from engine.errors import EngineError, InvalidArgument, NoSpace, RegistryError
 from engine.images.layers import sniff_compression
 from engine.images.reference import Reference, is_image_id, parse
 from engine.images.store import Image, ImageStore, parse_manifest
-from engine.supervisor.monitor import free_bytes, is_no_space
 
 ProgressFn = Callable[[dict], None]
 PROGRESS_STEP = 256 << 10  # report byte progress at most every 256 KiB per layer
@@ -59,9 +59,6 @@ RETRY_DELAY = 0.5  # seconds, times the attempt number
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 CONFIG_LIMIT = 16 << 20  # configs are JSON read into memory; real ones are KiBs
 
-_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
-         "armv6l": "arm", "i386": "386", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x",
-         "riscv64": "riscv64"}
 
 
 # -- platforms -----------------------------------------------------------------
@@ -77,15 +74,12 @@ class Platform:
         parts = text.strip().lower().split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise InvalidArgument(f"invalid platform {text!r}: expected os/arch[/variant], e.g. linux/arm64")
-        arch = _ARCH.get(parts[1], parts[1])
+        arch = oci_arch(parts[1])
         return cls(parts[0], arch, parts[2] if len(parts) == 3 else None)
 
     @classmethod
     def host(cls) -> Platform:
-        machine = host_platform_module.machine().lower()
-        arch = _ARCH.get(machine, machine)
-        variant = {"armv7l": "v7", "armv6l": "v6", "aarch64": "v8", "arm64": "v8"}.get(machine)
-        return cls("linux", arch, variant)
+        return cls("linux", host_arch(), host_variant())
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)

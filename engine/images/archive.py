@@ -26,7 +26,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import shlex
 import stat
 import tarfile
@@ -39,10 +38,12 @@ from typing import BinaryIO
 
 import zstandard
 
+from engine.base.arch import host_arch
+from engine.base.files import write_atomic
 from engine.base.inroot import BENEATH, Root
 from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.images import store as im
-from engine.images.content import ContentStore, atomic_write
+from engine.images.content import ContentStore
 from engine.images.layers import open_decompressed
 from engine.images.reference import Reference, check_digest, parse
 from engine.images.store import Image, ImageStore
@@ -273,7 +274,7 @@ class _DirSink:
             raise
 
     def file(self, name: str, data: bytes) -> None:
-        atomic_write(self.root / name, data)
+        write_atomic(self.root / name, data, fsync=True, mode=0o600)
 
     def index(self, manifests: list[dict]) -> None:
         existing = []
@@ -432,7 +433,7 @@ class _Loader:
 
     def _pick_platform(self, index_digest: str) -> str:
         index = _json(self.content.read(index_digest), f"index {index_digest}")
-        arch = _host_arch()
+        arch = host_arch()
         candidates = [m for m in index.get("manifests", []) if isinstance(m, dict) and isinstance(m.get("digest"), str)]
         for want_arch in (arch, None):
             for m in candidates:
@@ -500,11 +501,6 @@ class _Loader:
 
 def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _host_arch() -> str:
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 
 @contextlib.contextmanager
@@ -708,7 +704,7 @@ def import_rootfs(store: ImageStore, tar_file: str | Path | BinaryIO, ref: str |
                 added.add(layer_digest)
             now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             config = {
-                "architecture": architecture or _host_arch(),
+                "architecture": architecture or host_arch(),
                 "os": "linux",
                 "created": now,
                 "config": container_config,

@@ -27,11 +27,11 @@ import hashlib
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from engine.base.files import fsync_dir, lock, write_atomic
 from engine.config import EngineConfig
 from engine.errors import EngineError, InvalidArgument, NotFound
 from engine.images.reference import check_digest
@@ -46,68 +46,6 @@ class DigestMismatch(InvalidArgument):
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if durable:
-        fsync_dir(path.parent)
-
-
-# Locks held by this thread, by lock file path: [mode, depth]. flock locks belong to an
-# open file, so two opens of the same file in one process would block each other;
-# nesting is therefore tracked here.
-_held = threading.local()
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, exclusive: bool):
-    """flock ``path`` (created if missing); nests within a thread (an exclusive lock covers shared)."""
-    table = _held.__dict__.setdefault("locks", {})
-    key = str(path)
-    entry = table.get(key)
-    if entry is not None:
-        mode = entry[0]
-        if exclusive and mode == "shared":
-            raise EngineError(
-                f"internal error: {path} is held shared by this thread and cannot be taken exclusively"
-            )
-        entry[1] += 1
-        try:
-            yield
-        finally:
-            entry[1] -= 1
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        table[key] = ["exclusive" if exclusive else "shared", 1]
-        try:
-            yield
-        finally:
-            del table[key]
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 class BlobWriter:
@@ -221,7 +159,7 @@ class ContentStore:
         self._lock_path = self.root / "gc.lock"
         layout = self.root / "oci-layout"
         if not layout.exists():
-            atomic_write(layout, json.dumps(OCI_LAYOUT).encode())
+            write_atomic(layout, json.dumps(OCI_LAYOUT).encode(), fsync=True, mode=0o600)
 
     # --- reading -------------------------------------------------------------
 
@@ -295,11 +233,11 @@ class ContentStore:
 
     def lease(self):
         """Shared lock: blobs cannot be garbage-collected while it is held."""
-        return file_lock(self._lock_path, exclusive=False)
+        return lock(self._lock_path, exclusive=False)
 
     def gc_lock(self):
         """Exclusive lock for removal: waits for every writer and lease to finish."""
-        return file_lock(self._lock_path, exclusive=True)
+        return lock(self._lock_path, exclusive=True)
 
     def delete(self, digest: str) -> None:
         with self.gc_lock():

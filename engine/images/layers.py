@@ -43,7 +43,6 @@ the caller (the copy snapshotter) discards the root it was building.
 from __future__ import annotations
 
 import errno
-import fcntl
 import gzip
 import hashlib
 import io
@@ -61,6 +60,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from engine.base.files import lock, write_json_atomic
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, RuntimeFailure
 from engine.images.store import chain_ids
@@ -798,10 +798,8 @@ class LayerStore:
                                         "digest": layer.digest}))
             with self.content.open(layer.digest) as blob:
                 result = apply_layer(blob, path, "overlay", expected_diff_id=layer.diff_id)
-            tmp = meta.with_name(meta.name + ".tmp")
-            tmp.write_text(json.dumps({"chain_id": chain_id, "diff_id": layer.diff_id,
-                                       "digest": layer.digest, "size": result.size}))
-            os.rename(tmp, meta)
+            write_json_atomic(meta, {"chain_id": chain_id, "diff_id": layer.diff_id,
+                                     "digest": layer.digest, "size": result.size}, fsync=False)
 
     def size(self, chain_id: str) -> int:
         """Bytes of file content in the unpacked layer (0 if unknown)."""
@@ -811,7 +809,7 @@ class LayerStore:
             return 0
 
     def _lock(self, short: str):
-        return _FileLock(self.dir / f"{short}.lock")
+        return lock(self.dir / f"{short}.lock", retake_if_replaced=True)
 
     def chain_ids(self) -> list[str]:
         """Chain ids of the layers present."""
@@ -849,26 +847,3 @@ class LayerStore:
         for trash in self.dir.glob(".trash-*"):
             shutil.rmtree(trash, ignore_errors=True)
         return removed
-
-
-class _FileLock:
-    """An exclusive flock on a lock file, robust to the file being replaced meanwhile."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> _FileLock:
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
-                    self.fd = fd
-                    return self
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-
-    def __exit__(self, *exc) -> None:
-        os.close(self.fd)

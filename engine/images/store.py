@@ -27,13 +27,14 @@ import contextlib
 import copy
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from engine.base.clock import now_rfc3339_seconds
+from engine.base.files import lock, write_atomic
 from engine.config import EngineConfig
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound
-from engine.images.content import ContentStore, atomic_write, file_lock
+from engine.images.content import ContentStore
 from engine.images.reference import Reference, is_image_id, parse
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -216,10 +217,6 @@ def _empty_db() -> dict:
     return {"version": 1, "images": {}, "tags": {}, "digests": {}}
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 class ImageStore:
     def __init__(self, config: EngineConfig, content: ContentStore | None = None):
         self.engine_config = config
@@ -248,10 +245,11 @@ class ImageStore:
     @contextlib.contextmanager
     def _editing(self):
         """Read-modify-write the metadata under its lock; written only if the block succeeds."""
-        with file_lock(self._lock_path, exclusive=True):
+        with lock(self._lock_path, exclusive=True):
             data = self._load()
             yield data
-            atomic_write(self.db_path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+            write_atomic(self.db_path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode(), fsync=True,
+                         mode=0o600)
             self._write_oci_index(data)
 
     def _write_oci_index(self, data: dict) -> None:
@@ -268,8 +266,8 @@ class ImageStore:
             if desc:
                 manifests.append(desc)
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
-        atomic_write(self.content.root / "index.json", json.dumps(index, separators=(",", ":")).encode(),
-                     durable=False)
+        write_atomic(self.content.root / "index.json", json.dumps(index, separators=(",", ":")).encode(),
+                     fsync=False, mode=0o600)
 
     def _descriptor(self, manifest_digest: str) -> dict | None:
         try:
@@ -369,7 +367,7 @@ class ImageStore:
             if ref is not None and ref.digest and ref.digest not in (manifest_digest, index_digest):
                 raise InvalidArgument(f"{ref} does not name manifest {manifest_digest}")
             with self._editing() as data:
-                record = data["images"].get(manifest_digest) or {"registered": _now()}
+                record = data["images"].get(manifest_digest) or {"registered": now_rfc3339_seconds()}
                 record["id"] = config_digest
                 if index_digest:
                     record["index_digest"] = index_digest

@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.base.clock import now_rfc3339
 from engine.errors import InvalidArgument
-from engine.supervisor.monitor import now_rfc3339
 
 BLOCK = 64 * 1024
 POLL_SECONDS = 0.1

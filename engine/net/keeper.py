@@ -31,10 +31,8 @@ import sys
 import time
 
 # Loaded the way the monitor is (``python -I -S``, standard library only).
-from engine.supervisor import monitor
-from engine.supervisor.monitor import emit_event, process_start_time
-
-monitor._late_imports()  # emit_event needs json, which the monitor loads late
+from engine.base.eventlog import emit_event
+from engine.base.proc import process_start_time
 
 UDP_IDLE_SECONDS = 60
 BUFFER_LIMIT = 256 * 1024  # per direction: stop reading while the other side lags this much

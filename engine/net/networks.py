@@ -31,7 +31,6 @@ when the container's init does).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import ipaddress
 import json
@@ -44,6 +43,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine.base.clock import now_rfc3339_seconds
+from engine.base.files import lock, write_json_atomic
 from engine.config import EngineConfig
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
 from engine.net.ports import PortSpec, bind, parse_publish_list
@@ -96,15 +97,10 @@ def netns_exists(name: str) -> bool:
     return os.path.exists(f"/run/netns/{name}")
 
 
-@contextlib.contextmanager
-def _flock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def host_lock() -> lock:
+    """The lock on the host's shared network state (bridges, addresses of every engine)."""
+    HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    return lock(HOST_LOCK)
 
 
 def host_routes() -> list[ipaddress.IPv4Network]:
@@ -134,22 +130,12 @@ def host_routes() -> list[ipaddress.IPv4Network]:
     return nets
 
 
-def _write_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def _mac(address: str) -> str:
     return "02:b7:" + ":".join(f"{int(b):02x}" for b in address.split("."))
 
 
 def _process_start(pid: int) -> int | None:
-    from engine.supervisor.monitor import process_start_time
+    from engine.base.proc import process_start_time
 
     return process_start_time(pid)
 
@@ -165,7 +151,8 @@ class Networks:
         self.lock_path = self.root / "lock"
 
     def _locked(self):
-        return _flock(self.lock_path)
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        return lock(self.lock_path)
 
     # ------------------------------------------------------------ records
     def _records(self) -> list[dict]:
@@ -178,7 +165,7 @@ class Networks:
         return out
 
     def _save(self, net: dict) -> None:
-        _write_atomic(self.root / f"{net['Id']}.json", net)
+        write_json_atomic(self.root / f"{net['Id']}.json", net, fsync=False, indent=1)
 
     def _find(self, ref: str) -> dict | None:
         ref = (ref or "").strip()
@@ -219,7 +206,7 @@ class Networks:
             return None
 
     def _save_endpoint(self, ep: dict) -> None:
-        _write_atomic(self._endpoint_path(ep["Id"]), ep)
+        write_json_atomic(self._endpoint_path(ep["Id"]), ep, fsync=False, indent=1)
 
     # ------------------------------------------------------------ create
     def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
@@ -265,7 +252,7 @@ class Networks:
 
     def _create_locked(self, name, subnet, gateway, labels, internal, default=False) -> dict:
         net_id = secrets.token_hex(32)
-        with _flock(HOST_LOCK):
+        with host_lock():
             used = host_routes() + [ipaddress.ip_network(n["Subnet"]) for n in self._records()]
             if subnet is None:
                 subnet = next((c for pool in POOL for c in pool.subnets(new_prefix=24)
@@ -278,7 +265,7 @@ class Networks:
                 if clash is not None:
                     raise Conflict(f"subnet {subnet} overlaps {clash}, which is in use on this host")
             net = {
-                "Name": name, "Id": net_id, "Created": _now(), "Driver": "bridge", "Scope": "local",
+                "Name": name, "Id": net_id, "Created": now_rfc3339_seconds(), "Driver": "bridge", "Scope": "local",
                 "Internal": bool(internal), "Labels": dict(labels), "Default": default,
                 "Subnet": str(subnet), "Gateway": str(gateway),
                 "Bridge": BRIDGE_PREFIX + net_id[:12], "Endpoints": {},
@@ -351,7 +338,7 @@ class Networks:
         """After a reboot the bridge is gone while the record stays: make it again."""
         if not link_exists(net["Bridge"]) or \
                 iptables("-C", "FORWARD", "-j", CHAIN, check=False).returncode != 0:
-            with _flock(HOST_LOCK):
+            with host_lock():
                 self._bridge_up(net)
 
     # ------------------------------------------------------------ list, inspect, remove
@@ -399,7 +386,7 @@ class Networks:
                 names = ", ".join(e.get("Name", cid[:12]) for cid, e in net["Endpoints"].items())
                 raise Conflict(f"error while removing network: network {net['Name']} id {net['Id']} has "
                                f"active endpoints ({names})")
-            with _flock(HOST_LOCK):
+            with host_lock():
                 self._bridge_down(net)
             (self.root / f"{net['Id']}.json").unlink(missing_ok=True)
         from engine import events

@@ -13,6 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from engine.base.files import write_json_atomic
 from engine.config import EngineConfig
 from engine.errors import InvalidArgument, NotFound, RuntimeFailure
 
@@ -246,7 +247,5 @@ def runtime_path(config: EngineConfig) -> str:
     if facts is None or facts.path is None:
         raise RuntimeFailure("no working OCI runtime (runc or crun) on this host")
     config.run_root.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"name": facts.name, "path": facts.path}))
-    os.replace(tmp, cache)
+    write_json_atomic(cache, {"name": facts.name, "path": facts.path}, fsync=False)
     return facts.path

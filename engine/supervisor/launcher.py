@@ -26,8 +26,11 @@ MONITOR_LAUNCHER = (f"import sys; sys.path.append({str(REPO_DIR)!r}); "
 FORKSERVER_LAUNCHER = (f"import sys; sys.path.append({str(REPO_DIR)!r}); "
                        "from engine.supervisor import forkserver; sys.exit(forkserver.main(sys.argv))")
 # What the monitor and the fork server run: a change to any is a new fork server.
-MONITOR_SOURCES = [HERE / "monitor.py", HERE / "forkserver.py", HERE / "servers.py",
-                   REPO_DIR / "engine" / "__init__.py", HERE / "__init__.py"]
+ENGINE = REPO_DIR / "engine"
+MONITOR_SOURCES = [HERE / "monitor.py", HERE / "forkserver.py", HERE / "servers.py", HERE / "__init__.py",
+                   ENGINE / "__init__.py", ENGINE / "containers" / "__init__.py", ENGINE / "containers" / "state.py",
+                   ENGINE / "logs" / "__init__.py", ENGINE / "logs" / "writer.py",
+                   *sorted((ENGINE / "base").glob("*.py"))]
 READY = b"READY\n"  # as forkserver.READY (not imported: that module runs top-level only)
 
 

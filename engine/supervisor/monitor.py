@@ -40,6 +40,14 @@ import os
 import sys
 import time
 
+from engine.base.clock import now_rfc3339
+from engine.base.eventlog import emit_event
+from engine.base.files import write_json_atomic
+from engine.base.proc import process_start_time
+from engine.base.space import ensure_reserve, with_reserve
+from engine.containers.state import root_of, update_state
+from engine.logs.writer import LogWriter
+
 # Imported by _late_imports(): the monitor needs them only once it has told its starter
 # that the container runs, so they stay off the start's critical path.
 json = selectors = socket = struct = termios = None
@@ -54,176 +62,13 @@ def _late_imports() -> None:
     import termios
 
 
-_late_imports()  # for now: the engine uses the helpers below (they move to engine.base next)
+# The engine side (engine.supervisor.launcher, the fork server) calls _late_imports() itself;
+# the monitor calls it once runc is on its way.
 
 F_STDIN, F_STDOUT, F_STDERR, F_EXIT, F_RESIZE, F_CLOSE_STDIN, F_INFO = 0, 1, 2, 3, 4, 5, 7
 PR_SET_CHILD_SUBREAPER = 36
-MAX_LINE = 16 * 1024  # longer lines are split into partial records, as Docker does
 REPLAY_BYTES = 64 * 1024  # output kept for clients that attach late
 CLIENT_BUFFER_LIMIT = 4 * 1024 * 1024  # a client this far behind is dropped
-
-
-# ---------------------------------------------------------------- shared helpers
-# These are also used by engine.containers (same file formats on both sides).
-
-def now_rfc3339(ns: int | None = None) -> str:
-    ns = time.time_ns() if ns is None else ns
-    seconds, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        # 0600: a container's config holds its environment (secrets included)
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:  # a full disk leaves no half-written temp file behind
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-# ---------------------------------------------------------------- a full disk
-# The engine root holds a reserve: a file of RESERVE_SIZE bytes. A write that must not fail
-# for want of space (the exit code of a container; rmi and prune, which free space but write
-# their bookkeeping first) takes a slice of it when the disk is full, and it is made whole
-# again once there is room to spare.
-
-NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-RESERVE_NAME = "space.reserve"
-RESERVE_SIZE = 1 << 20
-RESERVE_SLICE = 64 << 10
-
-
-def is_no_space(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in NO_SPACE
-
-
-def free_bytes(path: str) -> int:
-    """What an unprivileged writer may still use on the file system of ``path``."""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return 0
-    return st.f_bavail * st.f_frsize
-
-
-def take_from_reserve(root: str) -> bool:
-    """Give a slice of the reserve back to the file system; False when it is used up."""
-    path = os.path.join(root, RESERVE_NAME)
-    try:
-        size = os.stat(path).st_size
-        if size == 0:
-            return False
-        os.truncate(path, max(0, size - RESERVE_SLICE))  # truncating needs no room
-        return True
-    except OSError:
-        return False
-
-
-def ensure_reserve(root: str) -> None:
-    """Make the reserve whole if the disk has room to spare (never fails)."""
-    path = os.path.join(root, RESERVE_NAME)
-    try:
-        if os.stat(path).st_size >= RESERVE_SIZE:
-            return
-    except OSError:
-        pass
-    if free_bytes(root) < 4 * RESERVE_SIZE:
-        return
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(bytes(RESERVE_SIZE))  # written, not sparse: the blocks are really taken
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-
-
-def with_reserve(root: str, write):
-    """``write()``; while the disk is full, again with a slice more of the reserve freed
-    (``write`` must change nothing when it fails). The last failure is raised."""
-    while True:
-        try:
-            return write()
-        except OSError as exc:
-            if not is_no_space(exc) or not take_from_reserve(root):
-                raise
-
-
-def root_of(container_dir: str) -> str:
-    """The engine root of ``root/containers/<id>``."""
-    return os.path.dirname(os.path.dirname(os.path.abspath(container_dir)))
-
-
-class locked:
-    """flock on a container's lock file: every read-modify-write of its state holds it."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
-
-
-def update_state(directory: str, **fields) -> dict:
-    path = os.path.join(directory, "state.json")
-    with locked(os.path.join(directory, "lock")):
-        try:
-            with open(path) as f:
-                state = json.load(f)
-        except (OSError, ValueError):
-            state = {}
-        state.update(fields)
-        write_json_atomic(path, state)
-    return state
-
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat: tells a live process from a recycled pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(")") + 2:].split()
-    if fields[0] == "Z":  # a zombie is dead for our purposes
-        return None
-    return int(fields[19])
-
-
-def emit_event(events_path: str, type_: str, action: str, actor_id: str, attributes: dict) -> None:
-    ns = time.time_ns()
-    record = {"Type": type_, "Action": action,
-              "Actor": {"ID": actor_id, "Attributes": attributes},
-              "time": ns // 1_000_000_000, "timeNano": ns}
-    line = (json.dumps(record) + "\n").encode()
-    # A full disk loses the event rather than failing what happened (a stop, an rm that
-    # frees space; the state files still say it), and never leaves half a line: an append
-    # cannot be taken back, so it is not tried without room for it.
-    if free_bytes(os.path.dirname(events_path)) < len(line) + 2 * 4096:
-        return
-    try:
-        fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, line)  # one write with O_APPEND: lines never interleave
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        if not is_no_space(exc):
-            raise
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -233,120 +78,6 @@ def frame(kind: int, payload: bytes) -> bytes:
 def exit_code_of(status: int) -> int:
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
-
-
-# ---------------------------------------------------------------- the log
-
-class LogWriter:
-    """JSON-lines log, one record per line of output, rotated by size.
-
-    It never fails: output that cannot be written (a full disk) is dropped and counted, and
-    once there is room again one record says how much was lost before logging goes on. A
-    write cut short is taken back, so the file only ever holds whole records."""
-
-    def __init__(self, path: str, max_size: int, max_files: int):
-        self.path, self.max_size, self.max_files = path, max_size, max(1, max_files)
-        self.file, self.size = None, 0
-        try:
-            self._open()
-        except OSError:
-            pass  # a full disk may refuse to create it: the first write that can will
-        self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
-        self.dropped_lines = self.dropped_bytes = 0
-        self.drop_reason = ""
-
-    def feed(self, stream: str, data: bytes) -> None:
-        buf = self.pending[stream] + data
-        out = []
-        while True:
-            nl = buf.find(b"\n")
-            if nl == -1 or nl >= MAX_LINE:
-                if len(buf) >= MAX_LINE:
-                    out.append((buf[:MAX_LINE], True))
-                    buf = buf[MAX_LINE:]
-                    continue
-                break
-            out.append((buf[:nl + 1], False))
-            buf = buf[nl + 1:]
-        self.pending[stream] = buf
-        self._write(stream, out)
-
-    def flush(self) -> None:
-        for stream, buf in self.pending.items():
-            if buf:
-                self._write(stream, [(buf, True)])
-                self.pending[stream] = b""
-
-    @staticmethod
-    def _record(stream: str, text: str, partial: bool = False, **extra) -> str:
-        record = {"time": now_rfc3339(), "stream": stream, "log": text}  # "time" first: logs.py seeks on it
-        if partial:
-            record["partial"] = True
-        record.update(extra)
-        return json.dumps(record, ensure_ascii=False)
-
-    def _write(self, stream: str, chunks) -> None:
-        if not chunks and not self.dropped_lines:
-            return
-        lines = [self._record(stream, chunk.decode("utf-8", errors="replace"), partial)
-                 for chunk, partial in chunks]
-        if self.dropped_lines:
-            # Not before there is room to spare: space just freed for a state write (the
-            # engine's reserve) is not the log's to take.
-            if free_bytes(os.path.dirname(self.path)) < 2 * RESERVE_SIZE:
-                self._drop(chunks, self.drop_reason)
-                return
-            lines.insert(0, self._record(
-                "stderr", f"berth: {self.dropped_lines} lines ({self.dropped_bytes} bytes) of output "
-                f"dropped: {self.drop_reason}\n", dropped={"lines": self.dropped_lines,
-                                                         "bytes": self.dropped_bytes}))
-        data = ("\n".join(lines) + "\n").encode()
-        try:
-            if self.file is None or self.file.closed:  # first write, or a rotation stopped half-way
-                self._open()
-            if self.size + len(data) > self.max_size and self.size > 0:
-                self._rotate()
-            self._append(data)
-        except OSError as exc:
-            self._drop(chunks, exc.strerror or str(exc))
-            return
-        self.dropped_lines = self.dropped_bytes = 0
-
-    def retry(self) -> None:
-        """Write the record of what was dropped, if there is room now (no new output needed)."""
-        if self.dropped_lines:
-            self._write("stderr", [])
-
-    def _append(self, data: bytes) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[self.file.write(view):]
-        except OSError:
-            self.file.truncate(self.size)  # no half record: a reader would stop at it
-            raise
-        self.size += len(data)
-
-    def _drop(self, chunks, reason: str) -> None:
-        self.dropped_lines += len(chunks)
-        self.dropped_bytes += sum(len(chunk) for chunk, _ in chunks)
-        self.drop_reason = reason.lower()
-
-    def _rotate(self) -> None:
-        self.file.close()
-        for i in range(self.max_files - 1, 0, -1):
-            src = self.path if i == 1 else f"{self.path}.{i - 1}"
-            if os.path.exists(src):
-                os.replace(src, f"{self.path}.{i}")
-        if self.max_files == 1:
-            os.truncate(self.path, 0)
-        self._open()
-
-    def _open(self) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        os.fchmod(fd, 0o600)  # the output may hold secrets; also a log made before
-        self.file = open(fd, "ab", buffering=0)
-        self.size = self.file.tell()
 
 
 # ---------------------------------------------------------------- attach clients and sessions
@@ -471,7 +202,7 @@ class Monitor:
                 with_reserve(self.root, lambda: update_state(self.dir, **fields))
                 self.pending_state = {}
             for path, data in list(self.pending_files.items()):
-                with_reserve(self.root, lambda: write_json_atomic(path, data))  # noqa: B023
+                with_reserve(self.root, lambda: write_json_atomic(path, data, fsync=False, mode=0o600))  # noqa: B023
                 del self.pending_files[path]
         except OSError:
             return False

@@ -17,12 +17,12 @@ from __future__ import annotations
 import os
 import zlib
 
+from engine.base.proc import process_start_time
+
 LOCK_PATTERNS = ("forkserver-", "cli-")  # + version + ".lock"
 
 
 def _start_time(pid: int) -> int | None:
-    from engine.supervisor.monitor import process_start_time
-
     return process_start_time(pid)
 
 

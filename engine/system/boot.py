@@ -97,12 +97,12 @@ def boot(config: EngineConfig) -> BootReport:
 def _clean_container(containers, container_id: str) -> list[str]:
     """What a container that does not run still holds on the host: its runtime record,
     cgroups, network namespace, veths and keeper."""
+    from engine.base.files import lock
     from engine.runtime.runc import cgroup_dir
-    from engine.supervisor.monitor import locked
 
     container = containers.get(container_id)
     cleaned = []
-    with locked(str(container.dir / "op.lock")):
+    with lock(str(container.dir / "op.lock")):
         container = containers.settle(container_id)  # a dead monitor's run is written down as ended
         if container.status in ACTIVE:
             return []
@@ -188,7 +188,7 @@ def _clean_rules() -> list[str]:
     from engine.net import networks as netmod
 
     cleaned = []
-    with netmod._flock(netmod.HOST_LOCK):
+    with netmod.host_lock():
         for table, chain in (("filter", netmod.CHAIN), ("nat", "POSTROUTING")):
             listing = netmod.iptables("-t", table, "-S", chain, check=False)
             for line in listing.stdout.splitlines() if listing.returncode == 0 else []:

@@ -104,7 +104,7 @@ def _containers(config: EngineConfig) -> dict[str, tuple[dict, dict]]:
 
 
 def _alive(pid, start=None) -> bool:
-    from engine.supervisor.monitor import process_start_time
+    from engine.base.proc import process_start_time
 
     if not pid:
         return False

@@ -205,7 +205,7 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
             report.skipped = True
             return report
         images, layers, snapshots = _stores(config)
-        from engine.images.content import file_lock
+        from engine.base.files import lock
 
         # Snapshots first: the layers only they stacked on go in the same collection.
         for cdir in killed_creates(config):
@@ -217,7 +217,7 @@ def collect(config: EngineConfig, *, blobs: bool = False, ingest_grace: float = 
                 snapshots.remove(key)
                 report.snapshots.append(key)
         # Under the images' lock no image appears or goes while layers are marked and swept.
-        with file_lock(images._lock_path, exclusive=True):
+        with lock(images._lock_path, exclusive=True):
             keep = marked_layers(images, layers, snapshots)
             sizes = {c: layers.size(c) for c in layers.chain_ids()}
             removed = layers.remove_unused(keep)

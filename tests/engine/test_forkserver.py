@@ -14,9 +14,9 @@ import time
 
 import pytest
 
+from engine.base.proc import process_start_time
 from engine.supervisor import launcher as monitors
 from engine.supervisor import servers
-from engine.supervisor.monitor import process_start_time
 from tests.support.containers import cleanup, make_engine, wait_for
 
 SLEEP = ["sleep", "600"]

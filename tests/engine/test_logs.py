@@ -10,10 +10,11 @@ import time
 
 import pytest
 
+from engine.base.clock import now_rfc3339
 from engine.containers.manager import parse_time
 from engine.errors import InvalidArgument
 from engine.logs import reader as logs
-from engine.supervisor.monitor import MAX_LINE, LogWriter, now_rfc3339
+from engine.logs.writer import MAX_LINE, LogWriter
 from tests.support.containers import cleanup, make_engine
 
 

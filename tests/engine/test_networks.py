@@ -139,7 +139,7 @@ def test_keeper_relays_tcp_and_udp_and_exits_with_the_monitor():
     threading.Thread(target=serve, daemon=True).start()
     threading.Thread(target=serve_tcp, daemon=True).start()
     watched = subprocess.Popen(["sleep", "30"])
-    from engine.supervisor.monitor import process_start_time
+    from engine.base.proc import process_start_time
 
     socks = [bind(PortSpec("127.0.0.1", 0, 1, "udp")), bind(PortSpec("127.0.0.1", 0, 1, "tcp"))]
     ports = [{"host_ip": "127.0.0.1", "host_port": s.getsockname()[1], "proto": p,

@@ -109,7 +109,7 @@ def test_on_failure_counts_its_retries_across_boots(engine):
         assert cli(eng.config, "boot").returncode == 0
         assert status(eng, "flaky") == expected
     c = eng.get("flaky")
-    from engine.supervisor.monitor import update_state
+    from engine.containers.state import update_state
 
     update_state(str(c.dir), RestartCount=2)  # its retries used up
     simulate_reboot(eng)

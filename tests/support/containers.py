@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.base.proc import process_start_time
 from engine.config import EngineConfig
 from engine.containers.manager import Containers
 from engine.images.layers import LayerStore
 from engine.images.store import ImageStore
 from engine.snapshots.snapshotter import Snapshotter
-from engine.supervisor.monitor import process_start_time
 from engine.supervisor.servers import stop_servers
 from tests.support import imagebuilder as ib
 

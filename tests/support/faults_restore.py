@@ -122,8 +122,8 @@ def simulate_reboot(eng) -> None:
     cope with what a crash without a reboot leaves too."""
     import shutil
 
+    from engine.base.proc import process_start_time
     from engine.net.networks import Networks
-    from engine.supervisor.monitor import process_start_time
     from engine.supervisor.servers import stop_servers
 
     config = eng.config
