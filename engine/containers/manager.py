@@ -579,7 +579,7 @@ class Containers:
             write_json_atomic(str(directory / "state.json"), {
                 "Status": "created", "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME,
                 "FinishedAt": ZERO_TIME, "OOMKilled": False, "RestartCount": 0, "Paused": False,
-            })
+            }, fsync=False, mode=0o600)
         except BaseException:
             if network_hooked:
                 nets.on_remove(container_id)
