@@ -21,12 +21,10 @@ from engine.images.store import Image, ImageStore
 
 
 def _store(config) -> ImageStore:
+    from engine.containers.manager import register_in_use_check
+
     store = ImageStore(config)
-    try:  # containers, when that module is present, veto removing images they use
-        from engine.containers.manager import register_in_use_check
-    except ImportError:
-        return store
-    register_in_use_check(store, config)
+    register_in_use_check(store, config)  # containers veto removing images they use
     return store
 
 

@@ -262,22 +262,18 @@ class Containers:
 
     @property
     def networks(self):
-        """engine.networks.Networks, or None in an engine built without it."""
         if self._networks is None:
-            try:
-                from engine.net.networks import Networks
-            except ImportError:
-                return None
+            from engine.net.networks import Networks
+
             self._networks = Networks(self.config)
         return self._networks
 
     @property
     def volumes(self):
         if self._volumes is None:
-            module = vols_module()
-            if module is None:
-                return None
-            self._volumes = module.Volumes(self.config)
+            from engine.volumes import Volumes
+
+            self._volumes = Volumes(self.config)
         return self._volumes
 
     @property
@@ -452,7 +448,7 @@ class Containers:
                auto_remove: bool = False, security_opt: list[str] | None = None) -> Container:
         """``docker create``. ``network``: none, host, private (the default: a namespace with
         only ``lo``), bridge or a network's name; ``publish``: ``-p`` specs; ``volumes``: ``-v``
-        specs (engine.networks and engine.volumes do those parts)."""
+        specs (engine.net.networks and engine.volumes do those parts)."""
         # Everything the user typed is checked before anything is touched.
         memory_bytes = parse_bytes(memory)
         nano_cpus = parse_cpus(cpus)
@@ -463,16 +459,11 @@ class Containers:
         if auto_remove and policy["Name"] != "no":
             raise InvalidArgument("conflicting options: --restart and --rm")
         nets, vols = self.networks, self.volumes
-        if nets is not None:
-            network, ports = nets.check_mode(network, publish)
-        else:
-            network, ports = network or "private", []
-            if network not in ("private", "none", "host") or publish:
-                raise InvalidArgument(f"network {network} not found (networks: none, host, private)")
+        network, ports = nets.check_mode(network, publish)
         check_volume_specs(volumes)
-        mount_specs = vols_module().parse_mounts(volumes) if vols is not None else []
-        if volumes and vols is None:
-            raise InvalidArgument("volumes are not available in this engine")
+        from engine.volumes import parse_mounts
+
+        mount_specs = parse_mounts(volumes)
         env_list = parse_env(env)
         if name is not None:
             name = check_name(name)
@@ -524,11 +515,9 @@ class Containers:
                                     gid=resolved.gid, additional_gids=resolved.additional_gids,
                                     terminal=tty)
             extra_mounts = self._etc_mounts(directory, hostname, network)
-            docker_mounts: list[dict] = []
-            if vols is not None:
-                oci_mounts, docker_mounts, created_volumes = vols.prepare_mounts(
-                    mount_specs, image_config.get("Volumes"), rootfs)
-                extra_mounts += oci_mounts
+            oci_mounts, docker_mounts, created_volumes = vols.prepare_mounts(
+                mount_specs, image_config.get("Volumes"), rootfs)
+            extra_mounts += oci_mounts
             annotations = {f"org.opencontainers.image.label.{k}": str(v) for k, v in all_labels.items()}
             annotations["org.opencontainers.image.stopSignal"] = stop_signal
             if image_config.get("ExposedPorts"):
@@ -538,12 +527,10 @@ class Containers:
                               memory=memory_bytes, nano_cpus=nano_cpus, pids_limit=int(pids_limit or 0),
                               annotations=annotations, extra_mounts=extra_mounts,
                               seccomp="seccomp=unconfined" not in security)
-            network_mode = network
-            if nets is not None:
-                # Addresses, hosts and resolv.conf, and the spec pointed at the namespace that
-                # Networks.start makes (the hook for bridge networks; builtin modes pass through).
-                network_hooked = True
-                network_mode = nets.on_create(container_id, name, hostname, network, ports, directory, spec)
+            # Addresses, hosts and resolv.conf, and the spec pointed at the namespace that
+            # Networks.start makes (the hook for bridge networks; builtin modes pass through).
+            network_hooked = True
+            network_mode = nets.on_create(container_id, name, hostname, network, ports, directory, spec)
             (directory / "bundle").mkdir()
             write_json_atomic(str(directory / "bundle" / "config.json"), spec, fsync=False, mode=0o600)
             created = now_rfc3339()
@@ -670,7 +657,7 @@ class Containers:
             spec = self._monitor_spec(container, run_dir, waiter)
             spec_path = container.dir / "monitor.spec"
             write_atomic(spec_path, marshal.dumps(spec), fsync=False, mode=0o600)
-            net = self.networks.start(container.id) if self.networks is not None else None
+            net = self.networks.start(container.id)
             try:
                 reply = start_monitor(self.config.run_root, spec, spec_path, container.dir / "monitor.err")
             except BaseException:
@@ -765,8 +752,7 @@ class Containers:
             self._wait_exit(container, 30)
         # (on a full disk it may stay to write the exit code: it tells readers meanwhile)
         self._wait_monitor_gone(container, 2 if self._disk_full() else 10)
-        if self.networks is not None:
-            self.networks.stopped(container.id)
+        self.networks.stopped(container.id)
         events.emit(self.config, "container", "stop", container.id, {"name": container.name})
         return self.settle(container.id)  # an unsupervised one had no monitor to record its end
 
@@ -953,10 +939,8 @@ class Containers:
                 # Docker's "dead": half removed; `rm -f` again retries.
                 self._try_update(container, Status="dead", Error=f"removal failed: {exc}")
                 raise
-            if self.networks is not None:
-                self.networks.on_remove(container.id)
-            if self.volumes is not None:
-                self.volumes.release(container.config.get("Mounts"))
+            self.networks.on_remove(container.id)
+            self.volumes.release(container.config.get("Mounts"))
             shutil.rmtree(self.run_dir(container.id), ignore_errors=True)
             self._release_name(container.name, container.id)
             # Rename first so that a crash half-way leaves no container that looks whole.
@@ -1093,8 +1077,7 @@ class Containers:
         if data["State"]["Unsupervised"] and not data["State"]["Error"]:
             data["State"]["Error"] = UNSUPERVISED_ERROR
         data["RestartCount"] = state.get("RestartCount", 0)
-        if self.networks is not None:
-            data["NetworkSettings"] = self.networks.settings(container.id)
+        data["NetworkSettings"] = self.networks.settings(container.id)
         data["GraphDriver"] = {"Data": {"MergedDir": container.config.get("Rootfs")}}
         return data
 
@@ -1264,15 +1247,6 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
             return None
         buf += chunk
     return bytes(buf)
-
-
-def vols_module():
-    """engine.volumes, or None in an engine built without it."""
-    try:
-        from engine import volumes
-    except ImportError:
-        return None
-    return volumes
 
 
 def register_in_use_check(images, config: EngineConfig) -> None:

@@ -450,9 +450,8 @@ def prune(config: EngineConfig, *, all: bool = False, volumes: bool = False) -> 
                 containers.remove(row["Id"])
                 result.containers.append(row["Id"])
                 result.reclaimed += size
-        if containers.networks is not None:
-            result.networks = containers.networks.prune()
-        if volumes and containers.volumes is not None:
+        result.networks = containers.networks.prune()
+        if volumes:
             result.volumes, freed = containers.volumes.prune()
             result.reclaimed += freed
         ids, freed = images.prune(all=all)
