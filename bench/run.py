@@ -26,10 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from engine.config import EngineConfig  # noqa: E402
-from engine.containers.manager import Containers  # noqa: E402
-from engine.images.layers import LayerStore  # noqa: E402
-from engine.images.store import ImageStore  # noqa: E402
-from engine.snapshots.snapshotter import Snapshotter  # noqa: E402
+from engine.engine import Engine  # noqa: E402
 from engine.supervisor import cliclient  # noqa: E402
 from engine.supervisor import launcher as monitors  # noqa: E402
 from engine.supervisor.servers import stop_servers  # noqa: E402
@@ -106,10 +103,8 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bb-", dir="/tmp"))
     config = EngineConfig(base / "r", base / "x")
-    images = ImageStore(config)
-    ib.busybox_image(images, IMAGE)
-    engine = Containers(config, images=images, layers=LayerStore(config, images.content),
-                        snapshots=Snapshotter(config))
+    engine = Engine(config).containers
+    ib.busybox_image(engine.images, IMAGE)
     result: dict = {"runs": args.runs}
     idle = []
     try:

@@ -18,8 +18,9 @@ from console.drivers.base import EngineDriver, EngineUnreachable
 from engine import events
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
-from engine.containers.manager import Containers, register_in_use_check
+from engine.containers.manager import Containers
 from engine.distribution import transfer as distribution
+from engine.engine import Engine
 from engine.errors import RegistryError
 from engine.images import archive
 from engine.images.store import Image, ImageStore
@@ -106,22 +107,22 @@ class LocalEngineDriver(EngineDriver):
     def prepare(self) -> None:
         root = Path(settings.ENGINE_ROOT)
         root.mkdir(parents=True, exist_ok=True)
-        config = EngineConfig(root=root, run_root=Path(settings.ENGINE_RUN_ROOT))
-        ImageStore(config)
-        Containers(config)
-        Volumes(config)
-        Networks(config)
+        engine = Engine(EngineConfig(root=root, run_root=Path(settings.ENGINE_RUN_ROOT)))
+        engine.images, engine.containers, engine.volumes, engine.networks  # noqa: B018  (each makes its dirs)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine's stores, wired as the engine's CLI wires them (settings are read
+        on each use: tests change them)."""
+        return Engine(self.config)
 
     @property
     def images(self) -> ImageStore:
-        store = ImageStore(self.config)
-        # Refuse removing images that containers use, as the engine's CLI does.
-        register_in_use_check(store, self.config)
-        return store
+        return self.engine.images  # refuses removing images that containers use
 
     @property
     def containers(self) -> Containers:
-        return Containers(self.config)
+        return self.engine.containers
 
     def facts(self) -> dict:
         return {**host.facts(self.config), "reclaimable_bytes": gc.reclaimable(self.config)}
@@ -254,7 +255,7 @@ class LocalEngineDriver(EngineDriver):
     # -- volumes --------------------------------------------------------------------
     @property
     def volumes(self) -> Volumes:
-        return Volumes(self.config)
+        return self.engine.volumes
 
     @reading("volumes")
     def list_volumes(self, size: bool = False) -> list[dict]:
@@ -275,7 +276,7 @@ class LocalEngineDriver(EngineDriver):
     # -- networks -------------------------------------------------------------------
     @property
     def networks(self) -> Networks:
-        return Networks(self.config)
+        return self.engine.networks
 
     @reading("networks")
     def list_networks(self) -> list[dict]:

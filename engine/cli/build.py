@@ -8,9 +8,9 @@ from engine.errors import InvalidArgument
 
 
 def _containers(config):
-    from engine.containers.manager import Containers
+    from engine.engine import Engine
 
-    return Containers(config)
+    return Engine(config).containers
 
 
 # The top-level commands register() adds: the CLI builds only the parser a command needs.

@@ -16,9 +16,9 @@ from engine.supervisor.monitor import F_EXIT, F_STDERR, F_STDOUT
 
 
 def _containers(config):
-    from engine.containers.manager import Containers
+    from engine.engine import Engine
 
-    return Containers(config)
+    return Engine(config).containers
 
 
 def _add_create_options(p) -> None:

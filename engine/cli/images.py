@@ -21,11 +21,9 @@ from engine.images.store import Image, ImageStore
 
 
 def _store(config) -> ImageStore:
-    from engine.containers.manager import register_in_use_check
+    from engine.engine import Engine
 
-    store = ImageStore(config)
-    register_in_use_check(store, config)  # containers veto removing images they use
-    return store
+    return Engine(config).images  # containers veto removing images they use
 
 
 # --- formatting -----------------------------------------------------------------------

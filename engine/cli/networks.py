@@ -9,9 +9,9 @@ from engine.errors import InvalidArgument
 
 
 def _networks(config):
-    from engine.net.networks import Networks
+    from engine.engine import Engine
 
-    return Networks(config)
+    return Engine(config).networks
 
 
 def _container_id(config, ref: str) -> str:

@@ -9,9 +9,9 @@ from engine.errors import InvalidArgument
 
 
 def _volumes(config):
-    from engine.volumes import Volumes
+    from engine.engine import Engine
 
-    return Volumes(config)
+    return Engine(config).volumes
 
 
 # The top-level commands register() adds: the CLI builds only the parser a command needs.

@@ -46,6 +46,7 @@ from engine.base.proc import process_start_time
 from engine.base.space import RESERVE_SLICE, ensure_reserve, free_bytes, is_no_space, with_reserve
 from engine.config import EngineConfig
 from engine.containers.state import update_state
+from engine.engine import Engine
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
 from engine.runtime import users
 from engine.runtime.runc import (
@@ -224,57 +225,38 @@ class Container:
 class Containers:
     """The containers of one engine root. Other stores are given or made from ``config``."""
 
-    def __init__(self, config: EngineConfig, images=None, layers=None, snapshots=None):
+    def __init__(self, config: EngineConfig, *, engine: Engine | None = None):
+        """``engine``: the one whose stores these containers use (a new one by default)."""
         self.config = config
         self.root = config.subdir("containers")
         self.names = self.root / "names"
         self.names.mkdir(exist_ok=True)
-        self._images, self._layers, self._snapshots = images, layers, snapshots
+        if engine is None:
+            engine = Engine(config)
+            engine.__dict__["containers"] = self  # its containers are these
+        self.engine = engine
         self._runtime: Runtime | None = None
-        self._networks = self._volumes = None
 
-    # Stores are made lazily: `ps` or `logs` need none of them.
+    # The engine makes each store on first use: `ps` or `logs` need none of them.
     @property
     def images(self):
-        if self._images is None:
-            from engine.images.store import ImageStore
-
-            self._images = ImageStore(self.config)
-            register_in_use_check(self._images, self.config)
-        return self._images
+        return self.engine.images
 
     @property
     def layers(self):
-        if self._layers is None:
-            from engine.images.content import ContentStore
-            from engine.images.layers import LayerStore
-
-            self._layers = LayerStore(self.config, ContentStore(self.config))
-        return self._layers
+        return self.engine.layers
 
     @property
     def snapshots(self):
-        if self._snapshots is None:
-            from engine.snapshots.snapshotter import Snapshotter
-
-            self._snapshots = Snapshotter(self.config)
-        return self._snapshots
+        return self.engine.snapshots
 
     @property
     def networks(self):
-        if self._networks is None:
-            from engine.net.networks import Networks
-
-            self._networks = Networks(self.config)
-        return self._networks
+        return self.engine.networks
 
     @property
     def volumes(self):
-        if self._volumes is None:
-            from engine.volumes import Volumes
-
-            self._volumes = Volumes(self.config)
-        return self._volumes
+        return self.engine.volumes
 
     @property
     def runtime(self) -> Runtime:
@@ -1247,11 +1229,3 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
             return None
         buf += chunk
     return bytes(buf)
-
-
-def register_in_use_check(images, config: EngineConfig) -> None:
-    """Make ``rmi`` refuse images that containers use (unless forced)."""
-    if getattr(images, "_berth_containers_check", False):
-        return
-    images.add_in_use_check(lambda image_id: Containers(config, images=images).in_use(image_id))
-    images._berth_containers_check = True

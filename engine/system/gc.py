@@ -433,12 +433,12 @@ class PruneResult:
 def prune(config: EngineConfig, *, all: bool = False, volumes: bool = False) -> PruneResult:
     """``docker system prune``: stopped containers, unused networks, dangling images (every
     unused one with ``all``), unused volumes with ``volumes``; then a full collection."""
-    from engine.containers.manager import Containers, register_in_use_check
+    from engine.engine import Engine
 
     result = PruneResult()
     images, _, snapshots = _stores(config)
-    register_in_use_check(images, config)
-    containers = Containers(config, images=images)
+    engine = Engine(config, images=images)
+    containers = engine.containers
     with deferred():
         for row in containers.list(all=True):
             if row["State"] in ACTIVE:
@@ -450,9 +450,9 @@ def prune(config: EngineConfig, *, all: bool = False, volumes: bool = False) -> 
                 containers.remove(row["Id"])
                 result.containers.append(row["Id"])
                 result.reclaimed += size
-        result.networks = containers.networks.prune()
+        result.networks = engine.networks.prune()
         if volumes:
-            result.volumes, freed = containers.volumes.prune()
+            result.volumes, freed = engine.volumes.prune()
             result.reclaimed += freed
         ids, freed = images.prune(all=all)
         result.images, result.reclaimed = ids, result.reclaimed + freed

@@ -18,9 +18,7 @@ from pathlib import Path
 from engine.base.proc import process_start_time
 from engine.config import EngineConfig
 from engine.containers.manager import Containers
-from engine.images.layers import LayerStore
-from engine.images.store import ImageStore
-from engine.snapshots.snapshotter import Snapshotter
+from engine.engine import Engine
 from engine.supervisor.servers import stop_servers
 from tests.support import imagebuilder as ib
 
@@ -35,14 +33,9 @@ def new_config() -> EngineConfig:
 def make_engine(config: EngineConfig | None = None, **image_config) -> tuple[Containers, object]:
     """A container store plus a registered busybox image ``test/busybox:latest``."""
     config = config or new_config()
-    images = ImageStore(config)
-    image = ib.busybox_image(images, **image_config)
-    engine = Containers(config, images=images, layers=LayerStore(config, images.content),
-                        snapshots=Snapshotter(config))
-    from engine.containers.manager import register_in_use_check
-
-    register_in_use_check(images, config)
-    return engine, image
+    eng = Engine(config)
+    image = ib.busybox_image(eng.images, **image_config)
+    return eng.containers, image
 
 
 def _kill_pid(pid: int, start) -> None:
