@@ -34,6 +34,7 @@ def make_engine(config: EngineConfig | None = None, **image_config) -> tuple[Con
     """A container store plus a registered busybox image ``test/busybox:latest``."""
     config = config or new_config()
     eng = Engine(config)
+    eng.layers, eng.snapshots  # noqa: B018  (made now, as tests expect their directories)
     image = ib.busybox_image(eng.images, **image_config)
     return eng.containers, image
 
