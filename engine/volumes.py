@@ -28,6 +28,7 @@ from pathlib import Path
 from engine.base.clock import now_rfc3339_seconds
 from engine.base.files import write_json_atomic
 from engine.base.inroot import walk
+from engine.base.labels import labels_match
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound
 
@@ -359,10 +360,8 @@ def _matches(entry: dict, filters: dict[str, list[str]]) -> bool:
             if want != (not entry["Containers"]):
                 return False
         elif key == "label":
-            for v in values:
-                k, eq, val = v.partition("=")
-                if k not in entry["Labels"] or (eq and entry["Labels"][k] != val):
-                    return False
+            if not labels_match(entry["Labels"], values):
+                return False
         else:
             raise InvalidArgument(f"invalid filter {key!r}")
     return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from engine.cli import _options as options
 from engine.errors import InvalidArgument
 
 
@@ -50,22 +51,6 @@ def register(subparsers) -> None:
     p.set_defaults(handler=cmd_export)
 
 
-def _pairs(items) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"bad value {item!r}: use KEY=VALUE")
-        if not eq:
-            import os
-
-            if key not in os.environ:
-                continue
-            value = os.environ[key]
-        out[key] = value
-    return out
-
-
 def cmd_build(args, config) -> int:
     from engine.build.builder import build
 
@@ -74,8 +59,8 @@ def cmd_build(args, config) -> int:
             print(line, flush=True)
 
     context = sys.stdin.buffer if args.context == "-" else args.context
-    image = build(config, context, args.file, tags=args.tag, build_args=_pairs(args.build_arg),
-                  target=args.target, labels=_pairs(args.label), on_line=show, no_cache=args.no_cache,
+    image = build(config, context, args.file, tags=args.tag, build_args=options.pairs(args.build_arg, what="build-arg", from_env=True),
+                  target=args.target, labels=options.pairs(args.label, from_env=True), on_line=show, no_cache=args.no_cache,
                   network=args.network)
     if args.quiet:
         print(image.id)

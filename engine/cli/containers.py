@@ -125,7 +125,7 @@ def _create_kwargs(args) -> dict:
     return dict(
         name=args.name, env=args.env, workdir=args.workdir, user=args.user,
         entrypoint=args.entrypoint, memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit,
-        read_only=args.read_only, restart=args.restart, labels=options.labels(args.label),
+        read_only=args.read_only, restart=args.restart, labels=options.pairs(args.label),
         hostname=args.hostname, network=args.network, tty=args.tty, open_stdin=args.interactive,
         publish=args.publish or None, volumes=args.volume or None, security_opt=args.security_opt or None,
     )

@@ -65,7 +65,7 @@ def register(subparsers) -> None:
 def cmd_create(args, config) -> int:
     if args.driver != "bridge":
         raise InvalidArgument(f"network driver {args.driver!r} is not supported (bridge only)")
-    labels = options.labels(args.label)
+    labels = options.pairs(args.label)
     net = _networks(config).create(args.name, subnet=args.subnet, gateway=args.gateway,
                                    labels=labels, internal=args.internal)
     print(net["Id"])

@@ -42,6 +42,7 @@ from pathlib import Path
 from engine import events
 from engine.base.clock import now_rfc3339
 from engine.base.files import lock, write_atomic, write_json_atomic
+from engine.base.labels import labels_match
 from engine.base.proc import process_start_time
 from engine.base.space import RESERVE_SLICE, ensure_reserve, free_bytes, is_no_space, with_reserve
 from engine.config import EngineConfig
@@ -991,11 +992,8 @@ class Containers:
                 if not any(container.id.startswith(v) for v in values):
                     return False
             elif key == "label":
-                labels = container.config["Config"].get("Labels") or {}
-                for v in values:
-                    k, eq, val = v.partition("=")
-                    if k not in labels or (eq and labels[k] != val):
-                        return False
+                if not labels_match(container.config["Config"].get("Labels") or {}, values):
+                    return False
             elif key == "ancestor":
                 image_ref = container.config["Config"]["Image"]
                 if not any(v in (image_ref, container.config["Image"]) or

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from engine.base.clock import now_rfc3339_seconds
 from engine.base.files import lock, write_json_atomic
+from engine.base.labels import labels_match
 from engine.config import EngineConfig
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
 from engine.net.ports import PortSpec, bind, parse_publish_list
@@ -833,10 +834,8 @@ def _matches(net: dict, filters: dict[str, list[str]]) -> bool:
             if net["Driver"] not in values:
                 return False
         elif key == "label":
-            for v in values:
-                k, eq, val = v.partition("=")
-                if k not in net["Labels"] or (eq and net["Labels"][k] != val):
-                    return False
+            if not labels_match(net["Labels"], values):
+                return False
         elif key == "type":
             builtin = net.get("Builtin", False)
             if not any((v == "builtin") == builtin for v in values):

@@ -77,3 +77,17 @@ def test_the_lock_nests_within_a_thread_and_excludes_other_processes(tmp_path):
     with files.lock(path, exclusive=False), pytest.raises(RuntimeError):
         with files.lock(path):
             pass
+
+
+def test_one_key_value_parser_for_labels_and_build_args(monkeypatch):
+    from engine.base.labels import labels_match
+    from engine.cli import _options as options
+    from engine.errors import InvalidArgument
+
+    monkeypatch.setenv("FROM_ENV", "e")
+    monkeypatch.delenv("UNSET", raising=False)
+    assert options.pairs(["a=1", "b", "a=2", "c=x=y"]) == {"a": "2", "b": "", "c": "x=y"}
+    assert options.pairs(["FROM_ENV", "UNSET", "k=v"], what="build-arg", from_env=True) == {"FROM_ENV": "e", "k": "v"}
+    with pytest.raises(InvalidArgument, match="bad build-arg '=x'"):
+        options.pairs(["=x"], what="build-arg")
+    assert labels_match({"a": "1", "b": ""}, ["a", "a=1", "b="]) and not labels_match({"a": "1"}, ["a=2"])
