@@ -72,7 +72,7 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 ACTIVE = ("running", "paused", "restarting")
 UNSUPERVISED_ERROR = "monitor died: the container runs unsupervised (no logs, no exit code)"
 DEAD_MONITOR_ERROR = "monitor died: exit code unknown"
-UNSUPERVISED_MARKER = "unsupervised"  # in the run directory (engine.keeper writes it too)
+UNSUPERVISED_MARKER = "unsupervised"  # in the run directory (engine.net.keeper writes it too)
 
 
 # ---------------------------------------------------------------- parsing user input
@@ -1088,7 +1088,7 @@ class Containers:
     # ------------------------------------------------------------ attach and run
     def attach(self, ref: str, *, stdin: bool = False, replay: bool = True,
                session: str = "container") -> AttachConnection:
-        """A connection to the monitor's attach socket (see engine.monitor for the protocol)."""
+        """A connection to the monitor's attach socket (see engine.supervisor.monitor for the protocol)."""
         container = self.get(ref)
         if container.status not in ("running", "paused"):
             raise Conflict(f"You cannot attach to a stopped container {container.name}")
@@ -1124,7 +1124,7 @@ class Containers:
 
     def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since=None,
              until=None, stdout: bool = True, stderr: bool = True):
-        """An iterator of log records ``{"time", "stream", "log"}`` (engine.logs)."""
+        """An iterator of log records ``{"time", "stream", "log"}`` (engine.logs.reader)."""
         from engine.logs import reader as logs
 
         container = self.get(ref)

@@ -1,4 +1,4 @@
-"""Reading container logs written by the monitor (JSON lines, see engine.monitor.LogWriter).
+"""Reading container logs written by the monitor (JSON lines, see engine.logs.writer).
 
 A log is ``json.log`` plus older rotated files ``json.log.1``, ``json.log.2``... Records
 are ``{"time": RFC 3339 with 9 fraction digits, UTC, "stream", "log", ["partial"]}`` in

@@ -187,7 +187,7 @@ class Keeper:
             self.stopping = True
             return
         try:
-            # One event per run, from whoever notices first (engine.containers too).
+            # One event per run, from whoever notices first (engine.containers.manager too).
             marker = os.path.join(self.plan["run_root"], "c", self.plan["container"][:12], "unsupervised")
             os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
             emit_event(self.plan["events"], "container", "unsupervised", self.plan["container"],
