@@ -9,7 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from console.core.forms_util import parse_key_values
-from engine.containers.manager import parse_bytes, parse_cpus, parse_restart
+from engine.containers.inputs import parse_bytes, parse_cpus, parse_restart
 from engine.errors import InvalidArgument
 from engine.net.ports import parse_publish
 from engine.volumes import parse_mount

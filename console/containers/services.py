@@ -11,7 +11,7 @@ from console.access import objects
 from console.access.permissions import can_use_dangerous_options, restrict
 from console.inventory.models import Container
 from console.operations import services as operations
-from engine.containers.manager import parse_signal
+from engine.containers.inputs import parse_signal
 from engine.errors import InvalidArgument
 
 # verb -> (permission, what the operation does); one Operation per container and verb.

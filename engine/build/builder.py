@@ -445,7 +445,7 @@ class Builder:
             current = cfg.get("WorkingDir") or "/"
             cfg["WorkingDir"] = os.path.normpath(os.path.join(current, text.strip()))
         elif kw == "STOPSIGNAL":
-            from engine.containers.manager import parse_signal
+            from engine.containers.inputs import parse_signal
 
             parse_signal(text.strip())  # InvalidArgument on a bad one
             cfg["StopSignal"] = text.strip()

@@ -266,7 +266,7 @@ def cmd_restart(args, config) -> int:
 
 
 def cmd_kill(args, config) -> int:
-    from engine.containers.manager import parse_signal
+    from engine.containers.inputs import parse_signal
 
     parse_signal(args.signal)  # a bad signal is an error before anything is touched
     store = _containers(config)
@@ -496,7 +496,7 @@ def cmd_events(args, config) -> int:
         stamp = parse_when(value)
         if stamp is None:
             return None
-        from engine.containers.manager import parse_time
+        from engine.containers.inputs import parse_time
 
         return parse_time(stamp)
 

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from engine import events
 from engine.base.files import write_json_atomic
-from engine.containers.manager import AttachConnection, Container, Containers, merge_env, parse_env
+from engine.containers.attach import AttachConnection
+from engine.containers.inputs import merge_env, parse_env
+from engine.containers.manager import Container, Containers
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.runtime import users
 from engine.runtime.runc import build_process

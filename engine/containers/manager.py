@@ -16,8 +16,9 @@ checks the truth: a dead monitor is noticed and reported, never hidden.
 
 API (``Containers(config)``): create, start, run, stop, restart, kill, pause, unpause,
 remove, rename, wait, get, inspect, list (Docker's ps filters), top, logs, logs_async,
-attach, restore, in_use. Exec is in ``engine.containers.exec``, stats in ``engine.containers.stats``, events in
-``engine.events``.
+attach, restore, in_use. Beside it in this package: what a user types, checked
+(``inputs``), the attach client (``attach``), ``state.json`` (``state``), exec, the
+terminal and stats; events are ``engine.events``.
 """
 
 from __future__ import annotations
@@ -32,11 +33,9 @@ import select
 import shutil
 import signal as signal_module
 import socket
-import struct
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import events
@@ -46,6 +45,20 @@ from engine.base.labels import labels_match
 from engine.base.proc import process_start_time
 from engine.base.space import RESERVE_SLICE, ensure_reserve, free_bytes, is_no_space, with_reserve
 from engine.config import EngineConfig
+from engine.containers.attach import AttachConnection, read_frame
+from engine.containers.inputs import (
+    NAME_MAX,
+    NAME_RE,
+    check_name,
+    check_volume_specs,
+    merge_env,
+    parse_bytes,
+    parse_cpus,
+    parse_env,
+    parse_restart,
+    parse_signal,
+    parse_time,
+)
 from engine.containers.state import update_state
 from engine.engine import Engine
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
@@ -59,11 +72,9 @@ from engine.runtime.runc import (
     parse_security_opts,
 )
 from engine.supervisor.launcher import start_monitor
-from engine.supervisor.monitor import F_CLOSE_STDIN, F_EXIT, F_RESIZE, F_STDIN
+from engine.supervisor.monitor import F_EXIT
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # Docker's
-NAME_MAX = 128
 LOG_MAX_SIZE = 20 * 1024 * 1024
 LOG_MAX_FILES = 2
 # The monitor runs in a fresh interpreter without site (-I -S: ~8 ms), importing
@@ -73,108 +84,6 @@ ACTIVE = ("running", "paused", "restarting")
 UNSUPERVISED_ERROR = "monitor died: the container runs unsupervised (no logs, no exit code)"
 DEAD_MONITOR_ERROR = "monitor died: exit code unknown"
 UNSUPERVISED_MARKER = "unsupervised"  # in the run directory (engine.net.keeper writes it too)
-
-
-# ---------------------------------------------------------------- parsing user input
-
-def parse_bytes(text: str | int | None) -> int:
-    """Docker's memory sizes: 512m, 1g, 1.5GiB, 1048576 (bytes)."""
-    if text in (None, "", 0):
-        return 0
-    if isinstance(text, int):
-        value = text
-    else:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*", str(text), re.IGNORECASE)
-        if not m:
-            raise InvalidArgument(f"invalid size: {text!r} (use a number with an optional unit b, k, m, g)")
-        unit = " kmgtp".index(m.group(2).lower() or " ")
-        value = int(float(m.group(1)) * 1024 ** unit)
-    if value < 6 * 1024 * 1024:
-        raise InvalidArgument("minimum memory limit allowed is 6MB")
-    return value
-
-
-def parse_cpus(text: str | float | None) -> int:
-    if text in (None, "", 0):
-        return 0
-    try:
-        cpus = float(text)
-    except ValueError:
-        raise InvalidArgument(f"invalid --cpus value {text!r}: not a number") from None
-    available = os.cpu_count() or 1
-    if cpus <= 0 or cpus > available:
-        raise InvalidArgument(f"range of CPUs is from 0.01 to {available}.00, as there are only "
-                              f"{available} CPUs available")
-    return int(cpus * 1e9)
-
-
-def parse_restart(text: str | None) -> dict:
-    text = (text or "no").strip()
-    name, _, count = text.partition(":")
-    if name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise InvalidArgument(f"invalid restart policy {text!r}: use no, always, unless-stopped "
-                              "or on-failure[:max-retries]")
-    if count and (name != "on-failure" or not count.isdigit()):
-        raise InvalidArgument(f"invalid restart policy {text!r}: only on-failure takes a count")
-    return {"Name": name, "MaximumRetryCount": int(count or 0)}
-
-
-def parse_signal(value: str | int | None, default: int = signal_module.SIGKILL) -> int:
-    if value in (None, ""):
-        return int(default)
-    text = str(value).strip().upper()
-    if text.isdigit():
-        number = int(text)
-        if number in {s.value for s in signal_module.Signals} or 34 <= number <= 64:
-            return number
-        raise InvalidArgument(f"invalid signal: {value}")
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return int(signal_module.Signals[text])
-    except KeyError:
-        raise InvalidArgument(f"invalid signal: {value}") from None
-
-
-def parse_env(items) -> list[str]:
-    env = []
-    for item in items or []:
-        if not item or item.startswith("="):
-            raise InvalidArgument(f"invalid environment variable: {item!r}")
-        if "=" not in item:  # -e NAME takes the value from our own environment, as Docker
-            if item not in os.environ:
-                continue
-            item = f"{item}={os.environ[item]}"
-        env.append(item)
-    return env
-
-
-def merge_env(base: list[str], overrides: list[str]) -> list[str]:
-    merged: dict[str, str] = {}
-    for item in list(base) + list(overrides):
-        key, _, _ = item.partition("=")
-        merged[key] = item
-    return list(merged.values())
-
-
-def check_name(name: str) -> str:
-    """A container name as Docker takes it (a leading '/' is dropped), or InvalidArgument."""
-    name = name.lstrip("/")
-    shown = name if len(name) <= 40 else name[:40] + "..."
-    if not NAME_RE.match(name):
-        raise InvalidArgument(f'Invalid container name ("{shown}"), only [a-zA-Z0-9][a-zA-Z0-9_.-]+ are allowed')
-    if len(name) > NAME_MAX:
-        raise InvalidArgument(f'Invalid container name ("{shown}"): at most {NAME_MAX} characters are allowed')
-    return name
-
-
-def check_volume_specs(specs) -> None:
-    """``-v`` specs with an empty part (``:/x``, ``/a::ro``) are refused, as Docker does."""
-    for spec in specs or []:
-        if not spec:
-            raise InvalidArgument("invalid empty volume spec")
-        if "" in spec.split(":"):
-            raise InvalidArgument(f"invalid spec: {spec}: empty section between colons")
 
 
 def _random_name() -> str:
@@ -196,13 +105,6 @@ def _age(stamp: str) -> str:
     if seconds >= 60:
         return "About a minute"
     return f"{seconds} seconds" if seconds > 1 else "Less than a second"
-
-
-def parse_time(stamp: str) -> float:
-    """RFC 3339 (with nanoseconds) to a Unix timestamp."""
-    main, _, frac = stamp.rstrip("Z").partition(".")
-    base = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
-    return base + (float("0." + frac) if frac else 0.0)
 
 
 # ---------------------------------------------------------------- the store
@@ -1176,54 +1078,3 @@ class Containers:
             if config.get("Image") == image_id:
                 names.append(config["Name"].lstrip("/"))
         return names
-
-
-class AttachConnection:
-    """Client side of the monitor's attach protocol: frames in, frames out."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def read(self) -> tuple[int | None, bytes]:
-        """The next (kind, payload): F_STDOUT, F_STDERR, F_INFO or F_EXIT; (None, b"") at the end."""
-        return read_frame(self.sock)
-
-    def write(self, data: bytes) -> None:
-        self.sock.sendall(struct.pack(">BI", F_STDIN, len(data)) + data)
-
-    def close_stdin(self) -> None:
-        self.sock.sendall(struct.pack(">BI", F_CLOSE_STDIN, 0))
-
-    def resize(self, height: int, width: int) -> None:
-        payload = json.dumps({"h": height, "w": width}).encode()
-        self.sock.sendall(struct.pack(">BI", F_RESIZE, len(payload)) + payload)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def read_frame(sock: socket.socket) -> tuple[int | None, bytes]:
-    header = _recv_exact(sock, 5)
-    if header is None:
-        return None, b""
-    kind, size = struct.unpack(">BI", header)
-    payload = _recv_exact(sock, size) if size else b""
-    if payload is None:
-        return None, b""
-    return kind, payload
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < size:
-        try:
-            chunk = sock.recv(size - len(buf))
-        except ConnectionResetError:  # the monitor closed with us still in its backlog
-            return None
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)

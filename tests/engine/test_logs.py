@@ -11,7 +11,7 @@ import time
 import pytest
 
 from engine.base.clock import now_rfc3339
-from engine.containers.manager import parse_time
+from engine.containers.inputs import parse_time
 from engine.errors import InvalidArgument
 from engine.logs import reader as logs
 from engine.logs.writer import MAX_LINE, LogWriter
