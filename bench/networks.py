@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.build import Builder  # noqa: E402
-from engine.networks import Networks  # noqa: E402
+from engine.build.builder import Builder  # noqa: E402
+from engine.net.networks import Networks  # noqa: E402
 from tests.support.containers import cleanup, make_engine, wait_for  # noqa: E402
 
 

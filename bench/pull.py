@@ -7,7 +7,7 @@ Run it on its own (as root, with docker-registry and docker.io installed)::
 It starts its own docker-registry and dockerd (see tests/support), builds an
 image of random (incompressible) data, pushes it with Berth, then times:
 
-* Berth: ``engine.distribution.pull`` into a fresh store each run (download,
+* Berth: ``engine.distribution.transfer.pull`` into a fresh store each run (download,
   sha256 of each blob, gunzip + sha256 for the diff_id, fsync, register), and
   that plus unpacking the layers for overlayfs (``LayerStore.ensure``), which
   Berth does at container creation but docker does during its pull;
@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests  # noqa: E402
 
-from engine import distribution as dist  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
-from engine.images import ImageStore  # noqa: E402
-from engine.layers import LayerStore  # noqa: E402
+from engine.distribution import transfer as dist  # noqa: E402
+from engine.images.layers import LayerStore  # noqa: E402
+from engine.images.store import ImageStore  # noqa: E402
 from tests.support import imagebuilder as ib  # noqa: E402
 from tests.support.dockerd import run_dockerd  # noqa: E402
 from tests.support.registry import run_registry  # noqa: E402

@@ -25,13 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine import cliclient, monitors  # noqa: E402
 from engine.config import EngineConfig  # noqa: E402
-from engine.containers import Containers  # noqa: E402
-from engine.images import ImageStore  # noqa: E402
-from engine.layers import LayerStore  # noqa: E402
-from engine.servers import stop_servers  # noqa: E402
-from engine.snapshots import Snapshotter  # noqa: E402
+from engine.engine import Engine  # noqa: E402
+from engine.supervisor import cliclient  # noqa: E402
+from engine.supervisor import launcher as monitors  # noqa: E402
+from engine.supervisor.servers import stop_servers  # noqa: E402
 from tests.support import imagebuilder as ib  # noqa: E402
 from tests.support.dockerd import DOCKERD, run_dockerd  # noqa: E402
 
@@ -105,23 +103,21 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bb-", dir="/tmp"))
     config = EngineConfig(base / "r", base / "x")
-    images = ImageStore(config)
-    ib.busybox_image(images, IMAGE)
-    engine = Containers(config, images=images, layers=LayerStore(config, images.content),
-                        snapshots=Snapshotter(config))
+    engine = Engine(config).containers
+    ib.busybox_image(engine.images, IMAGE)
     result: dict = {"runs": args.runs}
     idle = []
     try:
         # Four ways to run the same thing, measured in turns (one of each per round) so
         # that a machine that slows down or speeds up meanwhile skews none of them alone.
         # 1. the Python API, in its steady state: the first start brings up the run root's
-        #    monitor fork server (engine/forkserver.py), the next ones use it
+        #    monitor fork server (engine/supervisor/forkserver.py), the next ones use it
         def api_run():
             engine.run(IMAGE, ["true"], detach=False, remove=True)
 
         # 2. the CLI, with the real interpreter (no pyenv shim); -I: no user site, no env.
         #    Through the run root's command server, as every command after the first runs
-        #    (engine/cliclient.py), and on its own.
+        #    (engine/supervisor/cliclient.py), and on its own.
         python = os.path.realpath(sys.executable) if not (Path(sys.prefix) / "pyvenv.cfg").exists() \
             else sys.executable
         bootstrap = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import runpy; "

@@ -9,7 +9,7 @@ __all__ = ["EngineConfig", "EngineError"]
 
 def __getattr__(name: str):
     # Loaded on first use: ``python -m engine`` imports this package before handing the
-    # command to a server that has everything loaded already (engine/cliclient.py).
+    # command to a server that has everything loaded already (engine/supervisor/cliclient.py).
     if name == "EngineConfig":
         from engine.config import EngineConfig
 

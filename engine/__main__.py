@@ -1,5 +1,5 @@
 import sys
 
-from engine.cliclient import run
+from engine.supervisor.cliclient import run
 
 sys.exit(run(sys.argv[1:]))

@@ -36,7 +36,7 @@ class NoSpace(EngineError):
     """The disk under the engine root is full; what failed changed nothing."""
 
     def __init__(self, root, needed: int | None = None, free: int | None = None):
-        from engine.monitor import free_bytes
+        from engine.base.space import free_bytes
 
         self.root, self.needed = str(root), needed
         self.free = free_bytes(self.root) if free is None else free
@@ -56,7 +56,7 @@ def human_size(n: int) -> str:
 
 def from_os_error(exc: OSError, root) -> EngineError:
     """What a user is told of an OSError that escaped an operation: one line."""
-    from engine.monitor import is_no_space
+    from engine.base.space import is_no_space
 
     if is_no_space(exc):
         return NoSpace(root)

@@ -11,7 +11,7 @@ and writers, which open the file for each record, start a new one. So the log ho
 most about twice the bound, and the older half of it at worst is lost, never a record
 in the middle. Rotated files older than ``MAX_AGE_SECONDS`` are dropped by ``gc``.
 
-Reads go backwards from the end (``engine.logs.reverse_lines``) and stop at ``since``:
+Reads go backwards from the end (``engine.logs.reader.reverse_lines``) and stop at ``since``:
 the events page of the last hour reads the last hour, not the whole history.
 
 Types and actions used: container create/start/die (exitCode)/oom/kill (signal)/stop/
@@ -31,8 +31,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from engine.base.eventlog import emit_event
 from engine.config import EngineConfig
-from engine.monitor import emit_event
 
 POLL_SECONDS = 0.1
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -138,7 +138,7 @@ def _parse(line: bytes) -> dict | None:
 def _start_offset(path: Path, since_ns: int) -> int:
     """The offset in ``path`` from which every record at or after ``since_ns`` lies,
     found by reading backwards (a little past it: writers' clocks race)."""
-    from engine.logs import reverse_lines
+    from engine.logs.reader import reverse_lines
 
     offset = None
     try:
@@ -240,7 +240,7 @@ def read(config: EngineConfig, since=None, until=None, filters: dict | None = No
 
 def last(config: EngineConfig, count: int, filters: dict | None = None) -> list[dict]:
     """The last ``count`` events that pass ``filters``, oldest first, read backwards."""
-    from engine.logs import reverse_lines
+    from engine.logs.reader import reverse_lines
 
     out: list[dict] = []
     for path in (log_path(config), rotated_path(config)):

@@ -25,9 +25,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.base.clock import now_rfc3339_seconds
+from engine.base.files import write_json_atomic
+from engine.base.inroot import walk
+from engine.base.labels import labels_match
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound
-from engine.inroot import walk
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
 META = "volume.json"
@@ -99,13 +102,9 @@ def parse_mounts(items) -> list[MountSpec]:
     return specs
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def tree_size(top: Path) -> int:
     """Bytes allocated below ``top`` (a volume's data), each inode once. Walked through
-    directory fds that never follow a symlink (``engine.inroot.walk``): a container that
+    directory fds that never follow a symlink (``engine.base.inroot.walk``): a container that
     swaps a directory for a symlink meanwhile cannot make us walk the host."""
     total, seen = 0, set()
     try:
@@ -165,11 +164,9 @@ class Volumes:
             return self.inspect(name, size=False)
         try:
             (directory / "_data").mkdir()
-            meta = {"Name": name, "Driver": "local", "CreatedAt": _now(), "Labels": dict(labels or {}),
+            meta = {"Name": name, "Driver": "local", "CreatedAt": now_rfc3339_seconds(), "Labels": dict(labels or {}),
                     "Anonymous": anonymous, "Options": {}, "Scope": "local"}
-            tmp = directory / f"{META}.tmp"
-            tmp.write_text(json.dumps(meta))
-            os.replace(tmp, directory / META)
+            write_json_atomic(directory / META, meta, fsync=False)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -363,10 +360,8 @@ def _matches(entry: dict, filters: dict[str, list[str]]) -> bool:
             if want != (not entry["Containers"]):
                 return False
         elif key == "label":
-            for v in values:
-                k, eq, val = v.partition("=")
-                if k not in entry["Labels"] or (eq and entry["Labels"][k] != val):
-                    return False
+            if not labels_match(entry["Labels"], values):
+                return False
         else:
             raise InvalidArgument(f"invalid filter {key!r}")
     return True

@@ -27,7 +27,7 @@ def console_engine():
     from django.conf import settings
 
     from engine.config import EngineConfig
-    from engine.images import ImageStore
+    from engine.images.store import ImageStore
     from tests.support.imagebuilder import busybox_image
     from tests.support.networks import remove_engine
 

@@ -45,8 +45,8 @@ class Console:
         self.client = client
         self.cookie = f"sessionid={client.cookies['sessionid'].value}"
         from engine.config import EngineConfig
-        from engine.containers import Containers
-        from engine.images import ImageStore
+        from engine.containers.manager import Containers
+        from engine.images.store import ImageStore
         from tests.support.imagebuilder import busybox_image
 
         self.config = EngineConfig(root=Path(settings.ENGINE_ROOT), run_root=Path(settings.ENGINE_RUN_ROOT))
@@ -92,7 +92,7 @@ class Console:
                 self.containers.remove(summary["Id"], force=True)
             except Exception:  # noqa: BLE001 - best effort cleanup
                 pass
-        from engine.servers import stop_servers
+        from engine.supervisor.servers import stop_servers
 
         stop_servers(self.config.run_root)
         if self.daphne is not None:

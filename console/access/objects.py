@@ -94,7 +94,7 @@ def names(user, environment, refs, driver, permission: str = "images.tag") -> No
     """Refuse to put ``refs`` (tags) on an image when one of them is on an image now and the
     user does not hold it (``ownership.may_change_name``): moving a name held by others is
     how an administrator ends up running someone else's image under the name they trust."""
-    from engine.reference import parse
+    from engine.images.reference import parse
 
     administrator = unrestricted(user, permission, environment)
     for ref in refs:

@@ -44,7 +44,7 @@ NAME_KIND = "tag"  # an image's name (a tag or a repo digest), keyed by its fami
 
 def name_key(text: str) -> str:
     """``busybox`` -> ``busybox:latest``: the form the mirror's repo_tags and repo_digests use."""
-    from engine.reference import parse
+    from engine.images.reference import parse
 
     ref = parse(text)
     return ref.without_digest().familiar if ref.tag and ref.digest else ref.familiar

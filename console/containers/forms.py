@@ -9,9 +9,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from console.core.forms_util import parse_key_values
-from engine.containers import parse_bytes, parse_cpus, parse_restart
+from engine.containers.inputs import parse_bytes, parse_cpus, parse_restart
 from engine.errors import InvalidArgument
-from engine.ports import parse_publish
+from engine.net.ports import parse_publish
 from engine.volumes import parse_mount
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Docker's container name rule

@@ -12,7 +12,7 @@ from console.access.permissions import can_use_dangerous_options
 from console.inventory.models import Container
 from console.operations import services as operations
 from console.operations.actions import CONTAINER_VERBS
-from engine.containers import parse_signal
+from engine.containers.inputs import parse_signal
 from engine.errors import InvalidArgument
 
 # verb -> (permission, what the operation does); one Operation per container and verb.

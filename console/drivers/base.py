@@ -138,7 +138,7 @@ class EngineDriver(abc.ABC):
     # -- live (websockets) ----------------------------------------------------------
     # Not abstract: a driver without them gives a clear error, and the live pages say so.
     def log_stream(self, ref: str):
-        """An ``engine.logstream.LogStream``-like reader of the container's log (raw JSON
+        """An ``engine.logs.stream.LogStream``-like reader of the container's log (raw JSON
         lines with cursors: tail, around, search, follower)."""
         raise NotImplementedError("live logs are not available for this environment")
 
@@ -148,7 +148,7 @@ class EngineDriver(abc.ABC):
 
     def open_terminal(self, ref: str, command: list[str] | None = None, *, user: str | None = None,
                       cols: int = 80, rows: int = 24):
-        """A terminal session (``engine.terminal.TerminalSession``-like: ``fd``, ``read``,
+        """A terminal session (``engine.containers.terminal.TerminalSession``-like: ``fd``, ``read``,
         ``write``, ``resize``, ``poll``, ``close``)."""
         raise NotImplementedError("terminals are not available for this environment")
 

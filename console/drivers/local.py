@@ -15,13 +15,17 @@ from pathlib import Path
 from django.conf import settings
 
 from console.drivers.base import EngineDriver, EngineUnreachable
-from engine import archive, distribution, events, gc, host
+from engine import events
 from engine.cli.images import history_rows, inspect_dict
 from engine.config import EngineConfig
-from engine.containers import Containers, register_in_use_check
+from engine.containers.manager import Containers
+from engine.distribution import transfer as distribution
+from engine.engine import Engine
 from engine.errors import RegistryError
-from engine.images import Image, ImageStore
-from engine.networks import Networks
+from engine.images import archive
+from engine.images.store import Image, ImageStore
+from engine.net.networks import Networks
+from engine.system import gc, host
 from engine.volumes import Volumes
 
 
@@ -103,28 +107,28 @@ class LocalEngineDriver(EngineDriver):
     def prepare(self) -> None:
         root = Path(settings.ENGINE_ROOT)
         root.mkdir(parents=True, exist_ok=True)
-        config = EngineConfig(root=root, run_root=Path(settings.ENGINE_RUN_ROOT))
-        ImageStore(config)
-        Containers(config)
-        Volumes(config)
-        Networks(config)
+        engine = Engine(EngineConfig(root=root, run_root=Path(settings.ENGINE_RUN_ROOT)))
+        engine.images, engine.containers, engine.volumes, engine.networks  # noqa: B018  (each makes its dirs)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine's stores, wired as the engine's CLI wires them (settings are read
+        on each use: tests change them)."""
+        return Engine(self.config)
 
     @property
     def images(self) -> ImageStore:
-        store = ImageStore(self.config)
-        # Refuse removing images that containers use, as the engine's CLI does.
-        register_in_use_check(store, self.config)
-        return store
+        return self.engine.images  # refuses removing images that containers use
 
     @property
     def containers(self) -> Containers:
-        return Containers(self.config)
+        return self.engine.containers
 
     def facts(self) -> dict:
         return {**host.facts(self.config), "reclaimable_bytes": gc.reclaimable(self.config)}
 
     def clean_leftovers(self, grace_seconds: float) -> dict:
-        # engine/gc.py is the one owner of clean-up: partial downloads older than the grace,
+        # engine/system/gc.py is the one owner of clean-up: partial downloads older than the grace,
         # trash of interrupted removals, unused layers, the events log.
         return gc.collect(self.config, ingest_grace=grace_seconds).as_dict()
 
@@ -220,7 +224,7 @@ class LocalEngineDriver(EngineDriver):
 
     # -- live (websockets) ----------------------------------------------------------
     def log_stream(self, ref: str):
-        from engine.logstream import LogStream
+        from engine.logs.stream import LogStream
 
         return LogStream(self.containers.get(ref).config["LogPath"])
 
@@ -229,12 +233,12 @@ class LocalEngineDriver(EngineDriver):
         return {"status": state["Status"], "exit_code": state["ExitCode"], "running": state["Running"]}
 
     def open_terminal(self, ref, command=None, *, user=None, cols=80, rows=24):
-        from engine.terminal import open_session
+        from engine.containers.terminal import open_session
 
         return open_session(self.containers, ref, command, user=user, cols=cols, rows=rows)
 
     def stats_sample(self, ref: str) -> dict:
-        from engine import stats
+        from engine.containers import stats
 
         container = self.containers.get(ref)
         if container.status not in ("running", "paused"):
@@ -244,14 +248,14 @@ class LocalEngineDriver(EngineDriver):
         return stats.sample(container)
 
     def stats_summary(self, current, previous) -> dict:
-        from engine import stats
+        from engine.containers import stats
 
         return stats.summarize(current, previous)
 
     # -- volumes --------------------------------------------------------------------
     @property
     def volumes(self) -> Volumes:
-        return Volumes(self.config)
+        return self.engine.volumes
 
     @reading("volumes")
     def list_volumes(self, size: bool = False) -> list[dict]:
@@ -272,7 +276,7 @@ class LocalEngineDriver(EngineDriver):
     # -- networks -------------------------------------------------------------------
     @property
     def networks(self) -> Networks:
-        return Networks(self.config)
+        return self.engine.networks
 
     @reading("networks")
     def list_networks(self) -> list[dict]:
@@ -294,7 +298,7 @@ class LocalEngineDriver(EngineDriver):
     # -- build ----------------------------------------------------------------------
     def build_image(self, context, dockerfile: str = "Dockerfile", tags=(), on_line=None,
                     no_cache: bool = False) -> dict:
-        from engine import build
+        from engine.build import builder as build
 
         image = build.build(self.config, context, dockerfile, tags=tags, on_line=on_line, no_cache=no_cache,
                             cancelled=self.cancelled, pull=self._pull_base)

@@ -23,9 +23,9 @@ from console.operations import services as operations
 from console.registries import access as registry_access
 from console.registries import reach
 from console.registries.models import Registry
-from engine import dockerfile as df
+from engine.build import dockerfile as df
 from engine.errors import EngineError, InvalidArgument
-from engine.reference import parse
+from engine.images.reference import parse
 
 DOCKERFILE_MAX = 1 << 20  # a Dockerfile read for its image references, at most
 AUDIT_DOCKERFILE_MAX = 16 * 1024  # of its text kept in the build's audit record (its digest is whole)
@@ -170,8 +170,8 @@ def archive_names(path) -> list[str]:
     annotations of ``index.json``'s descriptors."""
     import json
 
-    from engine import images as im
-    from engine.archive import _TarSource
+    from engine.images import store as im
+    from engine.images.archive import _TarSource
 
     found = []
     try:

@@ -14,7 +14,7 @@ NAME_HELP = "Use letters, digits, '_', '.' and '-', starting with a letter or di
 
 def create(user, environment, name: str, subnet: str = "", gateway: str = "", internal: bool = False,
            labels: dict | None = None):
-    from engine.networks import NAME_RE
+    from engine.net.networks import NAME_RE
 
     name = (name or "").strip()
     operations.authorize(user=user, environment=environment, action="network.create",

@@ -76,7 +76,7 @@ class Registry(models.Model):
 
     def credentials(self):
         """Engine credentials for this registry, or None for anonymous access."""
-        from engine.credentials import Credentials
+        from engine.distribution.credentials import Credentials
 
         if not self.username:
             return None

@@ -12,10 +12,10 @@ from django.utils import timezone
 from console.operations.runner import handler
 from console.registries import access, reach
 from console.registries.models import Registry, Repository
-from engine import credentials as engine_credentials
-from engine import distribution
+from engine.distribution import credentials as engine_credentials
+from engine.distribution import transfer as distribution
+from engine.distribution.registry import RegistryClient
 from engine.errors import EngineError, InvalidArgument, NotFound, RegistryError
-from engine.registry import RegistryClient
 
 # Browsing lists the tags of this many repositories too; the others on demand.
 BROWSE_TAGS_LIMIT = 100

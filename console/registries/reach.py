@@ -30,9 +30,9 @@ from django.core.exceptions import ValidationError
 from console.access import catalog as access_catalog
 from console.access.permissions import access_for
 from console.sitesettings import catalog
+from engine.distribution.registry import DOCKER_HUB_HOSTS
 from engine.errors import EngineError, InvalidArgument, RegistryError
-from engine.reference import parse
-from engine.registry import DOCKER_HUB_HOSTS
+from engine.images.reference import parse
 
 log = logging.getLogger("berth.registries")
 

@@ -22,7 +22,7 @@ from console.operations import services as operations
 from console.registries import access, reach
 from console.registries.models import Registry
 from engine.errors import InvalidArgument
-from engine.reference import parse
+from engine.images.reference import parse
 
 DOCKER_HUB_HOST = "docker.io"
 ACR_SUFFIX = ".aliyuncs.com"

@@ -15,9 +15,9 @@ import importlib
 import os
 import sys
 
-from engine.cliclient import command_in
 from engine.config import EngineConfig
 from engine.errors import EngineError, from_os_error
+from engine.supervisor.cliclient import command_in
 
 
 def command_modules() -> list:

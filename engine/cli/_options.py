@@ -4,6 +4,7 @@ command module.)"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from engine.errors import EngineError, InvalidArgument
@@ -20,13 +21,19 @@ def filters(items) -> dict[str, list[str]]:
     return out
 
 
-def labels(items) -> dict[str, str]:
-    """``--label key[=value]`` options; the last value of a key wins."""
+def pairs(items, *, what: str = "label", from_env: bool = False) -> dict[str, str]:
+    """``KEY[=VALUE]`` options (``--label``, ``--build-arg``); the last value of a key wins.
+    A bare ``KEY`` is an empty value, or with ``from_env`` the environment's (and nothing
+    when it is unset), as ``docker build --build-arg KEY`` does."""
     out = {}
     for item in items or []:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
         if not key:
-            raise InvalidArgument(f"bad label {item!r}: use key=value")
+            raise InvalidArgument(f"bad {what} {item!r}: use key=value")
+        if not eq and from_env:
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
         out[key] = value
     return out
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
+from engine.cli import _options as options
 from engine.errors import InvalidArgument
 
 
 def _containers(config):
-    from engine.containers import Containers
+    from engine.engine import Engine
 
-    return Containers(config)
+    return Engine(config).containers
 
 
 # The top-level commands register() adds: the CLI builds only the parser a command needs.
@@ -50,32 +51,16 @@ def register(subparsers) -> None:
     p.set_defaults(handler=cmd_export)
 
 
-def _pairs(items) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"bad value {item!r}: use KEY=VALUE")
-        if not eq:
-            import os
-
-            if key not in os.environ:
-                continue
-            value = os.environ[key]
-        out[key] = value
-    return out
-
-
 def cmd_build(args, config) -> int:
-    from engine.build import build
+    from engine.build.builder import build
 
     def show(line: str) -> None:
         if not args.quiet:
             print(line, flush=True)
 
     context = sys.stdin.buffer if args.context == "-" else args.context
-    image = build(config, context, args.file, tags=args.tag, build_args=_pairs(args.build_arg),
-                  target=args.target, labels=_pairs(args.label), on_line=show, no_cache=args.no_cache,
+    image = build(config, context, args.file, tags=args.tag, build_args=options.pairs(args.build_arg, what="build-arg", from_env=True),
+                  target=args.target, labels=options.pairs(args.label, from_env=True), on_line=show, no_cache=args.no_cache,
                   network=args.network)
     if args.quiet:
         print(image.id)
@@ -83,7 +68,7 @@ def cmd_build(args, config) -> int:
 
 
 def cmd_commit(args, config) -> int:
-    from engine.commit import commit
+    from engine.build.commit import commit
 
     image = commit(_containers(config), args.container, args.repository, message=args.message,
                    author=args.author, changes=args.change, pause=args.pause)
@@ -99,7 +84,7 @@ def _split(text: str) -> tuple[str | None, str]:
 
 
 def cmd_cp(args, config) -> int:
-    from engine import commit
+    from engine.build import commit
 
     src_container, src = _split(args.source)
     dst_container, dst = _split(args.dest)
@@ -120,7 +105,7 @@ def cmd_cp(args, config) -> int:
 
 
 def cmd_export(args, config) -> int:
-    from engine.commit import export
+    from engine.build.commit import export
 
     if args.output:
         with open(args.output, "wb") as out:

@@ -12,13 +12,13 @@ import time
 
 from engine.cli import _options as options
 from engine.errors import EngineError, InvalidArgument
-from engine.monitor import F_EXIT, F_STDERR, F_STDOUT
+from engine.supervisor.monitor import F_EXIT, F_STDERR, F_STDOUT
 
 
 def _containers(config):
-    from engine.containers import Containers
+    from engine.engine import Engine
 
-    return Containers(config)
+    return Engine(config).containers
 
 
 def _add_create_options(p) -> None:
@@ -125,7 +125,7 @@ def _create_kwargs(args) -> dict:
     return dict(
         name=args.name, env=args.env, workdir=args.workdir, user=args.user,
         entrypoint=args.entrypoint, memory=args.memory, cpus=args.cpus, pids_limit=args.pids_limit,
-        read_only=args.read_only, restart=args.restart, labels=options.labels(args.label),
+        read_only=args.read_only, restart=args.restart, labels=options.pairs(args.label),
         hostname=args.hostname, network=args.network, tty=args.tty, open_stdin=args.interactive,
         publish=args.publish or None, volumes=args.volume or None, security_opt=args.security_opt or None,
     )
@@ -266,7 +266,7 @@ def cmd_restart(args, config) -> int:
 
 
 def cmd_kill(args, config) -> int:
-    from engine.containers import parse_signal
+    from engine.containers.inputs import parse_signal
 
     parse_signal(args.signal)  # a bad signal is an error before anything is touched
     store = _containers(config)
@@ -289,7 +289,7 @@ def cmd_wait(args, config) -> int:
 
 
 def cmd_rm(args, config) -> int:
-    from engine.monitor import ensure_reserve
+    from engine.base.space import ensure_reserve
 
     store = _containers(config)
     try:
@@ -345,7 +345,7 @@ def _ago(seconds: float) -> str:
 
 
 def cmd_logs(args, config) -> int:
-    from engine.logs import format_record
+    from engine.logs.reader import format_record
 
     tail = None if args.tail == "all" else int(args.tail)
     store = _containers(config)
@@ -359,7 +359,7 @@ def cmd_logs(args, config) -> int:
 
 
 def cmd_exec(args, config) -> int:
-    from engine import exec as ex
+    from engine.containers import exec as ex
 
     store = _containers(config)
     if not args.command:
@@ -447,7 +447,7 @@ def _human(n: float) -> str:
 def cmd_stats(args, config) -> int:
     import threading
 
-    from engine import stats
+    from engine.containers import stats
 
     store = _containers(config)
     refs = args.containers or [c["Id"] for c in store.list()]
@@ -490,13 +490,13 @@ def cmd_stats(args, config) -> int:
 
 def cmd_events(args, config) -> int:
     from engine import events
-    from engine.logs import parse_when
+    from engine.logs.reader import parse_when
 
     def seconds(value):
         stamp = parse_when(value)
         if stamp is None:
             return None
-        from engine.containers import parse_time
+        from engine.containers.inputs import parse_time
 
         return parse_time(stamp)
 

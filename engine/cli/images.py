@@ -14,20 +14,16 @@ import sys
 import time
 from datetime import datetime
 
+from engine.base.space import ensure_reserve, with_reserve
 from engine.errors import EngineError, InvalidArgument
-from engine.images import Image, ImageStore
-from engine.monitor import ensure_reserve, with_reserve
-from engine.reference import parse
+from engine.images.reference import parse
+from engine.images.store import Image, ImageStore
 
 
 def _store(config) -> ImageStore:
-    store = ImageStore(config)
-    try:  # containers, when that module is present, veto removing images they use
-        from engine.containers import register_in_use_check
-    except ImportError:
-        return store
-    register_in_use_check(store, config)
-    return store
+    from engine.engine import Engine
+
+    return Engine(config).images  # containers veto removing images they use
 
 
 # --- formatting -----------------------------------------------------------------------
@@ -275,7 +271,7 @@ def cmd_prune(args, config) -> int:
 
 
 def cmd_save(args, config) -> int:
-    from engine import archive  # tar and zstd: only these commands need them
+    from engine.images import archive  # tar and zstd: only these commands need them
 
     store = _store(config)
     if args.oci_dir:
@@ -293,7 +289,7 @@ def cmd_save(args, config) -> int:
 
 
 def cmd_load(args, config) -> int:
-    from engine import archive  # tar and zstd: only these commands need them
+    from engine.images import archive  # tar and zstd: only these commands need them
 
     store = _store(config)
     if args.input and args.input != "-":
@@ -312,7 +308,7 @@ def cmd_load(args, config) -> int:
 
 
 def cmd_import(args, config) -> int:
-    from engine import archive  # tar and zstd: only these commands need them
+    from engine.images import archive  # tar and zstd: only these commands need them
 
     if args.file.startswith(("http://", "https://")):
         raise InvalidArgument("importing from a URL is not supported; download the tar first")

@@ -9,13 +9,13 @@ from engine.errors import InvalidArgument
 
 
 def _networks(config):
-    from engine.networks import Networks
+    from engine.engine import Engine
 
-    return Networks(config)
+    return Engine(config).networks
 
 
 def _container_id(config, ref: str) -> str:
-    from engine.containers import Containers
+    from engine.containers.manager import Containers
 
     return Containers(config).resolve(ref)
 
@@ -65,7 +65,7 @@ def register(subparsers) -> None:
 def cmd_create(args, config) -> int:
     if args.driver != "bridge":
         raise InvalidArgument(f"network driver {args.driver!r} is not supported (bridge only)")
-    labels = options.labels(args.label)
+    labels = options.pairs(args.label)
     net = _networks(config).create(args.name, subnet=args.subnet, gateway=args.gateway,
                                    labels=labels, internal=args.internal)
     print(net["Id"])

@@ -10,24 +10,24 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
+from engine.engine import Engine
 from engine.errors import InvalidArgument
-from engine.images import ImageStore
-from engine.reference import parse, parse_repository
+from engine.images.reference import parse, parse_repository
 
 if TYPE_CHECKING:
-    from engine.credentials import Credentials
+    from engine.distribution.credentials import Credentials
 
 
 # The registry client needs `requests`, slow to import: load it only for the commands
 # that talk to a registry, so `ps`, `logs` or `run` start fast.
 def _cred():
-    from engine import credentials
+    from engine.distribution import credentials
 
     return credentials
 
 
 def _dist():
-    from engine import distribution
+    from engine.distribution import transfer as distribution
 
     return distribution
 
@@ -139,7 +139,7 @@ def _creds(host: str) -> Credentials | None:
 
 def cmd_pull(args, config) -> int:
     ref = parse(args.reference)
-    store = ImageStore(config)
+    store = Engine(config).images
     before = store.get(str(ref)).manifest_digest if store.exists(str(ref)) else None
     print(f"{ref.tag or ref.digest}: Pulling from {ref.familiar_name}", flush=True)
     image = _dist().pull(store, ref, credentials=_creds(ref.registry), platform=args.platform,
@@ -155,7 +155,7 @@ def cmd_pull(args, config) -> int:
 
 def cmd_push(args, config) -> int:
     ref = parse(args.reference)
-    store = ImageStore(config)
+    store = Engine(config).images
     image = store.get(args.reference)
     print(f"The push refers to repository [{ref.name}]", flush=True)
     digest = _dist().push(store, args.reference, credentials=_creds(ref.registry), progress=ProgressPrinter(),

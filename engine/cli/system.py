@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from engine import host
+from engine.system import host
 
 # The top-level commands register() adds: the CLI builds only the parser a command needs.
 COMMANDS = ("info", "system", "boot", "restore")
@@ -67,8 +67,8 @@ def cmd_info(args, config) -> int:
 
 
 def cmd_df(args, config) -> int:
-    from engine import gc
     from engine.cli.images import human_size
+    from engine.system import gc
 
     rows = gc.disk_usage(config)
     if args.format == "json":
@@ -85,8 +85,8 @@ def cmd_df(args, config) -> int:
 
 
 def cmd_prune(args, config) -> int:
-    from engine import gc
     from engine.cli.images import human_size
+    from engine.system import gc
 
     if not args.force:
         what = ["all stopped containers", "all networks not used by at least one container"]
@@ -118,7 +118,7 @@ def cmd_prune(args, config) -> int:
 
 
 def cmd_check(args, config) -> int:
-    from engine import check
+    from engine.system import check
 
     problems = check.run(config)
     if args.format == "json":
@@ -131,7 +131,7 @@ def cmd_check(args, config) -> int:
 
 
 def cmd_boot(args, config) -> int:
-    from engine import boot
+    from engine.system import boot
 
     report = boot.boot(config)
     if args.format == "json":

@@ -9,9 +9,9 @@ from engine.errors import InvalidArgument
 
 
 def _volumes(config):
-    from engine.volumes import Volumes
+    from engine.engine import Engine
 
-    return Volumes(config)
+    return Engine(config).volumes
 
 
 # The top-level commands register() adds: the CLI builds only the parser a command needs.
@@ -47,7 +47,7 @@ def register(subparsers) -> None:
 def cmd_create(args, config) -> int:
     if args.driver != "local":
         raise InvalidArgument(f"volume driver {args.driver!r} is not supported (local only)")
-    labels = options.labels(args.label)
+    labels = options.pairs(args.label)
     print(_volumes(config).create(args.name, labels=labels)["Name"])
     return 0
 

@@ -35,8 +35,8 @@ ALLOWED = {"owner": True, "teammate": True, "outsider": False}
 def engine(console_engine):
     """alice's image, volume and network; a hidden (administrators-only) one of each; an
     image of each user's own to tag from."""
-    from engine.images import ImageStore
-    from engine.networks import Networks
+    from engine.images.store import ImageStore
+    from engine.net.networks import Networks
     from engine.volumes import Volumes
     from tests.support.imagebuilder import busybox_image
 
@@ -72,7 +72,7 @@ def own(environment, kind, engine_id, owner, teams=(), visibility="restricted"):
 
 @pytest.fixture
 def world(engine):
-    from engine.images import ImageStore
+    from engine.images.store import ImageStore
 
     ImageStore(_config()).tag(engine["images"]["alice"].id, "objs/alice:1")  # where an earlier test moved it
     local = Environment.local()
@@ -363,8 +363,8 @@ def test_an_identical_image_shares_nothing_and_its_names_stay_their_holders(clie
     name she put on it, sees the image through it, and neither joins bob's sharing list nor
     may remove bob's names or the image."""
     from console.access import ownership
-    from engine.images import ImageStore
-    from engine.reference import parse
+    from engine.images.reference import parse
+    from engine.images.store import ImageStore
     from tests.support.imagebuilder import busybox_built
 
     local, alice = world["local"], world["users"]["alice"]

@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.config import EngineConfig
-from engine.containers import Containers
-from engine.images import ImageStore
+from engine.containers.manager import Containers
+from engine.images.store import ImageStore
 from tests.support.browser import open_menu, screenshot, sign_in
 from tests.support.imagebuilder import busybox_image
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from engine import distribution
 from engine.config import EngineConfig
-from engine.images import ImageStore
+from engine.distribution import transfer as distribution
+from engine.images.store import ImageStore
 from tests.support.browser import open_menu, screenshot, sign_in
 from tests.support.imagebuilder import multilayer_image
 from tests.support.registry import run_registry

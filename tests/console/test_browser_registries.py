@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from engine import distribution
 from engine.config import EngineConfig
-from engine.credentials import Credentials
-from engine.images import ImageStore
+from engine.distribution import transfer as distribution
+from engine.distribution.credentials import Credentials
+from engine.images.store import ImageStore
 from tests.support.browser import screenshot
 from tests.support.imagebuilder import busybox_image
 from tests.support.registry import run_registry

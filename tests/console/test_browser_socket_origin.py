@@ -16,8 +16,8 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.config import EngineConfig
-from engine.containers import Containers
-from engine.images import ImageStore
+from engine.containers.manager import Containers
+from engine.images.store import ImageStore
 from tests.console.test_browser_dashboard import sign_in
 from tests.support.imagebuilder import busybox_image
 

@@ -13,7 +13,7 @@ from console.core.models import Environment
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.operations.models import Operation
-from engine.containers import Containers
+from engine.containers.manager import Containers
 from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -11,8 +11,8 @@ from console.core.models import Environment
 from console.inventory.follower import EnvironmentFollower
 from console.inventory.models import Container
 from engine.config import EngineConfig
-from engine.containers import Containers
-from engine.images import ImageStore
+from engine.containers.manager import Containers
+from engine.images.store import ImageStore
 from tests.support.imagebuilder import busybox_image
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -16,7 +16,7 @@ from console.inventory.models import Image
 from console.inventory.reconcile import reconcile
 from console.operations.models import Operation
 from engine.config import EngineConfig
-from engine.images import ImageStore
+from engine.images.store import ImageStore
 from tests.support.imagebuilder import busybox_image
 from tests.support.worker import wait_for_operation
 

@@ -21,10 +21,10 @@ from console.inventory.models import Image
 from console.inventory.reconcile import reconcile
 from console.operations.models import Operation
 from console.registries.models import Registry
-from engine import distribution
 from engine.config import EngineConfig
-from engine.credentials import Credentials
-from engine.images import ImageStore
+from engine.distribution import transfer as distribution
+from engine.distribution.credentials import Credentials
+from engine.images.store import ImageStore
 from tests.support.imagebuilder import busybox_image
 from tests.support.registry import auth_registry, open_registry  # noqa: F401
 from tests.support.worker import wait_for_operation

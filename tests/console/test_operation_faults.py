@@ -26,9 +26,9 @@ from console.core.models import Environment
 from console.operations import reaper
 from console.operations.models import Operation
 from console.operations.tasks import reap_operations
-from engine import distribution
 from engine.config import EngineConfig
-from engine.images import ImageStore
+from engine.distribution import transfer as distribution
+from engine.images.store import ImageStore
 from tests.support.imagebuilder import build_image, file
 from tests.support.registry import open_registry  # noqa: F401
 from tests.support.slowproxy import slow_proxy
@@ -208,8 +208,8 @@ def test_a_running_operation_whose_worker_is_gone_is_cancelled_at_once(admin, ad
 
 def test_a_build_cancelled_while_a_step_runs_stops_at_its_next_line(admin, admin_client, local, workers,
                                                                      tmp_path):
-    from engine.build import BUILD_LABEL
-    from engine.containers import Containers
+    from engine.build.builder import BUILD_LABEL
+    from engine.containers.manager import Containers
 
     work = tmp_path / "build"
     (work / "context").mkdir(parents=True)

@@ -26,11 +26,11 @@ from console.operations.models import Operation
 from console.operations.runner import run_operation
 from console.registries import access, services
 from console.registries.models import Registry
-from engine import distribution
 from engine.config import EngineConfig
-from engine.credentials import Credentials
+from engine.distribution import transfer as distribution
+from engine.distribution.credentials import Credentials
 from engine.errors import NotFound
-from engine.images import ImageStore
+from engine.images.store import ImageStore
 from tests.console.test_registries import post_and_wait
 from tests.support.imagebuilder import busybox_image
 from tests.support.registry import auth_registry  # noqa: F401

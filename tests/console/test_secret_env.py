@@ -11,7 +11,7 @@ from console.core.models import Environment
 from console.inventory.reconcile import reconcile
 from console.operations import sealed
 from console.operations.models import Operation
-from engine.containers import Containers
+from engine.containers.manager import Containers
 from tests.console.test_registries import assert_secret_nowhere_in_the_database
 from tests.support.worker import wait_for_operation
 

@@ -14,7 +14,7 @@ from console.core.models import Environment
 from console.inventory.models import Container, Network, Volume
 from console.inventory.reconcile import reconcile
 from console.operations.models import Operation
-from engine.containers import Containers
+from engine.containers.manager import Containers
 from engine.volumes import Volumes
 from tests.support.networks import remove_all
 from tests.support.services import free_port

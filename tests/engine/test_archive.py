@@ -11,11 +11,11 @@ import tarfile
 
 import pytest
 
-from engine import archive
+from engine.base.tarsafe import extract_all
 from engine.config import EngineConfig
 from engine.errors import InvalidArgument, NotFound
-from engine.images import ImageStore
-from engine.tarsafe import extract_all
+from engine.images import archive
+from engine.images.store import ImageStore
 from tests.support import imagebuilder as ib
 
 

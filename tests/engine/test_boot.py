@@ -1,10 +1,10 @@
-"""Which containers ``engine.boot`` starts again: Docker's rules at daemon start."""
+"""Which containers ``engine.system.boot`` starts again: Docker's rules at daemon start."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.boot import should_restore
+from engine.system.boot import should_restore
 
 
 def case(policy: str, *, exit_code: int = 255, stopped: bool = False, count: int = 0,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.build import Builder, BuildError, Ignore
-from engine.dockerfile import DockerfileError, expand, parse
+from engine.build.builder import Builder, BuildError, Ignore
+from engine.build.dockerfile import DockerfileError, expand, parse
 from engine.errors import InvalidArgument
 from tests.support.containers import all_leftovers, cleanup, make_engine
 from tests.support.registry import open_registry  # noqa: F401 (fixture)
@@ -210,7 +210,7 @@ def test_builderror_is_invalid_argument():
 
 def test_built_image_is_pulled_and_run_by_docker(engine, tmp_path, open_registry):  # noqa: F811
     """A multi-stage build pushed to a local registry; Debian's docker pulls and runs it."""
-    from engine import distribution as dist
+    from engine.distribution import transfer as dist
     from tests.support.dockerd import run_dockerd
 
     ctx = make_context(tmp_path, "FROM test/busybox AS builder\nRUN echo made by berth > /made\n"

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.build import Builder
+from engine.build.builder import Builder
 from engine.errors import InvalidArgument
 from tests.support.containers import cleanup, make_engine
 

@@ -64,6 +64,6 @@ def test_a_command_parses_with_only_its_module(capsys):
     (["--root", "/r", "images"], (None, "images")),
 ])
 def test_the_client_reads_the_run_root_where_the_cli_does(argv, front):
-    from engine import cliclient
+    from engine.supervisor import cliclient
 
     assert cliclient._front(argv) == front

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import cliclient, servers
+from engine.supervisor import cliclient, servers
 from tests.engine.test_exec import _drive
 from tests.support.containers import cleanup, make_engine, wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import commit as cm
+from engine.build import commit as cm
 from engine.errors import InvalidArgument, NotFound
 from tests.support.containers import cleanup, make_engine
 

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from engine.containers import Containers
+from engine.containers.manager import Containers
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
-from engine.images import ImageStore
-from engine.runtime import cgroup_dir
+from engine.images.store import ImageStore
+from engine.runtime.runc import cgroup_dir
 from tests.support.containers import all_leftovers, cleanup, leftovers, make_engine, wait_for
 
 LOOP = ["sh", "-c", 'trap "exit 7" TERM; while true; do sleep 0.05; done']
@@ -371,7 +371,7 @@ def test_many_containers_at_once(engine):
 
 
 def test_attach_with_stdin_and_a_late_second_client(engine):
-    from engine.monitor import F_EXIT, F_STDOUT
+    from engine.supervisor.monitor import F_EXIT, F_STDOUT
 
     c = engine.create("test/busybox", ["sh", "-c", "echo ready; read line; echo got $line; sleep 0.3"],
                       open_stdin=True)

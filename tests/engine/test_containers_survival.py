@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from engine.containers import Containers
+from engine.containers.manager import Containers
 from tests.support.containers import all_leftovers, cleanup, make_engine, wait_for
 
 COUNTER = ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done"]
@@ -36,7 +36,7 @@ def starter(eng: Containers, cmd: list[str], name: str) -> subprocess.Popen:
         import sys, time
         from pathlib import Path
         from engine.config import EngineConfig
-        from engine.containers import Containers
+        from engine.containers.manager import Containers
         config = EngineConfig(Path({str(eng.config.root)!r}), Path({str(eng.config.run_root)!r}))
         c, _ = Containers(config).run("test/busybox", {cmd!r}, name={name!r})
         print(c.id, flush=True)

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from engine.config import EngineConfig
-from engine.content import ContentStore, DigestMismatch, sha256_digest
 from engine.errors import InvalidArgument, NotFound
+from engine.images.content import ContentStore, DigestMismatch, sha256_digest
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_killed_writer_leaves_only_a_temp_file_that_gc_removes(config, store):
         import sys, time
         from pathlib import Path
         from engine.config import EngineConfig
-        from engine.content import ContentStore
+        from engine.images.content import ContentStore
         store = ContentStore(EngineConfig(Path({str(config.root)!r}), Path({str(config.run_root)!r})))
         w = store.ingest()
         w.write(b"x" * 100000)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import commit as cm
+from engine.build import commit as cm
 from engine.errors import InvalidArgument, NotFound
 from tests.support.containers import cleanup, make_engine
 

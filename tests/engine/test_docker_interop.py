@@ -12,9 +12,9 @@ import re
 
 import pytest
 
-from engine import distribution as dist
 from engine.config import EngineConfig
-from engine.images import ImageStore
+from engine.distribution import transfer as dist
+from engine.images.store import ImageStore
 from tests.support import imagebuilder as ib
 from tests.support.dockerd import run_dockerd
 from tests.support.registry import open_registry  # noqa: F401 (fixture)

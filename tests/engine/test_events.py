@@ -73,7 +73,7 @@ def test_follow_sync_sees_new_events(engine):
 
 async def test_follow_async_and_exec_events(engine):
     c, _ = engine.run("test/busybox", ["sleep", "100"])
-    from engine import exec as ex
+    from engine.containers import exec as ex
 
     async def collect():
         out = []

@@ -15,9 +15,9 @@ import time
 import pytest
 
 from engine import events
-from engine import exec as ex
+from engine.containers import exec as ex
 from engine.errors import Conflict
-from engine.monitor import F_EXIT, F_STDOUT
+from engine.supervisor.monitor import F_EXIT, F_STDOUT
 from tests.support.containers import cleanup, make_engine, wait_for
 
 LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]

@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from engine import monitors, servers
-from engine.monitor import process_start_time
+from engine.base.proc import process_start_time
+from engine.supervisor import launcher as monitors
+from engine.supervisor import servers
 from tests.support.containers import cleanup, make_engine, wait_for
 
 SLEEP = ["sleep", "600"]

@@ -4,8 +4,8 @@ import json
 import subprocess
 import sys
 
-from engine import host
 from engine.config import EngineConfig
+from engine.system import host
 
 
 def test_runc_is_found_working_and_crun_is_not_assumed(tmp_path):

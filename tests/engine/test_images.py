@@ -9,8 +9,8 @@ import pytest
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound
-from engine.images import ImageStore, chain_ids, parse_manifest
-from engine.reference import parse
+from engine.images.reference import parse
+from engine.images.store import ImageStore, chain_ids, parse_manifest
 from tests.support import imagebuilder as ib
 
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from engine import exec as ex
+from engine.containers import exec as ex
 from engine.errors import InvalidArgument, NotFound
 from tests.support.containers import cleanup, make_engine
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import inroot
-from engine.inroot import BENEATH, IN_ROOT, NO_SYMLINKS, Root
+from engine.base import inroot
+from engine.base.inroot import BENEATH, IN_ROOT, NO_SYMLINKS, Root
 
 RESOLVERS = ["openat2", "walk"] if inroot.openat2_available() else ["walk"]
 

@@ -21,9 +21,9 @@ import pytest
 import zstandard
 
 from engine.config import EngineConfig
-from engine.content import ContentStore
 from engine.errors import InvalidArgument
-from engine.layers import (
+from engine.images.content import ContentStore
+from engine.images.layers import (
     LayerStore,
     apply_layer,
     apply_tree,
@@ -376,7 +376,7 @@ def test_apply_tree_flattens_unpacked_layers_like_flat_mode(tmp_path):
 
 # --- LayerStore -----------------------------------------------------------------------
 # The content store is the real one; the image is a stand-in with only ``.layers``
-# (engine/images.py had not landed when this was written).
+# (engine/images/store.py had not landed when this was written).
 
 
 def fake_image(content: ContentStore, blobs: list[bytes], diff_ids=None):
@@ -508,8 +508,8 @@ def test_an_unpack_killed_half_way_is_finished_by_the_next_caller(tmp_path):
     layers_dir = LayerStore(config, content).dir
     script = (
         "import sys, json; from pathlib import Path; from types import SimpleNamespace as N\n"
-        "from engine.config import EngineConfig; from engine.content import ContentStore\n"
-        "from engine.layers import LayerStore\n"
+        "from engine.config import EngineConfig; from engine.images.content import ContentStore\n"
+        "from engine.images.layers import LayerStore\n"
         "c = EngineConfig(Path(sys.argv[1]), Path(sys.argv[2]))\n"
         "LayerStore(c, ContentStore(c)).ensure(N(layers=[N(**json.loads(sys.argv[3]))]))\n"
     )

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import InvalidArgument
-from engine.layers import apply_layer
+from engine.images.layers import apply_layer
 from tests.engine.test_layers import entry, make_tar, tree
 
 # Few names, so that entries often meet: a symlink "a", then "a/b". "up", "abs", "esc" and

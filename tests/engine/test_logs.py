@@ -10,10 +10,11 @@ import time
 
 import pytest
 
-from engine import logs
-from engine.containers import parse_time
+from engine.base.clock import now_rfc3339
+from engine.containers.inputs import parse_time
 from engine.errors import InvalidArgument
-from engine.monitor import MAX_LINE, LogWriter, now_rfc3339
+from engine.logs import reader as logs
+from engine.logs.writer import MAX_LINE, LogWriter
 from tests.support.containers import cleanup, make_engine
 
 

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from engine.errors import Conflict, InvalidArgument, NotFound
-from engine.networks import Networks
+from engine.net.networks import Networks
 from tests.support.containers import cleanup, make_engine, wait_for
 from tests.support.networks import host_state, remove_all, strays
 
@@ -106,8 +106,8 @@ def test_fixed_host_port_on_loopback(engine):
 
 def test_keeper_relays_tcp_and_udp_and_exits_with_the_monitor():
     """The relay itself, against echo servers on 127.0.0.1 (busybox has no UDP server)."""
-    from engine.networks import spawn_keeper
-    from engine.ports import PortSpec, bind
+    from engine.net.networks import spawn_keeper
+    from engine.net.ports import PortSpec, bind
     from tests.support.containers import new_config
 
     config = new_config()
@@ -139,7 +139,7 @@ def test_keeper_relays_tcp_and_udp_and_exits_with_the_monitor():
     threading.Thread(target=serve, daemon=True).start()
     threading.Thread(target=serve_tcp, daemon=True).start()
     watched = subprocess.Popen(["sleep", "30"])
-    from engine.monitor import process_start_time
+    from engine.base.proc import process_start_time
 
     socks = [bind(PortSpec("127.0.0.1", 0, 1, "udp")), bind(PortSpec("127.0.0.1", 0, 1, "tcp"))]
     ports = [{"host_ip": "127.0.0.1", "host_port": s.getsockname()[1], "proto": p,

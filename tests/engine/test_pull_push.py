@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from engine import distribution as dist
 from engine.cli import main as cli_main
 from engine.config import EngineConfig
-from engine.credentials import Credentials
+from engine.distribution import transfer as dist
+from engine.distribution.credentials import Credentials
+from engine.distribution.registry import RegistryClient, RegistryUnauthorized, sha256_digest
 from engine.errors import EngineError, InvalidArgument, NotFound, RegistryError
-from engine.images import ImageStore
-from engine.registry import RegistryClient, RegistryUnauthorized, sha256_digest
+from engine.images.store import ImageStore
 from tests.support import imagebuilder as ib
 from tests.support.registry import auth_registry, open_registry  # noqa: F401 (fixtures)
 from tests.support.tokenserver import TokenAuth, run_front

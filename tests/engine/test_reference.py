@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import InvalidArgument
-from engine.reference import Reference, parse, parse_repository
+from engine.images.reference import Reference, parse, parse_repository
 
 D = "sha256:" + "a" * 64
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from engine import credentials as cred
-from engine.credentials import Credentials
+from engine.distribution import credentials as cred
+from engine.distribution.credentials import Credentials
+from engine.distribution.registry import RegistryClient, RegistryUnauthorized, parse_challenges, sha256_digest
 from engine.errors import NotFound, RegistryError
-from engine.registry import RegistryClient, RegistryUnauthorized, parse_challenges, sha256_digest
 from tests.support import imagebuilder as ib
 from tests.support.registry import auth_registry, open_registry, run_registry  # noqa: F401 (fixtures)
 from tests.support.tokenserver import TokenAuth, run_front

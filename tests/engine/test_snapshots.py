@@ -16,8 +16,8 @@ import pytest
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
-from engine.layers import apply_layer
-from engine.snapshots import Change, Snapshotter, mount_points
+from engine.images.layers import apply_layer
+from engine.snapshots.snapshotter import Change, Snapshotter, mount_points
 from tests.engine.test_layers import (
     apply_flat,
     apply_overlay,
@@ -55,7 +55,7 @@ def test_the_probe_picks_overlay_here_and_records_it(config):
     # saying "copy" (as an operator may write, to force it) is what it goes by.
     (config.root / "snapshots/.driver").write_text("copy\n")
     out = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path;"
-                          "from engine.config import EngineConfig; from engine.snapshots import Snapshotter;"
+                          "from engine.config import EngineConfig; from engine.snapshots.snapshotter import Snapshotter;"
                           "print(Snapshotter(EngineConfig(Path(sys.argv[1]), Path(sys.argv[2]))).driver)",
                           str(config.root), str(config.run_root)],
                          capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
@@ -205,8 +205,8 @@ def test_many_layers_fit_in_the_mount_options(config, tmp_path):
 @pytest.mark.parametrize("driver", ["overlay", "copy"])
 def test_a_real_image_runs_from_its_rootfs(config, driver):
     # The whole path a container takes: image store -> unpacked layers -> rootfs.
-    from engine.images import ImageStore
-    from engine.layers import LayerStore
+    from engine.images.layers import LayerStore
+    from engine.images.store import ImageStore
     from tests.support import imagebuilder as ib
 
     images = ImageStore(config)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from engine import stats
+from engine.containers import stats
 from engine.errors import Conflict
 from tests.support.containers import cleanup, make_engine
 

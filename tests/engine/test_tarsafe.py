@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import inroot, tarsafe
+from engine.base import inroot, tarsafe
 from engine.errors import InvalidArgument
 
 

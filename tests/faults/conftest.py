@@ -67,7 +67,7 @@ class Disk:
 
 @dataclass
 class FullEngine:
-    engine: object  # engine.containers.Containers
+    engine: object  # engine.containers.manager.Containers
     config: EngineConfig
     disk: Disk
     outside: Path  # a directory off the tmpfs, for containers to bind-mount (``-v OUTSIDE:/out``)

@@ -13,7 +13,7 @@ from django.urls import reverse
 from console.core.models import Environment
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
-from engine.containers import Containers
+from engine.containers.manager import Containers
 from tests.support.containers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -9,8 +9,9 @@ import re
 
 import pytest
 
-from engine.monitor import RESERVE_SIZE, process_start_time
-from engine.registry import RegistryClient
+from engine.base.proc import process_start_time
+from engine.base.space import RESERVE_SIZE
+from engine.distribution.registry import RegistryClient
 from tests.engine.test_pull_push import upload
 from tests.support.containers import all_leftovers, wait_for
 from tests.support.imagebuilder import build_image, file

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.networks import Networks
+from engine.net.networks import Networks
 from tests.support.containers import wait_for
 from tests.support.faults_restore import (
     HTTPD,

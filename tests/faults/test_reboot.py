@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from engine import exec as ex
-from engine.networks import Networks, link_exists, netns_exists
+from engine.containers import exec as ex
+from engine.net.networks import Networks, link_exists, netns_exists
 from tests.support.containers import wait_for
 from tests.support.faults_restore import (
     HTTPD,
@@ -109,7 +109,7 @@ def test_on_failure_counts_its_retries_across_boots(engine):
         assert cli(eng.config, "boot").returncode == 0
         assert status(eng, "flaky") == expected
     c = eng.get("flaky")
-    from engine.monitor import update_state
+    from engine.containers.state import update_state
 
     update_state(str(c.dir), RestartCount=2)  # its retries used up
     simulate_reboot(eng)

@@ -1,4 +1,4 @@
-"""Space is given back: the garbage collector (engine/gc.py) after removals and at boot,
+"""Space is given back: the garbage collector (engine/system/gc.py) after removals and at boot,
 ``system df`` and ``system prune`` as Docker's, a bounded events log read backwards; and
 ``system check`` notices what a fault left."""
 
@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from engine import events, gc
-from engine.images import ImageStore
+from engine import events
+from engine.images.store import ImageStore
+from engine.system import gc
 from tests.support import imagebuilder as ib
 from tests.support.faults_restore import check_clean, cli, owned_engine, simulate_reboot
 
@@ -121,7 +122,7 @@ def test_leftovers_of_interrupted_removals_and_writes_are_collected(engine):
 
 
 def test_exec_records_do_not_pile_up(engine):
-    from engine import exec as ex
+    from engine.containers import exec as ex
 
     eng = engine
     c, _ = eng.run("test/busybox", ["sleep", "300"])

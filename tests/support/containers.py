@@ -15,13 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.base.proc import process_start_time
 from engine.config import EngineConfig
-from engine.containers import Containers
-from engine.images import ImageStore
-from engine.layers import LayerStore
-from engine.monitor import process_start_time
-from engine.servers import stop_servers
-from engine.snapshots import Snapshotter
+from engine.containers.manager import Containers
+from engine.engine import Engine
+from engine.supervisor.servers import stop_servers
 from tests.support import imagebuilder as ib
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -35,14 +33,10 @@ def new_config() -> EngineConfig:
 def make_engine(config: EngineConfig | None = None, **image_config) -> tuple[Containers, object]:
     """A container store plus a registered busybox image ``test/busybox:latest``."""
     config = config or new_config()
-    images = ImageStore(config)
-    image = ib.busybox_image(images, **image_config)
-    engine = Containers(config, images=images, layers=LayerStore(config, images.content),
-                        snapshots=Snapshotter(config))
-    from engine.containers import register_in_use_check
-
-    register_in_use_check(images, config)
-    return engine, image
+    eng = Engine(config)
+    eng.layers, eng.snapshots  # noqa: B018  (made now, as tests expect their directories)
+    image = ib.busybox_image(eng.images, **image_config)
+    return eng.containers, image
 
 
 def _kill_pid(pid: int, start) -> None:

@@ -53,7 +53,7 @@ def owned_engine():
 def engine_host_objects(config) -> dict[str, set[str]]:
     """The names of the host objects this engine's records name: bridges and their rule
     tags, containers' namespaces and veths."""
-    from engine.networks import Networks
+    from engine.net.networks import Networks
 
     if not (config.root / "networks").is_dir():
         return {}
@@ -122,9 +122,9 @@ def simulate_reboot(eng) -> None:
     cope with what a crash without a reboot leaves too."""
     import shutil
 
-    from engine.monitor import process_start_time
-    from engine.networks import Networks
-    from engine.servers import stop_servers
+    from engine.base.proc import process_start_time
+    from engine.net.networks import Networks
+    from engine.supervisor.servers import stop_servers
 
     config = eng.config
     stop_servers(config.run_root)

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import zstandard
 
-from engine import images as im
-from engine.reference import parse
+from engine.images import store as im
+from engine.images.reference import parse
 
 BUSYBOX = Path("/bin/busybox")
 MTIME = 1_700_000_000  # 2023-11-14, fixed so digests are stable

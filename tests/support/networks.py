@@ -28,7 +28,7 @@ def strays(before: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def remove_all(engine) -> None:
     """Containers first (they hold addresses), then every network of the engine root."""
-    from engine.networks import Networks
+    from engine.net.networks import Networks
 
     for container_id in engine.ids():
         with contextlib.suppress(EngineError):
@@ -44,12 +44,12 @@ def remove_all(engine) -> None:
 
 def remove_engine(config) -> None:
     """Every container and network of an engine root, if it exists (for cleanups)."""
-    from engine.servers import stop_servers
+    from engine.supervisor.servers import stop_servers
 
     stop_servers(config.run_root)
     if not config.root.is_dir():
         return
-    from engine.containers import Containers
+    from engine.containers.manager import Containers
 
     remove_all(Containers(config))
 
@@ -59,7 +59,7 @@ def remove_networks(config) -> None:
     veths, bridges, iptables rules): for cleanups that delete the root afterwards."""
     if not (config.root / "networks").is_dir():
         return
-    from engine.networks import Networks
+    from engine.net.networks import Networks
 
     nets = Networks(config)
     for path in nets.endpoints.glob("*.json"):

@@ -59,9 +59,9 @@ def start_redis() -> str:
 
 def prepare_engine(config) -> None:
     """The engine's state, as the console's worker creates it at its start."""
-    from engine.containers import Containers
-    from engine.images import ImageStore
-    from engine.networks import Networks
+    from engine.containers.manager import Containers
+    from engine.images.store import ImageStore
+    from engine.net.networks import Networks
     from engine.volumes import Volumes
 
     for store in (ImageStore, Containers, Volumes, Networks):

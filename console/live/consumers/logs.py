@@ -68,7 +68,7 @@ class LogsConsumer(ContainerConsumer):
         after = p.cursor_of(message, "after", required=False)
         if since:
             try:
-                from engine.logs import parse_when
+                from engine.logs.reader import parse_when
 
                 parse_when(since)
             except InvalidArgument as exc:
@@ -177,7 +177,7 @@ class LogsConsumer(ContainerConsumer):
         query = p.text(message, "q", limit=1000)
         regex = p.flag(message, "regex", False)
         case = p.flag(message, "case", False)
-        from engine.logstream import compile_search
+        from engine.logs.stream import compile_search
 
         return query, compile_search(query, regex=regex, case=case)
 
@@ -200,7 +200,7 @@ class LogsConsumer(ContainerConsumer):
     def run_search(self, message, limit: int, want_lines: bool):
         """In a child process with a deadline (engine.logsearch): a regex that backtracks
         forever costs a killed process, not one of daphne's threads."""
-        from engine.logsearch import search
+        from engine.logs.search import search
 
         return search(self.stream.path, p.text(message, "q", limit=1000), regex=p.flag(message, "regex", False),
                       case=p.flag(message, "case", False), limit=limit, want_lines=want_lines,
@@ -222,7 +222,7 @@ class LogsConsumer(ContainerConsumer):
             await self.send_info(t="filter", active=False)
             return
         try:
-            from engine.logsearch import LiveFilter
+            from engine.logs.search import LiveFilter
 
             pattern = LiveFilter(query, p.flag(message, "regex", False), p.flag(message, "case", False))
         except ValueError as exc:
@@ -242,7 +242,7 @@ class LogsConsumer(ContainerConsumer):
         self.pattern = pattern
         await self.send_info(t="filter", active=True, count=count, partial=partial)
         data = b"".join(lines)
-        from engine.logstream import Batch
+        from engine.logs.stream import Batch
 
         await self.send_batch(Batch(0, 0, 0, data, len(lines)), "filter")
 

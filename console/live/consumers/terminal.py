@@ -45,7 +45,7 @@ class TerminalConsumer(ContainerConsumer):
             cols, rows = query.get("cols", "80"), query.get("rows", "24")
             if not (cols.isascii() and cols.isdigit() and rows.isascii() and rows.isdigit()):
                 raise ValueError("the size must be whole numbers")
-            from engine.terminal import check_size
+            from engine.containers.terminal import check_size
 
             cols, rows = check_size(int(cols), int(rows))
             command_text = query.get("cmd", "").strip()
@@ -156,7 +156,7 @@ class TerminalConsumer(ContainerConsumer):
         if opcode == p.T_INPUT:
             await self.write_input(payload)
         elif opcode == p.T_RESIZE:
-            from engine.terminal import MAX_COLUMNS, MAX_ROWS
+            from engine.containers.terminal import MAX_COLUMNS, MAX_ROWS
 
             size = p.decode(payload)  # whole numbers only: not 80.5, "80" nor true
             cols, rows = p.integer(size, "cols", 1, MAX_COLUMNS), p.integer(size, "rows", 1, MAX_ROWS)

@@ -1,0 +1,1 @@
+"""Standard-library helpers the whole engine shares (no engine imports here)."""

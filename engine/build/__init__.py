@@ -1,0 +1,1 @@
+"""Making images: Dockerfile parsing, the builder, and commit / export of a container."""

@@ -1,0 +1,28 @@
+"""A container's ``state.json``: read-modify-written under the container's lock, by the
+engine and by the container's monitor alike (standard library only: the monitor loads it)."""
+
+from __future__ import annotations
+
+import os
+
+from engine.base.files import lock, write_json_atomic
+
+
+def root_of(container_dir: str) -> str:
+    """The engine root of ``root/containers/<id>``."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(container_dir)))
+
+
+def update_state(directory: str, **fields) -> dict:
+    import json  # not at import: the monitor loads json only once its container runs
+
+    path = os.path.join(directory, "state.json")
+    with lock(os.path.join(directory, "lock")):  # every read-modify-write of the state holds it
+        try:
+            with open(path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {}
+        state.update(fields)
+        write_json_atomic(path, state, fsync=False, mode=0o600)  # 0600: it may name secrets
+    return state
