@@ -2,7 +2,7 @@ import pytest
 
 from tests.support.services import prepare_engine
 
-pytest_plugins = ["tests.support.browser", "tests.support.worker"]
+pytest_plugins = ["tests.support.browser", "tests.support.registry", "tests.support.worker"]
 
 ADMIN_PASSWORD = "correct horse battery staple"
 

@@ -140,7 +140,7 @@ async def test_users_without_a_role_here_get_no_facts(counted_tasks, django_user
     from django.test import Client
 
     from console.core.models import Environment
-    from tests.console.test_containers import grant
+    from tests.support.access import grant
 
     nobody = await database_sync_to_async(django_user_model.objects.create_user)("nobody", password="x" * 12)
     client = Client()

@@ -18,7 +18,8 @@ from console.core.models import Environment
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.live import protocol as p
-from tests.console.test_containers import engine, grant  # noqa: F401
+from tests.support.access import grant
+from tests.support.sockets import closed_with
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -30,7 +31,7 @@ def cookie(client):
     return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
 
 
-def run_container(engine, name, script):  # noqa: F811
+def run_container(engine, name, script):
     container, _ = engine.run("test/busybox:latest", ["sh", "-c", script], name=name)
     environment = Environment.objects.get(name="local")
     reconcile(environment, "containers")
@@ -41,13 +42,6 @@ async def open_socket(path, *headers):
     ws = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     connected, _ = await ws.connect(timeout=10)
     return ws, connected
-
-
-async def closed_with(ws):
-    while True:
-        out = await ws.receive_output(timeout=10)
-        if out["type"] == "websocket.close":
-            return out.get("code")
 
 
 async def read_until(ws, predicate, timeout=15):
@@ -72,7 +66,7 @@ def lines_of(messages, modes=("tail", "live")):
 
 
 @pytest.fixture(scope="module")
-def counter_container(engine):  # noqa: F811
+def counter_container(engine):
     container, _ = engine.run("test/busybox:latest", ["sh", "-c",
                               "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done; echo to stderr >&2; "
                               "while true; do echo tick $i; i=$((i+1)); sleep 0.05; done"], name="live-counter")
@@ -178,7 +172,7 @@ async def test_search_whole_log_around_and_filter(counter, admin_client):
     await ws.disconnect()
 
 
-async def test_a_regex_that_backtracks_forever_is_stopped(engine, admin_client, monkeypatch):  # noqa: F811
+async def test_a_regex_that_backtracks_forever_is_stopped(engine, admin_client, monkeypatch):
     monkeypatch.setattr(p, "SEARCH_SECONDS", 1.0)
     row = await database_sync_to_async(run_container)(engine, "live-redos", "printf 'a%.0s' $(seq 1 3000); echo '!'; "
                                                       "echo findable; sleep 300")
@@ -221,7 +215,7 @@ async def test_bad_messages_close_with_4400(counter, admin_client, message):
     await ws.disconnect()
 
 
-async def test_stop_is_told_and_start_goes_on(engine, admin_client):  # noqa: F811
+async def test_stop_is_told_and_start_goes_on(engine, admin_client):
     row = await database_sync_to_async(run_container)(engine, "live-short", "echo first run; sleep 1")
     try:
         ws, _ = await open_socket(f"/ws/containers/{row.pk}/logs/", ORIGIN, cookie(admin_client))

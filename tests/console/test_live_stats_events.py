@@ -19,7 +19,7 @@ from console.inventory.follower import EnvironmentFollower
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.live import protocol as p
-from tests.console.test_containers import engine  # noqa: F401
+from tests.support.sockets import closed_with
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -48,15 +48,8 @@ async def until(ws, predicate, timeout=20):
             return message
 
 
-async def closed_with(ws):
-    while True:
-        out = await ws.receive_output(timeout=10)
-        if out["type"] == "websocket.close":
-            return out.get("code")
-
-
 @pytest.fixture
-def busy(engine):  # noqa: F811
+def busy(engine):
     container, _ = engine.run("test/busybox:latest", ["sh", "-c", "while true; do :; done"], name="live-busy")
     environment = Environment.objects.get(name="local")
     reconcile(environment, "containers")
@@ -64,7 +57,7 @@ def busy(engine):  # noqa: F811
     engine.remove(container.id, force=True)
 
 
-async def test_stats_of_a_busy_container_then_its_stop(busy, admin_client, engine):  # noqa: F811
+async def test_stats_of_a_busy_container_then_its_stop(busy, admin_client, engine):
     ws = await socket(f"/ws/containers/{busy.pk}/stats/", admin_client)
     stats = await until(ws, lambda m: m["t"] == "stats")
     assert stats["cpu_percent"] > 20 and stats["memory_usage"] > 0 and stats["pids"] >= 1
@@ -76,7 +69,7 @@ async def test_stats_of_a_busy_container_then_its_stop(busy, admin_client, engin
     assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
 
 
-async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_client, engine):  # noqa: F811
+async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_client, engine):
     environment = await database_sync_to_async(Environment.objects.get)(name="local")
     stop = threading.Event()
     follower = EnvironmentFollower(environment, stop)
@@ -96,7 +89,7 @@ async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_c
         await asyncio.to_thread(follower.join, 10)
 
 
-async def test_events_page_stream(busy, admin_client, client, engine):  # noqa: F811
+async def test_events_page_stream(busy, admin_client, client, engine):
     environment = await database_sync_to_async(Environment.objects.get)(name="local")
     stop = threading.Event()
     follower = EnvironmentFollower(environment, stop)

@@ -18,8 +18,8 @@ from console.core.models import Environment
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.live import protocol as p
-from tests.console.test_containers import engine, grant  # noqa: F401
-from tests.support.sockets import terminal_token
+from tests.support.access import grant
+from tests.support.sockets import closed_with, info, terminal_token
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -31,20 +31,6 @@ def cookie(client):
     return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
 
 
-@pytest.fixture(scope="module")
-def sleeper(engine):  # noqa: F811
-    container, _ = engine.run("test/busybox:latest", ["sleep", "3600"], name="live-term")
-    yield container
-    engine.remove(container.id, force=True)
-
-
-@pytest.fixture
-def row(sleeper):
-    environment = Environment.objects.get(name="local")
-    reconcile(environment, "containers")
-    return Container.objects.get(environment=environment, container_id=sleeper.id)
-
-
 async def terminal(row, client, query="cols=80&rows=24"):
     token = await terminal_token(client, row.pk)
     ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/?{query}&token={token}",
@@ -52,24 +38,6 @@ async def terminal(row, client, query="cols=80&rows=24"):
     connected, _ = await ws.connect(timeout=10)
     assert connected
     return ws
-
-
-async def info(ws, wanted, timeout=10):
-    deadline = time.monotonic() + timeout
-    output = b""
-    while time.monotonic() < deadline:
-        out = await ws.receive_output(timeout=deadline - time.monotonic())
-        if out["type"] == "websocket.close":
-            return {"t": "closed", "code": out.get("code")}, output
-        data = out.get("bytes")
-        if data is None:
-            raise AssertionError(f"a text frame on the terminal: {out}")
-        if data[:1] == p.T_OUTPUT:
-            output += data[1:]
-            continue
-        message = json.loads(data[1:])
-        if message["t"] == wanted:
-            return message, output
 
 
 async def output_until(ws, needle: bytes, timeout=10):
@@ -81,13 +49,6 @@ async def output_until(ws, needle: bytes, timeout=10):
         if out["bytes"][:1] == p.T_OUTPUT:
             output += out["bytes"][1:]
     return output
-
-
-async def closed_with(ws):
-    while True:
-        out = await ws.receive_output(timeout=10)
-        if out["type"] == "websocket.close":
-            return out.get("code")
 
 
 async def test_echo_resize_utf8_exit_code_and_audit(row, admin_client):
@@ -210,7 +171,7 @@ async def test_who_may_open_a_terminal(row, admin_client, client, django_user_mo
     assert await closed_with(ws) == p.CLOSE_NOT_FOUND
 
 
-async def test_a_stopped_container_is_refused_with_4409(engine, admin_client):  # noqa: F811
+async def test_a_stopped_container_is_refused_with_4409(engine, admin_client):
     container = await asyncio.to_thread(engine.create, "test/busybox:latest", ["true"], name="live-stopped")
     try:
         environment = await database_sync_to_async(Environment.objects.get)(name="local")

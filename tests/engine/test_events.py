@@ -6,17 +6,7 @@ import asyncio
 import threading
 import time
 
-import pytest
-
 from engine import events
-from tests.support.containers import cleanup, make_engine
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 def actions(eng, container_id):

@@ -16,16 +16,9 @@ import pytest
 
 from engine import monitors, servers
 from engine.monitor import process_start_time
-from tests.support.containers import cleanup, make_engine, wait_for
+from tests.support.containers import wait_for
 
 SLEEP = ["sleep", "600"]
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 def server_pid(eng) -> int | None:

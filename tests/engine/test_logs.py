@@ -14,14 +14,6 @@ from engine import logs
 from engine.containers import parse_time
 from engine.errors import InvalidArgument
 from engine.monitor import MAX_LINE, LogWriter, now_rfc3339
-from tests.support.containers import cleanup, make_engine
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 def test_both_streams_with_times_in_order(engine):
