@@ -26,11 +26,6 @@ PASSWORD = "a long enough passphrase 42"
 ORIGIN = (b"origin", b"http://localhost")
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def sessions_of(user) -> int:
     return sum(1 for s in Session.objects.all() if s.get_decoded().get("_auth_user_id") == str(user.pk))
 

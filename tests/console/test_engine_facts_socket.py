@@ -45,6 +45,7 @@ async def test_foreign_origin_is_refused(session_cookie):
     assert connected is False
 
 
+@pytest.mark.root  # the worker asks runc and the cgroups
 async def test_signed_in_user_gets_the_facts_a_worker_reports(session_cookie, eager_tasks, monkeypatch):
     monkeypatch.setattr(consumers.EngineFactsConsumer, "min_interval", 0)
     ws = communicator(ORIGIN, session_cookie)

@@ -15,7 +15,7 @@ from engine.containers import Containers
 from engine.images import ImageStore
 from tests.support.imagebuilder import busybox_image
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.root]
 
 
 def wait_until(predicate, timeout=20.0):
