@@ -1,7 +1,6 @@
 """The events follower reconciles the mirror after changes made outside the console."""
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,9 @@ from engine.config import EngineConfig
 from engine.containers import Containers
 from engine.images import ImageStore
 from tests.support.imagebuilder import busybox_image
+from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.root]
-
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_a_container_made_and_removed_with_the_engine_shows_up_and_goes():
@@ -36,16 +27,24 @@ def test_a_container_made_and_removed_with_the_engine_shows_up_and_goes():
     local = Environment.objects.get(name="local")
     stop = threading.Event()
     follower = EnvironmentFollower(local, stop)
+    live = threading.Event()
+    tick = follower._tick
+
+    def ticking():  # called between polls of the events log, so: following from its end
+        live.set()
+        return tick()
+
+    follower._tick = ticking
     follower.start()
     try:
-        time.sleep(0.5)  # let it reach the live part of the stream
+        assert live.wait(30), "the follower never reached the live part of the stream"
         container = engine.create("test/busybox:latest", ["sleep", "300"], name="followed")
         engine.start(container.id)
-        assert wait_until(lambda: Container.objects.filter(name="followed", state="running").exists())
+        wait_until(lambda: Container.objects.filter(name="followed", state="running").exists())
         engine.stop(container.id, timeout=1)
-        assert wait_until(lambda: Container.objects.filter(name="followed", state="exited").exists())
+        wait_until(lambda: Container.objects.filter(name="followed", state="exited").exists())
         engine.remove(container.id)
-        assert wait_until(lambda: not Container.objects.filter(name="followed").exists())
+        wait_until(lambda: not Container.objects.filter(name="followed").exists())
     finally:
         stop.set()
         follower.join(timeout=10)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -20,6 +21,7 @@ from console.inventory.reconcile import reconcile
 from console.live import protocol as p
 from tests.support.access import grant
 from tests.support.sockets import closed_with
+from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -65,12 +67,17 @@ def lines_of(messages, modes=("tail", "live")):
     return [line for h, lines in messages if h["t"] == "lines" and h["mode"] in modes for line in lines]
 
 
+def log_text(engine, container_id) -> str:
+    """The container's log file as the engine wrote it (JSON lines)."""
+    return Path(engine.get(container_id).config["LogPath"]).read_text()
+
+
 @pytest.fixture(scope="module")
 def counter_container(engine):
     container, _ = engine.run("test/busybox:latest", ["sh", "-c",
                               "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done; echo to stderr >&2; "
                               "while true; do echo tick $i; i=$((i+1)); sleep 0.05; done"], name="live-counter")
-    time.sleep(0.5)
+    wait_until(lambda: "tick" in log_text(engine, container.id), what="the first tick in the log")
     yield container
     engine.remove(container.id, force=True)
 
@@ -112,7 +119,7 @@ async def test_signed_out_wrong_origin_no_permission_and_not_visible(counter, ad
     assert await closed_with(ws) == p.CLOSE_NOT_FOUND
 
 
-async def test_tail_live_resume_older_and_state(counter, admin_client):
+async def test_tail_live_resume_older_and_state(counter, admin_client, engine):
     path = f"/ws/containers/{counter.pk}/logs/"
     ws, connected = await open_socket(path, ORIGIN, cookie(admin_client))
     assert connected
@@ -134,7 +141,9 @@ async def test_tail_live_resume_older_and_state(counter, admin_client):
     assert len(older) == 50
     await ws.disconnect()
 
-    await asyncio.sleep(0.5)  # lines are written while we are away
+    # lines are written while we are away
+    later = f'"tick {max(int(line.split()[1]) for line in seen if line.startswith("tick")) + 5}\\n"'
+    await asyncio.to_thread(wait_until, lambda: later in log_text(engine, counter.container_id), what=later)
     ws, _ = await open_socket(path, ORIGIN, cookie(admin_client))
     await ws.send_json_to({"t": "open", "after": [last["ino"], last["end"]]})
     got = await read_until(ws, lambda h, lines: h["t"] == "lines" and len(lines_of([(h, lines)])) >= 5)

@@ -34,12 +34,12 @@ def terminal_token(client, pk) -> str:
 async def closed_with(ws):
     """The close code the console sends on this socket (after any other messages)."""
     while True:
-        out = await ws.receive_output(timeout=10)
+        out = await ws.receive_output(timeout=30)
         if out["type"] == "websocket.close":
             return out.get("code")
 
 
-async def info(ws, wanted, timeout=10):
+async def info(ws, wanted, timeout=30):
     """The terminal's next control message of type ``wanted`` and the output before it
     (``{"t": "closed", "code": ...}`` if the socket closes first)."""
     deadline = time.monotonic() + timeout
