@@ -19,6 +19,7 @@ from engine.errors import EngineError, InvalidArgument, NotFound, RegistryError
 from engine.images import ImageStore
 from engine.registry import RegistryClient, RegistryUnauthorized, sha256_digest
 from tests.support import imagebuilder as ib
+from tests.support.registry import upload
 from tests.support.tokenserver import TokenAuth, run_front
 
 PASSWORD = "wonderland"
@@ -41,13 +42,6 @@ def ingest_files(store: ImageStore) -> list[str]:
 class Events(list):
     def statuses(self, status: str) -> set[str]:
         return {e["id"] for e in self if e["status"] == status}
-
-
-def upload(client: RegistryClient, repo: str, built: ib.BuiltImage, tag: str) -> str:
-    for digest, data in built.blobs.items():
-        if digest != built.manifest_digest:
-            client.upload_blob(repo, digest, len(data), lambda data=data: io.BytesIO(data))
-    return client.put_manifest(repo, tag, built.manifest, built.media_type)
 
 
 def short(digest: str) -> str:

@@ -11,9 +11,9 @@ import pytest
 
 from engine.monitor import RESERVE_SIZE, process_start_time
 from engine.registry import RegistryClient
-from tests.engine.test_pull_push import upload
 from tests.support.containers import all_leftovers, wait_for
 from tests.support.imagebuilder import build_image, file
+from tests.support.registry import upload
 
 pytestmark = pytest.mark.root
 
