@@ -31,3 +31,15 @@ def row(sleeper):
     environment = Environment.objects.get(name="local")
     reconcile(environment, "containers")
     return Container.objects.get(environment=environment, container_id=sleeper.id)
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """The ``local`` environment's driver answers from memory: fill the returned
+    ``tests.support.fakedriver.FakeEngine`` with what the engine reports (no engine, no root)."""
+    from console import drivers
+    from tests.support.fakedriver import FakeEngine, fake_driver_class
+
+    engine = FakeEngine()
+    monkeypatch.setitem(drivers.DRIVERS, "local", fake_driver_class(engine))
+    return engine
