@@ -7,12 +7,12 @@ import pytest
 from django.conf import settings
 
 from console.core.models import Environment
-from console.inventory.follower import EnvironmentFollower
 from console.inventory.models import Container
 from engine.config import EngineConfig
 from engine.containers import Containers
 from engine.images import ImageStore
 from tests.support.imagebuilder import busybox_image
+from tests.support.inventory import live_follower
 from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.root]
@@ -26,18 +26,8 @@ def test_a_container_made_and_removed_with_the_engine_shows_up_and_goes():
     engine = Containers(config)
     local = Environment.objects.get(name="local")
     stop = threading.Event()
-    follower = EnvironmentFollower(local, stop)
-    live = threading.Event()
-    tick = follower._tick
-
-    def ticking():  # called between polls of the events log, so: following from its end
-        live.set()
-        return tick()
-
-    follower._tick = ticking
-    follower.start()
+    follower = live_follower(local, stop)
     try:
-        assert live.wait(30), "the follower never reached the live part of the stream"
         container = engine.create("test/busybox:latest", ["sleep", "300"], name="followed")
         engine.start(container.id)
         wait_until(lambda: Container.objects.filter(name="followed", state="running").exists())

@@ -15,10 +15,10 @@ from channels.testing import WebsocketCommunicator
 
 from console.asgi import application
 from console.core.models import Environment
-from console.inventory.follower import EnvironmentFollower
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.live import protocol as p
+from tests.support.inventory import live_follower
 from tests.support.sockets import closed_with
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -72,10 +72,8 @@ async def test_stats_of_a_busy_container_then_its_stop(busy, admin_client, engin
 async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_client, engine):
     environment = await database_sync_to_async(Environment.objects.get)(name="local")
     stop = threading.Event()
-    follower = EnvironmentFollower(environment, stop)
-    follower.start()
+    follower = await asyncio.to_thread(live_follower, environment, stop)
     try:
-        await asyncio.sleep(0.5)
         ws = await socket("/ws/containers/live/", admin_client)
         await ws.send_json_to({"t": "watch", "ids": [busy.pk]})
         stats = await until(ws, lambda m: m["t"] == "stats")
@@ -92,10 +90,8 @@ async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_c
 async def test_events_page_stream(busy, admin_client, client, engine):
     environment = await database_sync_to_async(Environment.objects.get)(name="local")
     stop = threading.Event()
-    follower = EnvironmentFollower(environment, stop)
-    follower.start()
+    follower = await asyncio.to_thread(live_follower, environment, stop)
     try:
-        await asyncio.sleep(0.5)
         ws = await socket("/ws/events/", admin_client)
         # the last hour first: this container's start
         await until(ws, lambda m: m["t"] == "event" and m["event"]["Actor"]["ID"] == busy.container_id
