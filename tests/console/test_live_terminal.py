@@ -42,10 +42,15 @@ async def terminal(row, client, query="cols=80&rows=24"):
 
 
 async def output_until(ws, needle: bytes, timeout=30):
+    """The terminal's output until ``needle``, line ends as a terminal shows them: until runc
+    has put our pty in raw mode (late on a loaded machine), both ptys turn "\\n" into "\\r\\n"."""
     deadline = time.monotonic() + timeout
     output = b""
-    while needle not in output:
-        out = await ws.receive_output(timeout=max(0.01, deadline - time.monotonic()))
+    while needle not in (output := output.replace(b"\r\r\n", b"\r\n")):
+        try:
+            out = await ws.receive_output(timeout=max(0.01, deadline - time.monotonic()))
+        except TimeoutError:
+            raise AssertionError(f"no {needle!r} within {timeout}s; the output: {output[-2000:]!r}") from None
         assert out["type"] != "websocket.close", (out, output)
         if out["bytes"][:1] == p.T_OUTPUT:
             output += out["bytes"][1:]
@@ -68,8 +73,8 @@ async def test_echo_resize_utf8_exit_code_and_audit(row, admin_client):
     ws = await terminal(row, admin_client)
     started, _ = await info(ws, "started")
     assert started["command"] == ["/bin/sh"] and started["user"] == "root"
-    await ws.send_to(bytes_data=p.T_INPUT + b"echo hi\r")
-    assert b"hi\r\n" in await output_until(ws, b"hi\r\n")
+    await ws.send_to(bytes_data=p.T_INPUT + b"echo hi-$((1))\r")  # printed "hi-1", echoed as typed
+    assert b"hi-1\r\n" in await output_until(ws, b"hi-1\r\n")
     await ws.send_to(bytes_data=p.T_RESIZE + json.dumps({"cols": 123, "rows": 45}).encode())
     assert b"45 123" in await size_seen_by_the_shell(ws, b"45 123")
     # "é" split across two frames arrives whole
@@ -96,10 +101,11 @@ async def test_closing_the_socket_ends_the_process_and_several_at_once(row, admi
     second = await terminal(row, admin_client, "cmd=sh&rows=10&cols=40")
     await info(first, "started")
     await info(second, "started")
-    await first.send_to(bytes_data=p.T_INPUT + b"echo $$ > /tmp/one.pid; echo one\r")
-    await second.send_to(bytes_data=p.T_INPUT + b"echo two\r")
-    await output_until(first, b"one\r\n")
-    await output_until(second, b"two\r\n")
+    # what the shells print ("one-1"), not what the pty echoes of what was typed ("one-$((1))")
+    await first.send_to(bytes_data=p.T_INPUT + b"echo $$ > /tmp/one.pid; echo one-$((1))\r")
+    await second.send_to(bytes_data=p.T_INPUT + b"echo two-$((2))\r")
+    await output_until(first, b"one-1\r\n")
+    await output_until(second, b"two-2\r\n")
     await first.disconnect()
     # the first shell is gone; the second one still answers
     await second.send_to(bytes_data=p.T_INPUT + b"i=0; while [ $i -lt 60 ]; do kill -0 $(cat /tmp/one.pid) 2>/dev/null || "
