@@ -27,7 +27,10 @@ TESTS = Path(__file__).resolve().parent
 def needs_root(item) -> bool:
     if item.get_closest_marker("root") or ROOT_FIXTURES.intersection(item.fixturenames):
         return True
-    module = Path(item.path).relative_to(TESTS).as_posix()
+    path = Path(item.path)
+    if not path.is_relative_to(TESTS):
+        return False
+    module = path.relative_to(TESTS).as_posix()
     return module.split("/", 1)[0] in ROOT_FOLDERS and module not in UNPRIVILEGED_MODULES
 
 
