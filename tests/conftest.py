@@ -39,6 +39,7 @@ def pytest_collection_modifyitems(config, items):
         if needs_root(item):
             item.add_marker(pytest.mark.root)
 
+
 ADMIN_PASSWORD = "correct horse battery staple"
 
 
