@@ -59,7 +59,8 @@ def cmd_build(args, config) -> int:
             print(line, flush=True)
 
     context = sys.stdin.buffer if args.context == "-" else args.context
-    image = build(config, context, args.file, tags=args.tag, build_args=options.pairs(args.build_arg, what="build-arg", from_env=True),
+    build_args = options.pairs(args.build_arg, what="build-arg", from_env=True)
+    image = build(config, context, args.file, tags=args.tag, build_args=build_args,
                   target=args.target, labels=options.pairs(args.label, from_env=True), on_line=show, no_cache=args.no_cache,
                   network=args.network)
     if args.quiet:

@@ -22,10 +22,6 @@ from console.core.models import Environment
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    """The real hasher takes a third of a second a password: the lockout tests hash dozens."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 User = get_user_model()
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_PASSWORD = "a long enough passphrase 42"

@@ -18,11 +18,6 @@ PASSWORD = "a long enough passphrase 42"
 LOCKED = "Too many failed sign-ins"
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def root():
     return get_user_model().objects.create_superuser("root", "", PASSWORD)

@@ -24,11 +24,6 @@ ORIGIN = (b"origin", b"http://localhost")
 HOST = (b"host", b"localhost")  # the Origin must be the console's own: its scheme, host and port
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def sessions_of(user) -> int:
     return sum(1 for s in Session.objects.all() if s.get_decoded().get("_auth_user_id") == str(user.pk))
 

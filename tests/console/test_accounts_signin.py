@@ -18,10 +18,6 @@ from console.accounts.models import SignInThrottle
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    """The real hasher takes a third of a second a password: the lockout tests hash dozens."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PASSWORD = "a long enough passphrase 42"
 
 

@@ -15,7 +15,7 @@ from tests.support.worker import wait_for_operation
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-def test_an_operation_leaves_one_queued_event_linked_to_its_result(admin_client, admin, celery_worker):  # noqa: F811
+def test_an_operation_leaves_one_queued_event_linked_to_its_result(admin_client, admin, celery_worker):
     local = Environment.objects.get(name="local")
     before = AuditEvent.objects.count()
     response = admin_client.post(reverse("image_prune"), {"all": "on"}, HTTP_USER_AGENT="pytest/1",
@@ -38,7 +38,7 @@ def test_an_operation_leaves_one_queued_event_linked_to_its_result(admin_client,
     assert f'data-event="{event.pk}"' in html and "succeeded</span>" in html
 
 
-def test_a_refused_operation_leaves_one_denied_event(client, django_user_model, celery_worker):  # noqa: F811
+def test_a_refused_operation_leaves_one_denied_event(client, django_user_model, celery_worker):
     viewer = django_user_model.objects.create_user("viewer", password="x" * 12)
     client.force_login(viewer)
     before = AuditEvent.objects.count()

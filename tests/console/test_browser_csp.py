@@ -13,8 +13,7 @@ from playwright.sync_api import expect
 from engine.config import EngineConfig
 from engine.containers.manager import Containers
 from engine.images.store import ImageStore
-from tests.console.test_browser_dashboard import sign_in
-from tests.console.test_browser_socket_origin import container_page
+from tests.support.browser import container_page, sign_in
 from tests.support.imagebuilder import busybox_image
 
 pytestmark = pytest.mark.browser

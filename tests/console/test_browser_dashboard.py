@@ -8,16 +8,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import open_menu, screenshot
+from tests.support.browser import open_menu, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
-
-
-def sign_in(page, console, password=None):
-    page.goto(console.url)
-    page.get_by_label("Username").fill(console.admin_username)
-    page.get_by_label("Password").fill(password or console.admin_password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_signed_in_dashboard_shows_engine_facts_from_the_worker(page, live_console):

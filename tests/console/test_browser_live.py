@@ -13,8 +13,7 @@ from playwright.sync_api import expect
 from engine.config import EngineConfig
 from engine.containers.manager import Containers
 from engine.images.store import ImageStore
-from tests.console.test_browser_dashboard import sign_in
-from tests.support.browser import screenshot
+from tests.support.browser import screenshot, sign_in
 from tests.support.imagebuilder import busybox_image
 
 pytestmark = pytest.mark.browser

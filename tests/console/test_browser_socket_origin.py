@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.server
 import re
 import threading
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,7 +17,7 @@ from playwright.sync_api import expect
 from engine.config import EngineConfig
 from engine.containers.manager import Containers
 from engine.images.store import ImageStore
-from tests.console.test_browser_dashboard import sign_in
+from tests.support.browser import container_page, sign_in
 from tests.support.imagebuilder import busybox_image
 
 pytestmark = pytest.mark.browser
@@ -74,19 +73,6 @@ def other_port_site():
     server.shutdown()
     server.server_close()
     thread.join(10)
-
-
-def container_page(page, live_console, name) -> int:
-    deadline = time.monotonic() + 30
-    while True:  # the events follower puts it in the mirror
-        page.goto(live_console.url + "containers/")
-        link = page.get_by_role("link", name=name, exact=True)
-        if link.count() or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    link.click()
-    expect(page.get_by_test_id("live-panel")).to_be_visible()
-    return int(re.search(r"/containers/(\d+)/", page.url).group(1))
 
 
 def test_a_page_on_another_port_cannot_open_the_terminal(page, live_console, sleeper, other_port_site):

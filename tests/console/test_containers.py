@@ -13,19 +13,10 @@ from console.core.models import Environment
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.operations.models import Operation
-from engine.containers.manager import Containers
+from tests.support.access import grant
 from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def grant(user, role_key, environment):
-    Assignment.objects.create(user=user, role=builtin_role(role_key), environment=environment)
-
-
-@pytest.fixture(scope="module")
-def engine(console_engine):
-    return Containers(console_engine)
 
 
 @pytest.fixture
@@ -42,7 +33,7 @@ def create_through_page(client, **fields):
     return wait_for_operation(Operation.objects.get(pk=response["Location"].rstrip("/").rsplit("/", 1)[-1]))
 
 
-def test_create_start_find_read_logs_stop_and_remove(admin_client, celery_worker, local):  # noqa: F811
+def test_create_start_find_read_logs_stop_and_remove(admin_client, celery_worker, local):
     op = create_through_page(admin_client, name="web-1", command="sh -c 'echo hello from web; sleep 300'",
                              env="GREETING=hi", labels="team=blue", memory="64m")
     assert op.state == "succeeded", op.error
@@ -72,7 +63,7 @@ def test_create_start_find_read_logs_stop_and_remove(admin_client, celery_worker
     assert not Container.objects.filter(pk=container.pk).exists()
 
 
-def test_duplicate_and_edit_and_recreate(admin_client, celery_worker, local):  # noqa: F811
+def test_duplicate_and_edit_and_recreate(admin_client, celery_worker, local):
     assert create_through_page(admin_client, name="orig", command="sleep 300", labels="v=1").state == "succeeded"
     original = Container.objects.get(environment=local, name="orig")
 
@@ -114,7 +105,7 @@ def test_bad_input_is_shown_next_to_the_field_and_enqueues_nothing(client, djang
     assert not Operation.objects.exists()
 
 
-def test_name_already_taken_is_refused_before_enqueueing(admin_client, celery_worker, local):  # noqa: F811
+def test_name_already_taken_is_refused_before_enqueueing(admin_client, celery_worker, local):
     assert create_through_page(admin_client, name="taken", command="sleep 300").state == "succeeded"
     response = admin_client.post(reverse("container_create"), {"image": "test/busybox:latest", "name": "taken",
                                                                "network": "private", "restart": "no"})
@@ -123,7 +114,7 @@ def test_name_already_taken_is_refused_before_enqueueing(admin_client, celery_wo
     assert Operation.objects.filter(action="container.create").count() == 1
 
 
-def test_engine_errors_reach_the_operation_in_the_engines_words(admin_client, celery_worker, local):  # noqa: F811
+def test_engine_errors_reach_the_operation_in_the_engines_words(admin_client, celery_worker, local):
     op = create_through_page(admin_client, image="no/such-image:1")
     assert op.state == "failed"
     assert "no/such-image" in op.error and "No such image" in op.error
@@ -156,7 +147,7 @@ def test_viewer_sees_the_list_but_may_not_act(client, django_user_model, engine,
 
 
 def test_dangerous_options_are_checked_in_the_service_and_again_when_the_task_runs(
-        admin, admin_client, celery_worker, django_user_model, local):  # noqa: F811
+        admin, admin_client, celery_worker, django_user_model, local):
     from django.core.exceptions import PermissionDenied
 
     from console.audit.models import AuditEvent

@@ -20,7 +20,6 @@ from console.inventory.reconcile import reconcile
 from console.operations.models import Operation
 from console.registries.models import Registry
 from engine.volumes import Volumes
-from tests.console.test_containers import engine  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -37,7 +36,7 @@ MAX_PAGES = 400
 
 
 @pytest.fixture
-def objects(engine, admin_user):  # noqa: F811
+def objects(engine, admin_user):
     container, _ = engine.run("test/busybox:latest", ["sh", "-c", "echo csp; sleep 300"], name="csp-crawl",
                               labels={"app": "crawl"})
     Volumes(engine.config).create("csp-volume")

@@ -54,6 +54,7 @@ async def test_foreign_origin_is_refused(session_cookie):
     assert connected is False
 
 
+@pytest.mark.root  # the worker asks runc and the cgroups
 async def test_signed_in_user_gets_the_facts_a_worker_reports(session_cookie, eager_tasks, monkeypatch):
     monkeypatch.setattr(consumers.EngineFactsConsumer, "min_interval", 0)
     ws = communicator(ORIGIN, session_cookie)
@@ -149,7 +150,7 @@ async def test_users_without_a_role_here_get_no_facts(counted_tasks, django_user
     from django.test import Client
 
     from console.core.models import Environment
-    from tests.console.test_containers import grant
+    from tests.support.access import grant
 
     nobody = await database_sync_to_async(django_user_model.objects.create_user)("nobody", password="x" * 12)
     client = Client()

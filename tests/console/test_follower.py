@@ -1,30 +1,21 @@
 """The events follower reconciles the mirror after changes made outside the console."""
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from console.core.models import Environment
-from console.inventory.follower import EnvironmentFollower
 from console.inventory.models import Container
 from engine.config import EngineConfig
 from engine.containers.manager import Containers
 from engine.images.store import ImageStore
 from tests.support.imagebuilder import busybox_image
+from tests.support.inventory import live_follower
+from tests.support.worker import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.root]
 
 
 def test_a_container_made_and_removed_with_the_engine_shows_up_and_goes():
@@ -35,17 +26,15 @@ def test_a_container_made_and_removed_with_the_engine_shows_up_and_goes():
     engine = Containers(config)
     local = Environment.objects.get(name="local")
     stop = threading.Event()
-    follower = EnvironmentFollower(local, stop)
-    follower.start()
+    follower = live_follower(local, stop)
     try:
-        time.sleep(0.5)  # let it reach the live part of the stream
         container = engine.create("test/busybox:latest", ["sleep", "300"], name="followed")
         engine.start(container.id)
-        assert wait_until(lambda: Container.objects.filter(name="followed", state="running").exists())
+        wait_until(lambda: Container.objects.filter(name="followed", state="running").exists())
         engine.stop(container.id, timeout=1)
-        assert wait_until(lambda: Container.objects.filter(name="followed", state="exited").exists())
+        wait_until(lambda: Container.objects.filter(name="followed", state="exited").exists())
         engine.remove(container.id)
-        assert wait_until(lambda: not Container.objects.filter(name="followed").exists())
+        wait_until(lambda: not Container.objects.filter(name="followed").exists())
     finally:
         stop.set()
         follower.join(timeout=10)

@@ -38,7 +38,7 @@ def operation_from(response):
     return wait_for_operation(Operation.objects.get(pk=response["Location"].rstrip("/").rsplit("/", 1)[-1]))
 
 
-def test_export_then_import_round_trip(admin_client, celery_worker, local):  # noqa: F811
+def test_export_then_import_round_trip(admin_client, celery_worker, local):
     image = Image.objects.get(environment=local, name="transfer/busybox:1")
     export = operation_from(admin_client.post(reverse("image_export"), {"image": [image.pk]}))
     assert export.state == "succeeded", export.error
@@ -63,7 +63,7 @@ def test_export_then_import_round_trip(admin_client, celery_worker, local):  # n
     assert not list((settings.DATA_DIR / "transfers").glob("upload-*"))  # the upload is not kept
 
 
-def test_a_tar_that_is_not_an_image_archive_fails_clearly_and_keeps_nothing(admin_client, celery_worker, local):  # noqa: F811
+def test_a_tar_that_is_not_an_image_archive_fails_clearly_and_keeps_nothing(admin_client, celery_worker, local):
     before = set(Image.objects.values_list("image_id", flat=True))
     upload = SimpleUploadedFile("junk.tar", b"this is not a tar" * 100)
     load = operation_from(admin_client.post(reverse("image_import"), {"archive": upload}))
@@ -78,7 +78,7 @@ def test_import_without_a_file_is_an_inline_error(admin_client, local):
     assert not Operation.objects.exists()
 
 
-def test_a_download_needs_the_export_permission(client, django_user_model, admin_client, celery_worker, local):  # noqa: F811
+def test_a_download_needs_the_export_permission(client, django_user_model, admin_client, celery_worker, local):
     image = Image.objects.get(environment=local, name="transfer/busybox:1")
     export = operation_from(admin_client.post(reverse("image_export"), {"image": [image.pk]}))
     client.force_login(django_user_model.objects.create_user("nobody", password="x" * 12))

@@ -26,7 +26,6 @@ from engine.distribution import transfer as distribution
 from engine.distribution.credentials import Credentials
 from engine.images.store import ImageStore
 from tests.support.imagebuilder import busybox_image
-from tests.support.registry import auth_registry, open_registry  # noqa: F401
 from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def published(open_registry, auth_registry, tmp_path_factory):  # noqa: F811
+def published(open_registry, auth_registry, tmp_path_factory):
     """busybox pushed to both registries from a store that is not the console's."""
     source = ImageStore(EngineConfig(root=tmp_path_factory.mktemp("source"), run_root=Path("/tmp")))
     busybox_image(source, ref="test/busybox:latest")
@@ -60,7 +59,7 @@ def pull_through_page(client, reference, **extra):
     return Operation.objects.get(pk=response["Location"].rstrip("/").rsplit("/", 1)[-1])
 
 
-def test_pull_shows_progress_then_the_image_is_listed(admin_client, celery_worker, published, local):  # noqa: F811
+def test_pull_shows_progress_then_the_image_is_listed(admin_client, celery_worker, published, local):
     operation = wait_for_operation(pull_through_page(admin_client, published["open"]))
     assert operation.state == "succeeded", operation.error
     assert operation.username == "admin" and operation.action == "image.pull"
@@ -74,7 +73,7 @@ def test_pull_shows_progress_then_the_image_is_listed(admin_client, celery_worke
 
 
 def test_pull_with_registry_credentials_never_shows_or_stores_the_secret(
-        admin_client, celery_worker, published, local):  # noqa: F811
+        admin_client, celery_worker, published, local):
     response = admin_client.get(reverse("image_pull"))
     assert response.status_code == 200
     registry = Registry(name="private", kind="v2", host=published["auth_host"], username="alice")
@@ -90,7 +89,7 @@ def test_pull_with_registry_credentials_never_shows_or_stores_the_secret(
         assert "wonderland" not in admin_client.get(url).content.decode()
 
 
-def test_pull_without_credentials_fails_with_the_registry_words(admin_client, celery_worker, published):  # noqa: F811
+def test_pull_without_credentials_fails_with_the_registry_words(admin_client, celery_worker, published):
     operation = wait_for_operation(pull_through_page(admin_client, published["private"]))
     assert operation.state == "failed"
     assert "unauthorized" in operation.error.lower() or "authentication" in operation.error.lower()
@@ -116,7 +115,7 @@ def test_viewer_sees_images_but_cannot_pull(client, django_user_model, local):
     assert not Operation.objects.exists()
 
 
-def test_tag_remove_and_prune(admin_client, celery_worker, published, local):  # noqa: F811
+def test_tag_remove_and_prune(admin_client, celery_worker, published, local):
     wait_for_operation(pull_through_page(admin_client, published["open"]))
     image = Image.objects.get(environment=local, search_text__contains=published["open"].lower())
 
@@ -147,7 +146,7 @@ def test_tag_remove_and_prune(admin_client, celery_worker, published, local):  #
     assert prune.state == "succeeded" and "reclaimed_bytes" in prune.result
 
 
-def test_mirror_follows_changes_made_with_the_cli(celery_worker, published, local):  # noqa: F811
+def test_mirror_follows_changes_made_with_the_cli(celery_worker, published, local):
     distribution.pull(engine_store(), published["open"])
     reconcile(local, "images")
     subprocess.run([sys.executable, "-m", "engine", "--root", settings.ENGINE_ROOT, "tag",

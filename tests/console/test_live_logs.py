@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -18,7 +19,9 @@ from console.core.models import Environment
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.live import protocol as p
-from tests.console.test_containers import engine, grant  # noqa: F401
+from tests.support.access import grant
+from tests.support.sockets import closed_with
+from tests.support.worker import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -30,7 +33,7 @@ def cookie(client):
     return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
 
 
-def run_container(engine, name, script):  # noqa: F811
+def run_container(engine, name, script):
     container, _ = engine.run("test/busybox:latest", ["sh", "-c", script], name=name)
     environment = Environment.objects.get(name="local")
     reconcile(environment, "containers")
@@ -41,13 +44,6 @@ async def open_socket(path, *headers):
     ws = WebsocketCommunicator(application, path, headers=[HOST, *headers])
     connected, _ = await ws.connect(timeout=10)
     return ws, connected
-
-
-async def closed_with(ws):
-    while True:
-        out = await ws.receive_output(timeout=10)
-        if out["type"] == "websocket.close":
-            return out.get("code")
 
 
 async def read_until(ws, predicate, timeout=15):
@@ -71,12 +67,17 @@ def lines_of(messages, modes=("tail", "live")):
     return [line for h, lines in messages if h["t"] == "lines" and h["mode"] in modes for line in lines]
 
 
+def log_text(engine, container_id) -> str:
+    """The container's log file as the engine wrote it (JSON lines)."""
+    return Path(engine.get(container_id).config["LogPath"]).read_text()
+
+
 @pytest.fixture(scope="module")
-def counter_container(engine):  # noqa: F811
+def counter_container(engine):
     container, _ = engine.run("test/busybox:latest", ["sh", "-c",
                               "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done; echo to stderr >&2; "
                               "while true; do echo tick $i; i=$((i+1)); sleep 0.05; done"], name="live-counter")
-    time.sleep(0.5)
+    wait_until(lambda: "tick" in log_text(engine, container.id), what="the first tick in the log")
     yield container
     engine.remove(container.id, force=True)
 
@@ -118,7 +119,7 @@ async def test_signed_out_wrong_origin_no_permission_and_not_visible(counter, ad
     assert await closed_with(ws) == p.CLOSE_NOT_FOUND
 
 
-async def test_tail_live_resume_older_and_state(counter, admin_client):
+async def test_tail_live_resume_older_and_state(counter, admin_client, engine):
     path = f"/ws/containers/{counter.pk}/logs/"
     ws, connected = await open_socket(path, ORIGIN, cookie(admin_client))
     assert connected
@@ -140,7 +141,9 @@ async def test_tail_live_resume_older_and_state(counter, admin_client):
     assert len(older) == 50
     await ws.disconnect()
 
-    await asyncio.sleep(0.5)  # lines are written while we are away
+    # lines are written while we are away
+    later = f'"tick {max(int(line.split()[1]) for line in seen if line.startswith("tick")) + 5}\\n"'
+    await asyncio.to_thread(wait_until, lambda: later in log_text(engine, counter.container_id), what=later)
     ws, _ = await open_socket(path, ORIGIN, cookie(admin_client))
     await ws.send_json_to({"t": "open", "after": [last["ino"], last["end"]]})
     got = await read_until(ws, lambda h, lines: h["t"] == "lines" and len(lines_of([(h, lines)])) >= 5)
@@ -178,7 +181,7 @@ async def test_search_whole_log_around_and_filter(counter, admin_client):
     await ws.disconnect()
 
 
-async def test_a_regex_that_backtracks_forever_is_stopped(engine, admin_client, monkeypatch):  # noqa: F811
+async def test_a_regex_that_backtracks_forever_is_stopped(engine, admin_client, monkeypatch):
     monkeypatch.setattr(p, "SEARCH_SECONDS", 1.0)
     row = await database_sync_to_async(run_container)(engine, "live-redos", "printf 'a%.0s' $(seq 1 3000); echo '!'; "
                                                       "echo findable; sleep 300")
@@ -221,7 +224,7 @@ async def test_bad_messages_close_with_4400(counter, admin_client, message):
     await ws.disconnect()
 
 
-async def test_stop_is_told_and_start_goes_on(engine, admin_client):  # noqa: F811
+async def test_stop_is_told_and_start_goes_on(engine, admin_client):
     row = await database_sync_to_async(run_container)(engine, "live-short", "echo first run; sleep 1")
     try:
         ws, _ = await open_socket(f"/ws/containers/{row.pk}/logs/", ORIGIN, cookie(admin_client))

@@ -16,11 +16,11 @@ from channels.testing import WebsocketCommunicator
 
 from console.asgi import application
 from console.core.models import Environment
-from console.inventory.follower import EnvironmentFollower
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.live import protocol as p
-from tests.console.test_containers import engine  # noqa: F401
+from tests.support.inventory import live_follower
+from tests.support.sockets import closed_with
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -55,15 +55,8 @@ def event_row(html: str) -> dict:
     return dict(re.findall(r'data-(type|action|id)="([^"]*)"', html), html=html)
 
 
-async def closed_with(ws):
-    while True:
-        out = await ws.receive_output(timeout=10)
-        if out["type"] == "websocket.close":
-            return out.get("code")
-
-
 @pytest.fixture
-def busy(engine):  # noqa: F811
+def busy(engine):
     container, _ = engine.run("test/busybox:latest", ["sh", "-c", "while true; do :; done"], name="live-busy")
     environment = Environment.objects.get(name="local")
     reconcile(environment, "containers")
@@ -71,7 +64,7 @@ def busy(engine):  # noqa: F811
     engine.remove(container.id, force=True)
 
 
-async def test_stats_of_a_busy_container_then_its_stop(busy, admin_client, engine):  # noqa: F811
+async def test_stats_of_a_busy_container_then_its_stop(busy, admin_client, engine):
     ws = await socket(f"/ws/containers/{busy.pk}/stats/", admin_client)
     stats = await until(ws, lambda m: m["t"] == "stats")
     assert stats["cpu_percent"] > 20 and stats["memory_usage"] > 0 and stats["pids"] >= 1
@@ -83,13 +76,11 @@ async def test_stats_of_a_busy_container_then_its_stop(busy, admin_client, engin
     assert await closed_with(ws) == p.CLOSE_BAD_MESSAGE
 
 
-async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_client, engine):  # noqa: F811
+async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_client, engine):
     environment = await database_sync_to_async(Environment.objects.get)(name="local")
     stop = threading.Event()
-    follower = EnvironmentFollower(environment, stop)
-    follower.start()
+    follower = await asyncio.to_thread(live_follower, environment, stop)
     try:
-        await asyncio.sleep(0.5)
         ws = await socket("/ws/containers/live/", admin_client)
         await ws.send_json_to({"t": "watch", "ids": [busy.pk]})
         # the row's cells, rendered, for htmx to swap in out of band
@@ -119,13 +110,11 @@ async def test_list_gets_live_stats_and_rows_changed_by_the_engine(busy, admin_c
         await asyncio.to_thread(follower.join, 10)
 
 
-async def test_events_page_stream(busy, admin_client, client, engine):  # noqa: F811
+async def test_events_page_stream(busy, admin_client, client, engine):
     environment = await database_sync_to_async(Environment.objects.get)(name="local")
     stop = threading.Event()
-    follower = EnvironmentFollower(environment, stop)
-    follower.start()
+    follower = await asyncio.to_thread(live_follower, environment, stop)
     try:
-        await asyncio.sleep(0.5)
         ws = await socket("/ws/events/", admin_client)
         # the last hour first: this container's start
         start = await until(ws, lambda m: m["id"] == busy.container_id and m["action"] == "start",

@@ -18,8 +18,9 @@ from console.core.models import Environment
 from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.live import protocol as p
-from tests.console.test_containers import engine, grant  # noqa: F401
-from tests.support.sockets import terminal_token
+from tests.support.access import grant
+from tests.support.sockets import closed_with, info, terminal_token
+from tests.support.worker import async_wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -31,20 +32,6 @@ def cookie(client):
     return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
 
 
-@pytest.fixture(scope="module")
-def sleeper(engine):  # noqa: F811
-    container, _ = engine.run("test/busybox:latest", ["sleep", "3600"], name="live-term")
-    yield container
-    engine.remove(container.id, force=True)
-
-
-@pytest.fixture
-def row(sleeper):
-    environment = Environment.objects.get(name="local")
-    reconcile(environment, "containers")
-    return Container.objects.get(environment=environment, container_id=sleeper.id)
-
-
 async def terminal(row, client, query="cols=80&rows=24"):
     token = await terminal_token(client, row.pk)
     ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/?{query}&token={token}",
@@ -54,53 +41,42 @@ async def terminal(row, client, query="cols=80&rows=24"):
     return ws
 
 
-async def info(ws, wanted, timeout=10):
+async def output_until(ws, needle: bytes, timeout=30):
+    """The terminal's output until ``needle``, line ends as a terminal shows them: until runc
+    has put our pty in raw mode (late on a loaded machine), both ptys turn "\\n" into "\\r\\n"."""
     deadline = time.monotonic() + timeout
     output = b""
-    while time.monotonic() < deadline:
-        out = await ws.receive_output(timeout=deadline - time.monotonic())
-        if out["type"] == "websocket.close":
-            return {"t": "closed", "code": out.get("code")}, output
-        data = out.get("bytes")
-        if data is None:
-            raise AssertionError(f"a text frame on the terminal: {out}")
-        if data[:1] == p.T_OUTPUT:
-            output += data[1:]
-            continue
-        message = json.loads(data[1:])
-        if message["t"] == wanted:
-            return message, output
-
-
-async def output_until(ws, needle: bytes, timeout=10):
-    deadline = time.monotonic() + timeout
-    output = b""
-    while needle not in output:
-        out = await ws.receive_output(timeout=max(0.01, deadline - time.monotonic()))
+    while needle not in (output := output.replace(b"\r\r\n", b"\r\n")):
+        try:
+            out = await ws.receive_output(timeout=max(0.01, deadline - time.monotonic()))
+        except TimeoutError:
+            raise AssertionError(f"no {needle!r} within {timeout}s; the output: {output[-2000:]!r}") from None
         assert out["type"] != "websocket.close", (out, output)
         if out["bytes"][:1] == p.T_OUTPUT:
             output += out["bytes"][1:]
     return output
 
 
-async def closed_with(ws):
+async def size_seen_by_the_shell(ws, size: bytes, timeout=30) -> bytes:
+    """``stty size`` until it prints ``size``: runc passes a resize on to the container's pty
+    when its SIGWINCH handler runs, which on a loaded machine can be after the next command."""
+    deadline = time.monotonic() + timeout
     while True:
-        out = await ws.receive_output(timeout=10)
-        if out["type"] == "websocket.close":
-            return out.get("code")
+        # the marker as printed ("size-2") is not the marker as typed (which the pty echoes)
+        await ws.send_to(bytes_data=p.T_INPUT + b"stty size; echo size-$((1+1))\r")
+        output = await output_until(ws, b"size-2\r\n", timeout=max(1, deadline - time.monotonic()))
+        if size in output.split(b"size-$((1+1))", 1)[-1] or time.monotonic() > deadline:
+            return output
 
 
 async def test_echo_resize_utf8_exit_code_and_audit(row, admin_client):
     ws = await terminal(row, admin_client)
     started, _ = await info(ws, "started")
     assert started["command"] == ["/bin/sh"] and started["user"] == "root"
-    await ws.send_to(bytes_data=p.T_INPUT + b"echo hi\r")
-    assert b"hi\r\n" in await output_until(ws, b"hi\r\n")
+    await ws.send_to(bytes_data=p.T_INPUT + b"echo hi-$((1))\r")  # printed "hi-1", echoed as typed
+    assert b"hi-1\r\n" in await output_until(ws, b"hi-1\r\n")
     await ws.send_to(bytes_data=p.T_RESIZE + json.dumps({"cols": 123, "rows": 45}).encode())
-    # runc passes the size on when its SIGWINCH arrives: give it a moment, as a person would
-    await asyncio.sleep(0.2)
-    await ws.send_to(bytes_data=p.T_INPUT + b"stty size\r")
-    await output_until(ws, b"45 123")
+    assert b"45 123" in await size_seen_by_the_shell(ws, b"45 123")
     # "é" split across two frames arrives whole
     await ws.send_to(bytes_data=p.T_INPUT + b"echo caf\xc3")
     await ws.send_to(bytes_data=p.T_INPUT + b"\xa9 ok\r")
@@ -111,11 +87,13 @@ async def test_echo_resize_utf8_exit_code_and_audit(row, admin_client):
     assert (await closed_with(ws)) == 1000
     from console.audit.models import AuditEvent
 
-    await asyncio.sleep(0.3)
-    actions = await database_sync_to_async(lambda: list(
-        AuditEvent.objects.filter(target_id=row.container_id).values_list("action", flat=True)))()
+    @database_sync_to_async
+    def audited():  # the close is recorded as the session ends, after the socket closed
+        actions = set(AuditEvent.objects.filter(target_id=row.container_id).values_list("action", flat=True))
+        return actions if {"container.terminal", "container.terminal.close"} & actions else None
+
+    actions = await async_wait_until(audited, what="the terminal's audit record")
     assert "container.terminal.open" in actions
-    assert "container.terminal" in actions or "container.terminal.close" in actions
 
 
 async def test_closing_the_socket_ends_the_process_and_several_at_once(row, admin_client):
@@ -123,10 +101,11 @@ async def test_closing_the_socket_ends_the_process_and_several_at_once(row, admi
     second = await terminal(row, admin_client, "cmd=sh&rows=10&cols=40")
     await info(first, "started")
     await info(second, "started")
-    await first.send_to(bytes_data=p.T_INPUT + b"echo $$ > /tmp/one.pid; echo one\r")
-    await second.send_to(bytes_data=p.T_INPUT + b"echo two\r")
-    await output_until(first, b"one\r\n")
-    await output_until(second, b"two\r\n")
+    # what the shells print ("one-1"), not what the pty echoes of what was typed ("one-$((1))")
+    await first.send_to(bytes_data=p.T_INPUT + b"echo $$ > /tmp/one.pid; echo one-$((1))\r")
+    await second.send_to(bytes_data=p.T_INPUT + b"echo two-$((2))\r")
+    await output_until(first, b"one-1\r\n")
+    await output_until(second, b"two-2\r\n")
     await first.disconnect()
     # the first shell is gone; the second one still answers
     await second.send_to(bytes_data=p.T_INPUT + b"i=0; while [ $i -lt 60 ]; do kill -0 $(cat /tmp/one.pid) 2>/dev/null || "
@@ -210,7 +189,7 @@ async def test_who_may_open_a_terminal(row, admin_client, client, django_user_mo
     assert await closed_with(ws) == p.CLOSE_NOT_FOUND
 
 
-async def test_a_stopped_container_is_refused_with_4409(engine, admin_client):  # noqa: F811
+async def test_a_stopped_container_is_refused_with_4409(engine, admin_client):
     container = await asyncio.to_thread(engine.create, "test/busybox:latest", ["true"], name="live-stopped")
     try:
         environment = await database_sync_to_async(Environment.objects.get)(name="local")

@@ -18,7 +18,7 @@ from console.inventory.models import Container
 from console.inventory.reconcile import reconcile
 from console.live import limits
 from console.live import protocol as p
-from tests.console.test_containers import engine, grant  # noqa: F401
+from tests.support.access import grant
 from tests.support.sockets import browser_headers
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -27,7 +27,7 @@ SLOW = {"t": "search", "q": "(a+)+$", "regex": True}  # backtracks for ever on a
 
 
 @pytest.fixture(scope="module")
-def backtracker(engine):  # noqa: F811
+def backtracker(engine):
     container, _ = engine.run("test/busybox:latest", ["sh", "-c", f"echo {'a' * 40}!; echo done; sleep 3600"],
                               name="live-backtrack")
     yield container

@@ -30,7 +30,6 @@ from engine.config import EngineConfig
 from engine.distribution import transfer as distribution
 from engine.images.store import ImageStore
 from tests.support.imagebuilder import build_image, file
-from tests.support.registry import open_registry  # noqa: F401
 from tests.support.slowproxy import slow_proxy
 from tests.support.worker import WorkerProcess, wait_for_operation, wait_until
 
@@ -43,7 +42,7 @@ FAST_REAPER = {"BERTH_OPERATION_HEARTBEAT_SECONDS": "0.2", "BERTH_OPERATION_STAL
 
 
 @pytest.fixture(scope="module")
-def big_image(open_registry, tmp_path_factory):  # noqa: F811
+def big_image(open_registry, tmp_path_factory):
     """An image with one large, incompressible layer, in the registry."""
     source = ImageStore(EngineConfig(root=tmp_path_factory.mktemp("source"), run_root=Path("/tmp")))
     built = build_image([[file("blob", os.urandom(LAYER_BYTES))]], compression=None)
@@ -53,7 +52,7 @@ def big_image(open_registry, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture
-def slow_ref(open_registry, big_image):  # noqa: F811
+def slow_ref(open_registry, big_image):
     with slow_proxy(open_registry.host, RATE) as host:
         yield f"{host}/{big_image}"
 

@@ -88,6 +88,7 @@ def test_a_state_directory_it_cannot_read_is_unreachable(settings, tmp_path, mir
     assert_all_kept(rows)
 
 
+@pytest.mark.root  # drops to nobody in a child
 def test_an_unreadable_root_is_unreachable_for_an_unprivileged_process(tmp_path):
     """As root every directory is readable: ask in a child that dropped to nobody."""
     root = tmp_path / "engine"

@@ -31,7 +31,6 @@ from engine.distribution import transfer as distribution
 from engine.distribution.credentials import Credentials
 from engine.images.store import ImageStore
 from tests.support.imagebuilder import busybox_image
-from tests.support.registry import auth_registry, open_registry  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 # Tests with the worker (a thread with its own connection) need committed rows.
@@ -40,7 +39,7 @@ SECRET = "wonderland"
 
 
 @pytest.fixture(scope="module")
-def published(open_registry, auth_registry, tmp_path_factory):  # noqa: F811
+def published(open_registry, auth_registry, tmp_path_factory):
     """Images pushed to both registries from a store that is not the console's."""
     source = ImageStore(EngineConfig(root=tmp_path_factory.mktemp("source"), run_root=Path("/tmp")))
     busybox_image(source, ref="test/busybox:latest")
@@ -180,7 +179,7 @@ def test_added_secret_is_encrypted_and_never_shown(admin_client, published, audi
 
 
 @with_worker
-def test_credentials_test_good_then_bad(admin_client, celery_worker, published, audit_log):  # noqa: F811
+def test_credentials_test_good_then_bad(admin_client, celery_worker, published, audit_log):
     registry = add(admin_client, host=published["auth"], username="alice", secret=SECRET)
     good = start_and_wait(admin_client, "registry_test", registry)
     assert good.state == "succeeded", good.error
@@ -209,7 +208,7 @@ def test_credentials_test_good_then_bad(admin_client, celery_worker, published, 
 
 
 @with_worker
-def test_a_secret_that_cannot_be_decrypted_is_a_clear_failure(admin_client, celery_worker, published):  # noqa: F811
+def test_a_secret_that_cannot_be_decrypted_is_a_clear_failure(admin_client, celery_worker, published):
     registry = add(admin_client, host=published["auth"], username="alice", secret=SECRET)
     Registry.objects.filter(pk=registry.pk).update(secret_encrypted="gAAAAA-not-a-fernet-token")
     operation = start_and_wait(admin_client, "registry_test", registry)
@@ -220,7 +219,7 @@ def test_a_secret_that_cannot_be_decrypted_is_a_clear_failure(admin_client, cele
 
 
 @with_worker
-def test_anonymous_test_says_whether_the_registry_lets_anyone_in(admin_client, celery_worker, published):  # noqa: F811
+def test_anonymous_test_says_whether_the_registry_lets_anyone_in(admin_client, celery_worker, published):
     open_one = add(admin_client, name="open", host=published["open"])
     assert start_and_wait(admin_client, "registry_test", open_one).state == "succeeded"
     closed = add(admin_client, name="closed", host=published["auth"])
@@ -230,7 +229,7 @@ def test_anonymous_test_says_whether_the_registry_lets_anyone_in(admin_client, c
 
 @with_worker
 def test_browse_lists_repositories_and_tags_then_search_and_list_tags(
-        admin_client, celery_worker, published):  # noqa: F811
+        admin_client, celery_worker, published):
     registry = add(admin_client, name="team", host=published["open"])
     operation = start_and_wait(admin_client, "registry_browse", registry)
     assert operation.state == "succeeded", operation.error
@@ -262,7 +261,7 @@ def test_browse_lists_repositories_and_tags_then_search_and_list_tags(
 
 @with_worker
 def test_a_registry_that_keeps_its_catalog_says_so_with_a_way_out(
-        admin_client, celery_worker, published, monkeypatch):  # noqa: F811
+        admin_client, celery_worker, published, monkeypatch):
     from engine.errors import RegistryError
 
     def refused(*args, **kwargs):
@@ -281,7 +280,7 @@ def test_a_registry_that_keeps_its_catalog_says_so_with_a_way_out(
 
 @with_worker
 def test_browse_with_credentials_then_pull_a_browsed_tag_through_the_page(
-        admin_client, celery_worker, published, local):  # noqa: F811
+        admin_client, celery_worker, published, local):
     registry = add(admin_client, host=published["auth"], username="alice", secret=SECRET)
     browsed = start_and_wait(admin_client, "registry_browse", registry)
     assert browsed.state == "succeeded", browsed.error

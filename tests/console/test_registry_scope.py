@@ -33,14 +33,13 @@ from engine.errors import NotFound
 from engine.images.store import ImageStore
 from tests.console.test_registries import post_and_wait
 from tests.support.imagebuilder import busybox_image
-from tests.support.registry import auth_registry  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 SECRET = "wonderland"
 
 
 @pytest.fixture(scope="module")
-def published(auth_registry, tmp_path_factory):  # noqa: F811
+def published(auth_registry, tmp_path_factory):
     source = ImageStore(EngineConfig(root=tmp_path_factory.mktemp("source"), run_root=Path("/tmp")))
     busybox_image(source, ref="test/busybox:latest")
     distribution.push(source, "test/busybox:latest", f"{auth_registry.host}/private/scope:1.0",

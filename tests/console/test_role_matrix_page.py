@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from console.core.models import Environment
-from tests.console.test_containers import grant
+from tests.support.access import grant
 
 pytestmark = pytest.mark.django_db
 

@@ -11,17 +11,11 @@ from console.core.models import Environment
 from console.inventory.reconcile import reconcile
 from console.operations import sealed
 from console.operations.models import Operation
-from engine.containers.manager import Containers
 from tests.console.test_registries import assert_secret_nowhere_in_the_database
 from tests.support.worker import wait_for_operation
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 SECRET = "s3cret-value-4271"
-
-
-@pytest.fixture(scope="module")
-def engine(console_engine):
-    return Containers(console_engine)
 
 
 @pytest.fixture

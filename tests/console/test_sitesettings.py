@@ -27,12 +27,6 @@ MIB = 1024 * 1024
 PASSWORD = "a long enough passphrase 42"
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    """The real hasher takes a third of a second a password: the lockout test hashes several."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def local():
     return Environment.objects.get(name="local")

@@ -15,9 +15,8 @@ from django.test import Client
 from console.asgi import application
 from console.core import sockettokens
 from console.live import protocol as p
-from tests.console.test_containers import engine, grant  # noqa: F401
-from tests.console.test_live_terminal import closed_with, info, row, sleeper  # noqa: F401
-from tests.support.sockets import HOST, ORIGIN, cookie, terminal_token
+from tests.support.access import grant
+from tests.support.sockets import HOST, ORIGIN, closed_with, cookie, info, terminal_token
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -71,7 +70,7 @@ async def test_behind_an_https_proxy_the_https_origin_is_the_consoles(admin_clie
 
 # ---------------------------------------------------------------- the terminal's page token
 
-async def open_terminal(row, client, token):  # noqa: F811
+async def open_terminal(row, client, token):
     query = "cols=80&rows=24" + (f"&token={token}" if token is not None else "")
     ws = WebsocketCommunicator(application, f"/ws/containers/{row.pk}/terminal/?{query}",
                                headers=[ORIGIN, HOST, cookie(client)])
@@ -99,7 +98,7 @@ def expired_token(client, pk):
                                   sockettokens.purpose_for("terminal", pk))["token"]
 
 
-async def test_the_terminal_needs_a_valid_page_token(row, admin_client, django_user_model):  # noqa: F811
+async def test_the_terminal_needs_a_valid_page_token(row, admin_client, django_user_model):
     good = await terminal_token(admin_client, row.pk)
     assert good
     # missing, empty, forged, altered
@@ -134,7 +133,7 @@ async def test_the_terminal_needs_a_valid_page_token(row, admin_client, django_u
     await ws.disconnect()
 
 
-async def test_another_users_token_is_refused(row, admin_client, django_user_model):  # noqa: F811
+async def test_another_users_token_is_refused(row, admin_client, django_user_model):
     from console.core.models import Environment
 
     client = Client()  # not pytest-django's ``client``: that one is admin_client
@@ -151,7 +150,7 @@ async def test_another_users_token_is_refused(row, admin_client, django_user_mod
     assert await refused(await open_terminal(row, admin_client, theirs)) == p.CLOSE_FORBIDDEN
 
 
-async def test_the_token_endpoint_answers_only_those_who_may_open_the_terminal(row, client,  # noqa: F811
+async def test_the_token_endpoint_answers_only_those_who_may_open_the_terminal(row, client,
                                                                              django_user_model):
     from console.core.models import Environment
 

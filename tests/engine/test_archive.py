@@ -275,6 +275,7 @@ def test_skopeo_reads_the_saved_archive(store, tmp_path):
     assert "sha256:" + hashlib.sha256(result.stdout).hexdigest() == image.manifest_digest
 
 
+@pytest.mark.root  # runs dockerd
 @pytest.mark.skipif(not shutil.which("dockerd") and not os.path.exists("/usr/sbin/dockerd"),
                     reason="Debian's docker.io is not installed")
 def test_docker_loads_our_tars_and_we_load_docker_save(store, tmp_path):

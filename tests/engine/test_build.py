@@ -12,8 +12,7 @@ import pytest
 from engine.build.builder import Builder, BuildError, Ignore
 from engine.build.dockerfile import DockerfileError, expand, parse
 from engine.errors import InvalidArgument
-from tests.support.containers import all_leftovers, cleanup, make_engine
-from tests.support.registry import open_registry  # noqa: F401 (fixture)
+from tests.support.containers import all_leftovers
 
 DOCKERFILE = """\
 # syntax is ignored
@@ -41,13 +40,6 @@ HEALTHCHECK --interval=5s --retries=2 CMD true
 ENTRYPOINT ["sh", "-c"]
 CMD ["cat /app/out.txt /opt/inner/x.txt; echo $GREETING; id -u; ls -ln /home/app/hello.txt"]
 """
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 def make_context(tmp_path: Path, dockerfile: str = DOCKERFILE) -> Path:
@@ -208,7 +200,7 @@ def test_builderror_is_invalid_argument():
     assert issubclass(BuildError, InvalidArgument)
 
 
-def test_built_image_is_pulled_and_run_by_docker(engine, tmp_path, open_registry):  # noqa: F811
+def test_built_image_is_pulled_and_run_by_docker(engine, tmp_path, open_registry):
     """A multi-stage build pushed to a local registry; Debian's docker pulls and runs it."""
     from engine.distribution import transfer as dist
     from tests.support.dockerd import run_dockerd

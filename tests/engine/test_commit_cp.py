@@ -12,14 +12,6 @@ import pytest
 
 from engine.build import commit as cm
 from engine.errors import InvalidArgument, NotFound
-from tests.support.containers import cleanup, make_engine
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 def run(eng, image, cmd):

@@ -5,17 +5,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-from tests.support.containers import cleanup, make_engine
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
-
 
 def mode(path) -> int:
     return os.stat(path).st_mode & 0o777

@@ -19,13 +19,6 @@ from tests.support.containers import all_leftovers, cleanup, leftovers, make_eng
 LOOP = ["sh", "-c", 'trap "exit 7" TERM; while true; do sleep 0.05; done']
 
 
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
-
-
 def output(eng: Containers, ref: str) -> str:
     return "".join(r["log"] for r in eng.logs(ref))
 

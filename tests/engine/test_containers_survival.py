@@ -14,16 +14,9 @@ import time
 import pytest
 
 from engine.containers.manager import Containers
-from tests.support.containers import all_leftovers, cleanup, make_engine, wait_for
+from tests.support.containers import all_leftovers, wait_for
 
 COUNTER = ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done"]
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 def log_lines(eng: Containers, ref: str) -> int:

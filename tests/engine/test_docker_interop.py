@@ -17,11 +17,10 @@ from engine.distribution import transfer as dist
 from engine.images.store import ImageStore
 from tests.support import imagebuilder as ib
 from tests.support.dockerd import run_dockerd
-from tests.support.registry import open_registry  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
-def dockerd(open_registry):  # noqa: F811
+def dockerd(open_registry):
     with run_dockerd(insecure_registries=(open_registry.host,)) as daemon:
         yield daemon
 
@@ -40,7 +39,7 @@ def without_zstd(built: ib.BuiltImage) -> ib.BuiltImage:
 
 
 @pytest.mark.parametrize("oci", [True, False], ids=["oci", "docker"])
-def test_image_pushed_by_berth_is_pulled_and_run_by_docker(tmp_path, dockerd, open_registry, oci):  # noqa: F811
+def test_image_pushed_by_berth_is_pulled_and_run_by_docker(tmp_path, dockerd, open_registry, oci):
     store = new_store(tmp_path)
     built = without_zstd(ib.multilayer_built(oci=True)) if oci else ib.multilayer_built(oci=False)
     name = f"{open_registry.host}/interop/from-berth:{'oci' if oci else 'docker'}"
@@ -60,7 +59,7 @@ def test_image_pushed_by_berth_is_pulled_and_run_by_docker(tmp_path, dockerd, op
     dockerd.docker("rmi", name)
 
 
-def test_image_pushed_by_docker_is_pulled_by_berth_with_same_digests(tmp_path, dockerd, open_registry):  # noqa: F811
+def test_image_pushed_by_docker_is_pulled_by_berth_with_same_digests(tmp_path, dockerd, open_registry):
     rootfs = tmp_path / "rootfs.tar"
     rootfs.write_bytes(ib.layer_tar(ib.busybox_rootfs_entries()))
     name = f"{open_registry.host}/interop/from-docker:v1"

@@ -6,17 +6,8 @@ import asyncio
 import threading
 import time
 
-import pytest
-
 from engine import events
-from tests.support.containers import cleanup, make_engine
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
+from tests.support.containers import wait_for
 
 
 def actions(eng, container_id):
@@ -61,31 +52,38 @@ def test_follow_sync_sees_new_events(engine):
         for event in events.follow(engine.config, stop=done.is_set):
             got.append(event["Action"])
 
+    def reader_is_live():  # it follows from the end: a probe it reads says it is there
+        events.emit(engine.config, "image", "probe", "sha256:probe", {})
+        return "probe" in got
+
     thread = threading.Thread(target=reader)
     thread.start()
-    time.sleep(0.2)
-    c, _ = engine.run("test/busybox", ["true"], detach=False)
-    time.sleep(0.3)
-    done.set()
-    thread.join(5)
-    assert got[:3] == ["create", "start", "die"]
+    try:
+        wait_for(reader_is_live)
+        c, _ = engine.run("test/busybox", ["true"], detach=False)
+        wait_for(lambda: "die" in got)
+    finally:
+        done.set()
+        thread.join(5)
+    assert [a for a in got if a != "probe"][:3] == ["create", "start", "die"]
 
 
 async def test_follow_async_and_exec_events(engine):
     c, _ = engine.run("test/busybox", ["sleep", "100"])
     from engine.containers import exec as ex
 
+    since = time.time()  # the follower reads from here, however late it starts
+
     async def collect():
         out = []
         exec_actions = ["exec_create", "exec_start", "exec_die"]
-        async for event in events.follow_async(engine.config, filters={"container": [c.id],
-                                                                       "event": exec_actions}):
+        async for event in events.follow_async(engine.config, since=since,
+                                               filters={"container": [c.id], "event": exec_actions}):
             out.append(event["Action"])
             if event["Action"] == "exec_die":
                 return out
 
     task = asyncio.create_task(collect())
-    await asyncio.sleep(0.2)
     await asyncio.to_thread(ex.exec_run, engine, c.id, ["true"])
     assert await asyncio.wait_for(task, 5) == ["exec_create", "exec_start", "exec_die"]
 

@@ -18,17 +18,10 @@ from engine import events
 from engine.containers import exec as ex
 from engine.errors import Conflict
 from engine.supervisor.monitor import F_EXIT, F_STDOUT
-from tests.support.containers import cleanup, make_engine, wait_for
+from tests.support.containers import wait_for
 
 LOOP = ["sh", "-c", "while true; do sleep 0.1; done"]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 @pytest.fixture

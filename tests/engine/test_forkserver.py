@@ -17,16 +17,9 @@ import pytest
 from engine.base.proc import process_start_time
 from engine.supervisor import launcher as monitors
 from engine.supervisor import servers
-from tests.support.containers import cleanup, make_engine, wait_for
+from tests.support.containers import wait_for
 
 SLEEP = ["sleep", "600"]
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 def server_pid(eng) -> int | None:

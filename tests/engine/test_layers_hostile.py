@@ -139,12 +139,14 @@ SETTINGS = settings(max_examples=150, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.root  # layers carry owners and devices
 @SETTINGS
 @given(spec=layers)
 def test_flat_mode_never_writes_outside_the_root(deep, spec):
     check(deep, spec, "flat")
 
 
+@pytest.mark.root  # whiteouts are devices
 @SETTINGS
 @given(spec=layers)
 def test_overlay_mode_never_writes_outside_the_root(deep, spec):

@@ -15,14 +15,6 @@ from engine.containers.inputs import parse_time
 from engine.errors import InvalidArgument
 from engine.logs import reader as logs
 from engine.logs.writer import MAX_LINE, LogWriter
-from tests.support.containers import cleanup, make_engine
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 def test_both_streams_with_times_in_order(engine):

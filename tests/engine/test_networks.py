@@ -19,23 +19,26 @@ import pytest
 from engine.errors import Conflict, InvalidArgument, NotFound
 from engine.net.networks import Networks
 from tests.support.containers import cleanup, make_engine, wait_for
-from tests.support.networks import host_state, remove_all, strays
+from tests.support.networks import host_state, recording_ids, remove_all
 
 HTTPD = ["sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
 
 
 @pytest.fixture
 def engine():
-    before = host_state()
-    eng, _ = make_engine()
-    try:
-        yield eng
-    finally:
+    """The engine of one test; what it leaves on the host is checked by name (its own ids),
+    so that another engine beside the suite (a console, another test) changes nothing."""
+    with recording_ids():
+        eng, _ = make_engine()
+        config = eng.config
         try:
-            remove_all(eng)
+            yield eng
         finally:
-            cleanup(eng)
-    assert strays(before) == {}
+            try:
+                remove_all(eng)
+            finally:
+                cleanup(eng)
+        assert host_state(config) == {"links": set(), "netns": set(), "rules": set()}
 
 
 def fetch(port: int, timeout: float = 5.0) -> str:
@@ -73,10 +76,10 @@ def test_published_port_reaches_httpd_and_is_released_on_stop(engine):
     assert settings["Ports"]["8080/tcp"][0]["HostPort"] == str(port)
     assert settings["Networks"]["bridge"]["IPAddress"].startswith("10.")
     netns = nets.endpoint(c.id)["Netns"]
-    assert netns in host_state()["netns"]
+    assert netns in host_state(engine.config)["netns"]
     engine.stop("web", timeout=1)
     assert port_free(port)
-    assert netns not in host_state()["netns"]
+    assert netns not in host_state(engine.config)["netns"]
     assert nets.host_port(c.id, 8080) is None
     # started again, it gets its network back (same address)
     engine.start("web")
@@ -208,12 +211,27 @@ def test_names_resolve_on_a_user_network_and_networks_are_isolated(engine):
     assert "other" not in (engine.get("web").dir / "hosts").read_text()
 
 
+def test_another_engines_bridges_and_namespaces_are_not_this_engines_leftovers(engine):
+    """What an engine beside the suite (a developer's console) makes meanwhile, as
+    ``ip`` makes it here, is not counted as this engine's."""
+    before = host_state(engine.config)
+    other = os.urandom(8).hex()  # made in another process: not among this one's ids
+    subprocess.run(["ip", "netns", "add", f"berth-{other}"], check=True)
+    try:
+        subprocess.run(["ip", "link", "add", f"bb-{other[:12]}", "type", "bridge"], check=True)
+        assert host_state(engine.config) == before
+        assert f"berth-{other}" in host_state()["netns"] and f"bb-{other[:12]}" in host_state()["links"]
+    finally:
+        subprocess.run(["ip", "link", "del", f"bb-{other[:12]}"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", f"berth-{other}"], capture_output=True)
+
+
 def test_bad_input_leaves_nothing(engine):
-    before = host_state()
+    before = host_state(engine.config)
     nets = Networks(engine.config)
     net = nets.create("one", subnet="10.213.240.0/24")
     assert net["IPAM"]["Config"][0]["Subnet"] == "10.213.240.0/24"
-    made = host_state()
+    made = host_state(engine.config)
     with pytest.raises(Conflict, match="overlaps"):
         nets.create("two", subnet="10.213.240.128/25")
     with pytest.raises(Conflict, match="already exists"):
@@ -222,7 +240,7 @@ def test_bad_input_leaves_nothing(engine):
         nets.create("bad/name")
     with pytest.raises(InvalidArgument):
         nets.create("three", subnet="10.213.241.0/33")
-    assert host_state() == made
+    assert host_state(engine.config) == made
     with pytest.raises(NotFound):
         engine.create("test/busybox", ["true"], network="nowhere")
     for bad in ("70000", "80:tcp", "1.2.3:80:80", "a:80", "80-90"):
@@ -238,13 +256,13 @@ def test_bad_input_leaves_nothing(engine):
         c = engine.create("test/busybox", HTTPD, network="one", publish=[f"{taken.getsockname()[1]}:8080"])
         with pytest.raises(Conflict, match="already allocated"):
             engine.start(c.id)
-        assert host_state() == made
+        assert host_state(engine.config) == made
         engine.remove(c.id)
     finally:
         taken.close()
     assert engine.ids() == []
     nets.remove("one")
-    assert host_state() == before
+    assert host_state(engine.config) == before
     assert [n["Name"] for n in nets.list()] in (["none", "host"], ["none", "host", "bridge"])
     nets.get("bridge")
     with pytest.raises(Conflict, match="pre-defined"):
@@ -261,7 +279,7 @@ def test_prune_and_keeper_cleanup_when_container_exits(engine):
     # the container ends by itself: its keeper releases namespace and veth
     netns = nets.endpoint(c.id)["Netns"]
     subprocess.run(engine.runtime.base() + ["kill", c.id, "KILL"], check=True)
-    wait_for(lambda: netns not in host_state()["netns"], 10)
+    wait_for(lambda: netns not in host_state(engine.config)["netns"], 10)
     wait_for(lambda: not nets.endpoint(c.id)["Keeper"], 10)
     time.sleep(0.05)
 

@@ -19,7 +19,7 @@ from engine.distribution.registry import RegistryClient, RegistryUnauthorized, s
 from engine.errors import EngineError, InvalidArgument, NotFound, RegistryError
 from engine.images.store import ImageStore
 from tests.support import imagebuilder as ib
-from tests.support.registry import auth_registry, open_registry  # noqa: F401 (fixtures)
+from tests.support.registry import upload
 from tests.support.tokenserver import TokenAuth, run_front
 
 PASSWORD = "wonderland"
@@ -44,19 +44,12 @@ class Events(list):
         return {e["id"] for e in self if e["status"] == status}
 
 
-def upload(client: RegistryClient, repo: str, built: ib.BuiltImage, tag: str) -> str:
-    for digest, data in built.blobs.items():
-        if digest != built.manifest_digest:
-            client.upload_blob(repo, digest, len(data), lambda data=data: io.BytesIO(data))
-    return client.put_manifest(repo, tag, built.manifest, built.media_type)
-
-
 def short(digest: str) -> str:
     return digest.removeprefix("sha256:")[:12]
 
 
 @pytest.mark.parametrize("oci", [True, False], ids=["oci", "docker"])
-def test_push_remove_pull_roundtrip(tmp_path, open_registry, oci):  # noqa: F811
+def test_push_remove_pull_roundtrip(tmp_path, open_registry, oci):
     """A multi-layer image (gzip, zstd and plain layers, whiteouts, opaque dir) survives a round trip."""
     store = new_store(tmp_path)
     built = ib.multilayer_built(oci=oci)
@@ -89,7 +82,7 @@ def test_push_remove_pull_roundtrip(tmp_path, open_registry, oci):  # noqa: F811
     assert not events.statuses("Downloading")
 
 
-def test_push_to_second_repository_mounts_layers(tmp_path, open_registry):  # noqa: F811
+def test_push_to_second_repository_mounts_layers(tmp_path, open_registry):
     store = new_store(tmp_path)
     built = ib.multilayer_built()
     first = f"{open_registry.host}/mount/first:v1"
@@ -108,7 +101,7 @@ def test_push_to_second_repository_mounts_layers(tmp_path, open_registry):  # no
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["oci-index", "docker-list"])
-def multiarch(request, open_registry):  # noqa: F811
+def multiarch(request, open_registry):
     """An index with the host's platform, linux/arm64 (or amd64 on arm hosts) and an attestation entry."""
     oci = request.param
     repo = f"multi/{'oci' if oci else 'docker'}"
@@ -174,13 +167,13 @@ def test_schema1_manifests_are_refused_clearly():
 
 
 @pytest.fixture(scope="module")
-def served(open_registry):  # noqa: F811
+def served(open_registry):
     built = ib.multilayer_built()
     upload(RegistryClient(open_registry.host), "hostile/app", built, "v1")
     return built
 
 
-def test_blob_digest_lie_fails_and_stores_nothing(tmp_path, open_registry, served):  # noqa: F811
+def test_blob_digest_lie_fails_and_stores_nothing(tmp_path, open_registry, served):
     store = new_store(tmp_path)
     lied = served.layers[1]
     with run_front(open_registry.host) as front:
@@ -193,7 +186,7 @@ def test_blob_digest_lie_fails_and_stores_nothing(tmp_path, open_registry, serve
     assert ingest_files(store) == []
 
 
-def test_manifest_digest_lie_fails_and_stores_nothing(tmp_path, open_registry, served):  # noqa: F811
+def test_manifest_digest_lie_fails_and_stores_nothing(tmp_path, open_registry, served):
     store = new_store(tmp_path)
     with run_front(open_registry.host) as front:
         other = json.loads(served.manifest)
@@ -209,7 +202,7 @@ def test_manifest_digest_lie_fails_and_stores_nothing(tmp_path, open_registry, s
     assert not store.list(all=True)
 
 
-def test_layer_that_does_not_match_its_diff_id_is_refused(tmp_path, open_registry):  # noqa: F811
+def test_layer_that_does_not_match_its_diff_id_is_refused(tmp_path, open_registry):
     """A registry can serve a consistent but wrong image: the uncompressed tar must match the config."""
     good = ib.build_image([[ib.file("/a", "a")], [ib.file("/b", "b")]])
     config = json.loads(good.config)
@@ -225,7 +218,7 @@ def test_layer_that_does_not_match_its_diff_id_is_refused(tmp_path, open_registr
     assert ingest_files(store) == []
 
 
-def test_interrupted_pull_leaves_no_partial_blob_and_next_pull_completes(tmp_path, open_registry, served,  # noqa: F811
+def test_interrupted_pull_leaves_no_partial_blob_and_next_pull_completes(tmp_path, open_registry, served,
                                                                          monkeypatch):
     monkeypatch.setattr(dist, "RETRY_DELAY", 0.01)
     store = new_store(tmp_path)
@@ -243,7 +236,7 @@ def test_interrupted_pull_leaves_no_partial_blob_and_next_pull_completes(tmp_pat
     assert all(store.content.verify(d) for d in image.blobs())
 
 
-def test_killed_pull_leaves_no_blob_and_next_pull_completes(tmp_path, open_registry, served):  # noqa: F811
+def test_killed_pull_leaves_no_blob_and_next_pull_completes(tmp_path, open_registry, served):
     """SIGKILL in the middle of a layer (a killed Celery worker): no partial blob, and a new pull works."""
     root = tmp_path / "engine"
     store = ImageStore(EngineConfig(root=root, run_root=root / "run"))
@@ -274,7 +267,7 @@ def test_killed_pull_leaves_no_blob_and_next_pull_completes(tmp_path, open_regis
     assert store.content.verify(big.digest)
 
 
-def test_broken_connection_is_retried_within_the_pull(tmp_path, open_registry, served, monkeypatch):  # noqa: F811
+def test_broken_connection_is_retried_within_the_pull(tmp_path, open_registry, served, monkeypatch):
     monkeypatch.setattr(dist, "RETRY_DELAY", 0.01)
     store = new_store(tmp_path)
     big = max(served.layers, key=lambda layer: layer.size)
@@ -291,7 +284,7 @@ def test_broken_connection_is_retried_within_the_pull(tmp_path, open_registry, s
 # -- auth -------------------------------------------------------------------------------------
 
 
-def test_basic_auth_push_and_pull_and_wrong_credentials(tmp_path, auth_registry):  # noqa: F811
+def test_basic_auth_push_and_pull_and_wrong_credentials(tmp_path, auth_registry):
     store = new_store(tmp_path)
     built = ib.busybox_built()
     name = f"{auth_registry.host}/private/busybox:v1"
@@ -308,7 +301,7 @@ def test_basic_auth_push_and_pull_and_wrong_credentials(tmp_path, auth_registry)
     assert image.manifest_digest == built.manifest_digest
 
 
-def test_push_and_pull_through_acr_like_token_service(tmp_path, open_registry):  # noqa: F811
+def test_push_and_pull_through_acr_like_token_service(tmp_path, open_registry):
     """Alibaba ACR: Bearer, Basic credentials to the realm with account=, a region-scoped service."""
     service = "registry.aliyuncs.com:cn-hangzhou:26842"
     auth = TokenAuth(service=service, realm_path="/auth", users={"dev@example.com": "acr-pass"})
@@ -335,7 +328,7 @@ def test_push_and_pull_through_acr_like_token_service(tmp_path, open_registry): 
 # -- repositories -----------------------------------------------------------------------------
 
 
-def test_catalog_tags_and_delete(tmp_path, open_registry, served):  # noqa: F811
+def test_catalog_tags_and_delete(tmp_path, open_registry, served):
     assert "hostile/app" in dist.catalog(open_registry.host, page_size=1)
     assert dist.list_tags(f"{open_registry.host}/hostile/app") == ["v1"]
     client = RegistryClient(open_registry.host)
@@ -350,7 +343,7 @@ def test_catalog_tags_and_delete(tmp_path, open_registry, served):  # noqa: F811
 # -- command line --------------------------------------------------------------------------------
 
 
-def test_cli_login_push_pull_tags(tmp_path, auth_registry, capsys, monkeypatch):  # noqa: F811
+def test_cli_login_push_pull_tags(tmp_path, auth_registry, capsys, monkeypatch):
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
     root = tmp_path / "engine"
     store = ImageStore(EngineConfig(root=root, run_root=root / "run"))

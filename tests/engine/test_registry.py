@@ -14,7 +14,7 @@ from engine.distribution.credentials import Credentials
 from engine.distribution.registry import RegistryClient, RegistryUnauthorized, parse_challenges, sha256_digest
 from engine.errors import NotFound, RegistryError
 from tests.support import imagebuilder as ib
-from tests.support.registry import auth_registry, open_registry, run_registry  # noqa: F401 (fixtures)
+from tests.support.registry import run_registry
 from tests.support.tokenserver import TokenAuth, run_front
 
 PASSWORD = "wonderland"
@@ -43,7 +43,7 @@ def test_scheme_follows_docker_rules():
     assert RegistryClient("registry.lan:5000", insecure=True).base_url == "https://registry.lan:5000"  # then http
 
 
-def test_insecure_registry_falls_back_from_https_to_http(open_registry, small_image):  # noqa: F811
+def test_insecure_registry_falls_back_from_https_to_http(open_registry, small_image):
     """Marked insecure, a registry is tried with unverified https first, then plain http, as docker does."""
     upload(RegistryClient(open_registry.host), "reg/insecure", small_image, "v1")
     client = RegistryClient(open_registry.host, insecure=True)
@@ -67,7 +67,7 @@ def test_parse_challenges_reads_bearer_and_basic_params():
 # -- the open registry ---------------------------------------------------------------------
 
 
-def test_chunked_and_monolithic_uploads_then_read_back(open_registry, small_image):  # noqa: F811
+def test_chunked_and_monolithic_uploads_then_read_back(open_registry, small_image):
     client = RegistryClient(open_registry.host)
     # Force PATCH chunks (of 100 bytes) for every blob bigger than 200 bytes.
     digest = upload(client, "reg/chunks", small_image, "v1", monolithic_limit=200, chunk_size=100)
@@ -79,7 +79,7 @@ def test_chunked_and_monolithic_uploads_then_read_back(open_registry, small_imag
         assert client.blob_size("reg/chunks", layer.digest) == layer.size
 
 
-def test_relative_upload_locations(open_registry, small_image):  # noqa: F811
+def test_relative_upload_locations(open_registry, small_image):
     with run_front(open_registry.host) as front:
         front.relative_locations = True
         client = RegistryClient(front.host)
@@ -89,7 +89,7 @@ def test_relative_upload_locations(open_registry, small_image):  # noqa: F811
     assert RegistryClient(open_registry.host).get_manifest("reg/relative", "v1")[2] == small_image.manifest_digest
 
 
-def test_cross_repository_mount(open_registry, small_image):  # noqa: F811
+def test_cross_repository_mount(open_registry, small_image):
     client = RegistryClient(open_registry.host)
     upload(client, "reg/source", small_image, "v1")
     layer = small_image.layers[0]
@@ -101,7 +101,7 @@ def test_cross_repository_mount(open_registry, small_image):  # noqa: F811
     assert location and location.startswith(f"http://{open_registry.host}/v2/reg/target/blobs/uploads/")
 
 
-def test_catalog_and_tags_follow_pagination(open_registry, small_image):  # noqa: F811
+def test_catalog_and_tags_follow_pagination(open_registry, small_image):
     client = RegistryClient(open_registry.host)
     for name in ("page/a", "page/b", "page/c", "page/d", "page/e"):
         upload(client, name, small_image, "v1")
@@ -117,7 +117,7 @@ def test_catalog_and_tags_follow_pagination(open_registry, small_image):  # noqa
         assert len(front.requests("GET", "/tags/list")) == 3
 
 
-def test_registry_errors_are_clear(open_registry):  # noqa: F811
+def test_registry_errors_are_clear(open_registry):
     client = RegistryClient(open_registry.host)
     with pytest.raises(NotFound, match=rf"manifest unknown: .*{open_registry.host}/reg/none"):
         client.get_manifest("reg/none", "v1")
@@ -127,7 +127,7 @@ def test_registry_errors_are_clear(open_registry):  # noqa: F811
         client.get_blob("reg/none", sha256_digest(b"x"))
 
 
-def test_denied_and_rate_limited_are_explained(open_registry, small_image):  # noqa: F811
+def test_denied_and_rate_limited_are_explained(open_registry, small_image):
     with run_front(open_registry.host) as front:
         front.fail["/v2/reg/denied/"] = (403, "DENIED")
         front.fail["/v2/reg/limited/"] = (429, "TOOMANYREQUESTS")
@@ -146,7 +146,7 @@ def test_delete_disabled_is_explained(small_image):
             client.delete_manifest("reg/keep", digest)
 
 
-def test_redirected_blobs_are_fetched_without_our_credentials(auth_registry, open_registry, small_image):  # noqa: F811
+def test_redirected_blobs_are_fetched_without_our_credentials(auth_registry, open_registry, small_image):
     """Blob GETs may be redirected to storage; credentials must not follow to another host."""
     client = RegistryClient(open_registry.host)
     upload(client, "reg/redirect", small_image, "v1")
@@ -164,13 +164,13 @@ def test_redirected_blobs_are_fetched_without_our_credentials(auth_registry, ope
 # -- Basic auth (htpasswd registry) -----------------------------------------------------
 
 
-def test_basic_auth_login_and_push(auth_registry, small_image):  # noqa: F811
+def test_basic_auth_login_and_push(auth_registry, small_image):
     client = RegistryClient(auth_registry.host, Credentials("alice", PASSWORD))
     client.login()
     assert upload(client, "basic/app", small_image, "v1") == small_image.manifest_digest
 
 
-def test_basic_auth_rejects_wrong_and_missing_credentials(auth_registry):  # noqa: F811
+def test_basic_auth_rejects_wrong_and_missing_credentials(auth_registry):
     with pytest.raises(RegistryUnauthorized, match="incorrect username or password") as wrong:
         RegistryClient(auth_registry.host, Credentials("alice", "not-the-password")).login()
     assert "not-the-password" not in str(wrong.value)
@@ -181,7 +181,7 @@ def test_basic_auth_rejects_wrong_and_missing_credentials(auth_registry):  # noq
 # -- Bearer tokens (token server) -----------------------------------------------------
 
 
-def test_bearer_flow_checks_service_scope_and_caches_tokens(open_registry, small_image):  # noqa: F811
+def test_bearer_flow_checks_service_scope_and_caches_tokens(open_registry, small_image):
     auth = TokenAuth(service="registry.docker.io", users={"bob": "builder"})
     with run_front(open_registry.host, auth) as front:
         client = RegistryClient(front.host, Credentials("bob", "builder"))
@@ -200,7 +200,7 @@ def test_bearer_flow_checks_service_scope_and_caches_tokens(open_registry, small
         assert {e.authorization for e in front.log if e.path.startswith("/v2/") and e.path != "/v2/"} == {"Bearer"}
 
 
-def test_bearer_tokens_are_renewed_when_they_expire(open_registry, small_image):  # noqa: F811
+def test_bearer_tokens_are_renewed_when_they_expire(open_registry, small_image):
     auth = TokenAuth(users={"bob": "builder"}, expires_in=1)
     with run_front(open_registry.host, auth) as front:
         client = RegistryClient(front.host, Credentials("bob", "builder"))
@@ -212,7 +212,7 @@ def test_bearer_tokens_are_renewed_when_they_expire(open_registry, small_image):
         assert front.token_request_count() == before + 1
 
 
-def test_bearer_anonymous_pull_of_public_repository_but_not_push(open_registry, small_image):  # noqa: F811
+def test_bearer_anonymous_pull_of_public_repository_but_not_push(open_registry, small_image):
     upload(RegistryClient(open_registry.host), "library/public", small_image, "v1")
     auth = TokenAuth(public={"library/public"})
     with run_front(open_registry.host, auth) as front:
@@ -225,7 +225,7 @@ def test_bearer_anonymous_pull_of_public_repository_but_not_push(open_registry, 
             client.start_upload("library/public")
 
 
-def test_bearer_wrong_password_is_unauthorized_without_leaking_it(open_registry):  # noqa: F811
+def test_bearer_wrong_password_is_unauthorized_without_leaking_it(open_registry):
     auth = TokenAuth(users={"bob": "builder"})
     with run_front(open_registry.host, auth) as front:
         with pytest.raises(RegistryUnauthorized, match=f"incorrect username or password for {front.host}") as err:
@@ -235,7 +235,7 @@ def test_bearer_wrong_password_is_unauthorized_without_leaking_it(open_registry)
         assert auth.token_requests[-1]["scope"] == []  # login asks for a token without scope
 
 
-def test_identity_token_uses_the_refresh_grant(open_registry, small_image):  # noqa: F811
+def test_identity_token_uses_the_refresh_grant(open_registry, small_image):
     """An ``identitytoken`` from config.json is exchanged by POST (grant_type=refresh_token), as docker does."""
     auth = TokenAuth(users={"bob": "builder"}, refresh_tokens={"refresh-123": "bob"})
     with run_front(open_registry.host, auth) as front:
@@ -286,7 +286,7 @@ def test_config_path_follows_docker_config(tmp_path):
     assert cred.config_path({"HOME": "/home/u"}).as_posix() == "/home/u/.docker/config.json"
 
 
-def test_login_stores_only_verified_credentials(auth_registry, tmp_path):  # noqa: F811
+def test_login_stores_only_verified_credentials(auth_registry, tmp_path):
     path = tmp_path / "docker" / "config.json"
     with pytest.raises(RegistryUnauthorized):
         cred.login(auth_registry.host, Credentials("alice", "wrong"), path=path)

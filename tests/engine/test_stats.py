@@ -11,14 +11,6 @@ import pytest
 
 from engine.containers import stats
 from engine.errors import Conflict
-from tests.support.containers import cleanup, make_engine
-
-
-@pytest.fixture
-def engine():
-    eng, _ = make_engine()
-    yield eng
-    cleanup(eng)
 
 
 def test_busy_container_uses_a_cpu_and_memory_within_its_limit(engine):

@@ -134,6 +134,7 @@ _ENTRIES = st.lists(st.tuples(_NAMES, st.sampled_from(["file", "dir", "symlink",
                     min_size=1, max_size=8)
 
 
+@pytest.mark.root  # a trusted tar may chown and make devices
 @settings(max_examples=120, deadline=None)
 @given(entries=_ENTRIES, trusted=st.booleans())
 def test_property_hostile_tars_never_touch_the_canary(entries, trusted):

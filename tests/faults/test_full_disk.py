@@ -12,10 +12,9 @@ import pytest
 from engine.base.proc import process_start_time
 from engine.base.space import RESERVE_SIZE
 from engine.distribution.registry import RegistryClient
-from tests.engine.test_pull_push import upload
 from tests.support.containers import all_leftovers, wait_for
 from tests.support.imagebuilder import build_image, file
-from tests.support.registry import open_registry  # noqa: F401 (a fixture)
+from tests.support.registry import upload
 
 pytestmark = pytest.mark.root
 
@@ -96,7 +95,7 @@ def ok(result) -> str:
     return result.stdout
 
 
-def test_every_command_answers_on_a_full_disk(full_engine, open_registry):  # noqa: F811
+def test_every_command_answers_on_a_full_disk(full_engine, open_registry):
     fe, engine = full_engine, full_engine.engine
     root = str(fe.config.root)
     built = build_image([[file("/payload", os.urandom(300_000))]])  # no blob of it is here yet
@@ -219,7 +218,7 @@ def test_a_container_that_fills_its_own_rootfs(full_engine):
     assert leftovers(fe) == []
 
 
-def test_a_pull_the_disk_fills_under_keeps_nothing(full_engine, open_registry):  # noqa: F811
+def test_a_pull_the_disk_fills_under_keeps_nothing(full_engine, open_registry):
     fe = full_engine
     built = build_image([[file("/payload", os.urandom(300_000))]])
     upload(RegistryClient(open_registry.host), "fault/tight", built, "1")

@@ -135,3 +135,21 @@ def sign_in(page, console, password: str | None = None) -> None:
     page.get_by_label("Username").fill(console.admin_username)
     page.get_by_label("Password").fill(password or console.admin_password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def container_page(page, live_console, name) -> int:
+    """Open the named container's page from the containers list; its row pk."""
+    import re
+
+    from playwright.sync_api import expect
+
+    deadline = time.monotonic() + 30
+    while True:  # the events follower puts it in the mirror
+        page.goto(live_console.url + "containers/")
+        link = page.get_by_role("link", name=name, exact=True)
+        if link.count() or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    link.click()
+    expect(page.get_by_test_id("live-panel")).to_be_visible()
+    return int(re.search(r"/containers/(\d+)/", page.url).group(1))

@@ -9,6 +9,7 @@ by ``htpasswd -Bbn`` from apache2-utils). The pytest fixtures below wrap it.
 from __future__ import annotations
 
 import contextlib
+import io
 import shutil
 import subprocess
 import tempfile
@@ -36,6 +37,15 @@ class Registry:
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+
+def upload(client, repo: str, built, tag: str) -> str:
+    """Push a built image (``tests.support.imagebuilder``) with a ``RegistryClient``: its
+    blobs, then its manifest; the manifest's digest."""
+    for digest, data in built.blobs.items():
+        if digest != built.manifest_digest:
+            client.upload_blob(repo, digest, len(data), lambda data=data: io.BytesIO(data))
+    return client.put_manifest(repo, tag, built.manifest, built.media_type)
 
 
 def _htpasswd_line(user: str, password: str) -> str:

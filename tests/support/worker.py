@@ -44,6 +44,20 @@ def wait_until(condition, timeout: float = 30.0, what: str = "the condition"):
     raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
+async def async_wait_until(condition, timeout: float = 30.0, what: str = "the condition"):
+    """``wait_until`` for async tests: ``condition`` is a coroutine function (for instance a
+    query wrapped in ``database_sync_to_async``)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await condition()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
 class WorkerProcess:
     """A Celery worker in its own process (``celery -A console worker``, solo pool) on the
     test database, consuming only ``queue``: a worker that can be killed for real."""
