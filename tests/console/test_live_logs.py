@@ -68,8 +68,10 @@ def lines_of(messages, modes=("tail", "live")):
 
 
 def log_text(engine, container_id) -> str:
-    """The container's log file as the engine wrote it (JSON lines)."""
-    return Path(engine.get(container_id).config["LogPath"]).read_text()
+    """The container's log file as the engine wrote it (JSON lines); empty until its monitor
+    has made it."""
+    path = Path(engine.get(container_id).config["LogPath"])
+    return path.read_text() if path.exists() else ""
 
 
 @pytest.fixture(scope="module")
