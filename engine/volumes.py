@@ -20,14 +20,13 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.base.clock import now_rfc3339_seconds
 from engine.base.files import write_json_atomic
-from engine.base.inroot import walk
+from engine.base.inroot import tree_size
 from engine.base.labels import labels_match
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound
@@ -102,26 +101,7 @@ def parse_mounts(items) -> list[MountSpec]:
     return specs
 
 
-def tree_size(top: Path) -> int:
-    """Bytes allocated below ``top`` (a volume's data), each inode once. Walked through
-    directory fds that never follow a symlink (``engine.base.inroot.walk``): a container that
-    swaps a directory for a symlink meanwhile cannot make us walk the host."""
-    total, seen = 0, set()
-    try:
-        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return 0
-    try:
-        for _, _, _, st in walk(fd):
-            if stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_blocks * 512
-    except OSError:
-        pass  # a directory removed while we walked: the size is what we saw
-    finally:
-        os.close(fd)
-    return total
+
 
 
 class Volumes:
@@ -188,7 +168,7 @@ class Volumes:
             "Anonymous": bool(meta.get("Anonymous")),
         }
         users = self.users(name)
-        data["UsageData"] = {"RefCount": len(users), "Size": tree_size(self._dir(name) / "_data") if size else -1}
+        data["UsageData"] = {"RefCount": len(users), "Size": tree_size(self._dir(name) / "_data", allocated=True) if size else -1}
         data["Containers"] = users
         return data
 
@@ -205,7 +185,7 @@ class Volumes:
                      "CreatedAt": meta["CreatedAt"], "Labels": meta.get("Labels") or {},
                      "Anonymous": bool(meta.get("Anonymous")), "Containers": users,
                      "UsageData": {"RefCount": len(users),
-                                   "Size": tree_size(self.root / name / "_data") if size else -1}}
+                                   "Size": tree_size(self.root / name / "_data", allocated=True) if size else -1}}
             if filters and not _matches(entry, filters):
                 continue
             out.append(entry)
@@ -260,7 +240,7 @@ class Volumes:
             name = entry["Name"]
             if usage.get(name):
                 continue
-            reclaimed += tree_size(self.root / name / "_data")
+            reclaimed += tree_size(self.root / name / "_data", allocated=True)
             self._delete(name)
             removed.append(name)
         for trash in self.root.glob(".trash-*"):

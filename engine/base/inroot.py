@@ -420,3 +420,43 @@ def walk(dir_fd: int, rel: str = "") -> Iterator[tuple[str, int, str, os.stat_re
                 yield from walk(child, path)
             finally:
                 os.close(child)
+
+
+def tree_size(top, *, allocated: bool = False) -> int:
+    """Bytes below ``top``, each inode once: apparent sizes, or with ``allocated`` the blocks
+    taken (as ``du``). Walked through directory fds that never follow a symlink, so that a
+    container swapping a directory for a symlink meanwhile cannot make us walk the host. A
+    missing ``top`` is 0; a directory removed meanwhile counts what was seen."""
+    total, seen = 0, set()
+    try:
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        for _, _, _, st in walk(fd):
+            if stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512 if allocated else st.st_size
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return total
+
+
+def lexical_parts(path: str) -> list[str]:
+    """The components of ``path`` taken as relative to a root, cleaned without looking at
+    the disk: a leading "/", empty and "." parts dropped, ".." taking back the one before.
+    ValueError when it would climb above the root."""
+    parts: list[str] = []
+    for comp in path.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not parts:
+                raise ValueError(path)
+            parts.pop()
+        else:
+            parts.append(comp)
+    return parts

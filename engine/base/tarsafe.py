@@ -30,7 +30,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.base.inroot import NO_SYMLINKS, Root
+from engine.base.inroot import NO_SYMLINKS, Root, lexical_parts
 from engine.errors import InvalidArgument, RuntimeFailure
 
 _CHUNK = 1 << 20
@@ -72,17 +72,10 @@ def _refuse(name: str, why: str) -> InvalidArgument:
 
 def _clean(path: str, name: str) -> list[str]:
     """Lexically clean; a leading "/" is dropped, climbing above the root refused."""
-    parts: list[str] = []
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                raise _refuse(name, "it would be written outside the target ('..')")
-            parts.pop()
-        else:
-            parts.append(comp)
-    return parts
+    try:
+        return lexical_parts(path)
+    except ValueError:
+        raise _refuse(name, "it would be written outside the target ('..')") from None
 
 
 def _remove(dir_fd: int, name: str, st: os.stat_result) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from engine.base.files import lock, write_json_atomic
-from engine.base.inroot import BENEATH, NO_SYMLINKS, Root, walk
+from engine.base.inroot import BENEATH, NO_SYMLINKS, Root, lexical_parts, walk
 from engine.base.tarsafe import extract_all
 from engine.build import dockerfile as df
 from engine.build.commit import ENGINE_FILES, add_at, filter_layer, make_image, store_layer, tarinfo_at
@@ -800,17 +800,10 @@ class _LayerTar:
 
 def _clean_member(ins, path: str, name: str | None = None) -> str:
     """An archive member's path (or, with ``name``, its link), lexically cleaned."""
-    parts: list[str] = []
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                raise ins.error(f"archive entry {name or path!r} points outside the destination")
-            parts.pop()
-        else:
-            parts.append(comp)
-    return "/".join(parts)
+    try:
+        return "/".join(lexical_parts(path))
+    except ValueError:
+        raise ins.error(f"archive entry {name or path!r} points outside the destination") from None
 
 
 def _glob(root: Root, pattern: str) -> list[str]:

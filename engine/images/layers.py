@@ -61,6 +61,7 @@ from typing import BinaryIO
 import zstandard
 
 from engine.base.files import lock, write_json_atomic
+from engine.base.inroot import lexical_parts
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, RuntimeFailure
 from engine.images.store import chain_ids
@@ -193,17 +194,10 @@ def _refuse(name: str, why: str) -> InvalidArgument:
 
 def _clean(path: str, name: str) -> tuple[str, ...]:
     """Lexically clean a layer path; leading "/" is dropped, climbing above the root refused."""
-    parts: list[str] = []
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                raise _refuse(name, "'..' escapes the root")
-            parts.pop()
-        else:
-            parts.append(comp)
-    return tuple(parts)
+    try:
+        return tuple(lexical_parts(path))
+    except ValueError:
+        raise _refuse(name, "'..' escapes the root") from None
 
 
 _TAR_KINDS = {

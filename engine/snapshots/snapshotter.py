@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from engine.base.inroot import tree_size
 from engine.config import EngineConfig
 from engine.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from engine.images.layers import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, apply_layer, apply_tree
@@ -280,7 +281,7 @@ class Snapshotter:
         meta = self._meta(key)
         snap = self._snap(key)
         if meta["driver"] == "overlay":
-            return _tree_size(snap / "upper")
+            return tree_size(snap / "upper")
         merged = snap / "merged"
         total, seen = 0, set()
         for change in self.diff(key):
@@ -538,24 +539,4 @@ def _tar_upper(tar: tarfile.TarFile, upper: Path, links: dict[tuple[int, int], s
             else:
                 _tar_add(tar, upper, prefix + name, links)
 
-
-def _tree_size(top: Path) -> int:
-    # Through directory fds that never follow a symlink a running container swaps in.
-    from engine.base.inroot import walk
-
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    try:
-        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return 0
-    try:
-        for _, _, _, st in walk(fd):
-            if stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    finally:
-        os.close(fd)
-    return total
 

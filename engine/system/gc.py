@@ -34,13 +34,13 @@ import json
 import os
 import re
 import shutil
-import stat
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine import events
+from engine.base.inroot import tree_size
 from engine.config import EngineConfig
 from engine.errors import EngineError
 from engine.snapshots.snapshotter import mount_points
@@ -101,19 +101,7 @@ def _stores(config: EngineConfig):
     return ImageStore(config, content), LayerStore(config, content), Snapshotter(config, driver="copy")
 
 
-def tree_size(top: Path) -> int:
-    """Bytes of the regular files under ``top`` (hard links once), never following links."""
-    total, seen = 0, set()
-    for dirpath, _, filenames in os.walk(top):
-        for name in filenames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
+
 
 
 def _remove_tree(path: Path) -> int:

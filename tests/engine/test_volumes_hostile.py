@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from engine.volumes import tree_size
+from engine.base.inroot import tree_size
 
 # The container's side of the race, in its own process (so it really runs meanwhile).
 SWAPPER = """
