@@ -5,7 +5,6 @@ exit) and its stats charts. Screenshots: live-logs, live-terminal, live-stats.""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
@@ -13,7 +12,7 @@ from playwright.sync_api import expect
 from engine.config import EngineConfig
 from engine.containers.manager import Containers
 from engine.images.store import ImageStore
-from tests.support.browser import screenshot, sign_in
+from tests.support.browser import container_page, screenshot, sign_in
 from tests.support.imagebuilder import busybox_image
 
 pytestmark = pytest.mark.browser
@@ -35,15 +34,7 @@ def logger(live_console):
 
 def open_detail(page, live_console, name):
     sign_in(page, live_console)
-    deadline = time.monotonic() + 30
-    while True:  # the events follower puts it in the mirror
-        page.goto(live_console.url + "containers/")
-        link = page.get_by_role("link", name=name, exact=True)
-        if link.count() or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    link.click()
-    expect(page.get_by_test_id("live-panel")).to_be_visible()
+    container_page(page, live_console, name)
 
 
 def test_logs_terminal_and_stats(page, live_console, logger):

@@ -291,3 +291,14 @@ def visible_container(user, pk):
         return None
     visible = Container.objects.restrict(user, "containers.view", container.environment)
     return visible.filter(pk=pk).exists() and container or None
+
+
+class HtmlSocketConsumer(SocketConsumer):
+    """A socket whose page is htmx's websocket extension: it swaps in the HTML it gets,
+    answers no pings (daphne's own find dead connections) and reads no "refused" message,
+    so the close code alone says why."""
+
+    heartbeat_seconds = None
+
+    async def send_refused(self, code: int, reason: str):
+        pass

@@ -14,7 +14,7 @@ from console.core.origins import own_host
 from console.inventory.follower import DEBOUNCE_SECONDS, events_group
 from console.inventory.models import Container
 from console.live import protocol as p
-from console.live.consumers.base import SocketConsumer
+from console.live.consumers.base import HtmlSocketConsumer
 from engine.errors import EngineError
 
 ROW_REFRESH_DELAY = DEBOUNCE_SECONDS + 0.5
@@ -27,16 +27,12 @@ def visible_ids(user, environment) -> dict[str, int]:
     return dict(rows.values_list("container_id", "pk"))
 
 
-class ContainersListConsumer(SocketConsumer):
+class ContainersListConsumer(HtmlSocketConsumer):
     """The containers list: live CPU and memory of the rows on the page, and rows re-rendered
     when their container changes state, whoever changed it (engine events)."""
 
     permission = "containers.view"
     uses_engine = True
-    heartbeat_seconds = None  # the page's htmx socket does not answer pings (daphne pings it)
-
-    async def send_refused(self, code, reason):
-        pass  # an HTML socket: the close code says it
 
     def listen_to(self):
         return [events_group(self.environment)]

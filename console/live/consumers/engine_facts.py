@@ -12,7 +12,7 @@ from django.template.loader import render_to_string
 
 from console.access.permissions import has_role
 from console.live import protocol as p
-from console.live.consumers.base import SocketConsumer
+from console.live.consumers.base import HtmlSocketConsumer
 
 
 @database_sync_to_async
@@ -20,7 +20,7 @@ def _has_role(user, environment) -> bool:
     return has_role(user, environment)
 
 
-class EngineFactsConsumer(SocketConsumer):
+class EngineFactsConsumer(HtmlSocketConsumer):
     """On connect it shows the last known facts at once, then asks a worker for fresh
     ones; the worker's answer arrives through the channel layer group of the
     environment. If no worker answers in time, the page says so.
@@ -32,13 +32,9 @@ class EngineFactsConsumer(SocketConsumer):
 
     worker_timeout = 15.0
     min_interval = 2.0
-    heartbeat_seconds = None  # the page's htmx socket does not answer pings
 
     async def permitted(self) -> bool:
         return await _has_role(self.user, self.environment)
-
-    async def send_refused(self, code, reason):
-        pass  # an HTML socket: the close code says it
 
     def listen_to(self):
         return [self.environment.facts_group]

@@ -11,23 +11,19 @@ import time
 from django.template.loader import render_to_string
 
 from console.inventory.follower import events_group
-from console.live.consumers.base import SocketConsumer, allowed
+from console.live.consumers.base import HtmlSocketConsumer, allowed
 from console.live.consumers.containers import visible_ids
 
 BACKLOG_SECONDS = 3600
 BACKLOG_EVENTS = 500
 
 
-class EventsConsumer(SocketConsumer):
+class EventsConsumer(HtmlSocketConsumer):
     """The engine's events for what the user sees: the last hour first, then live ones as the
     follower process publishes them."""
 
     permission = "containers.view"
     uses_engine = True
-    heartbeat_seconds = None  # the page's htmx socket does not answer pings (daphne pings it)
-
-    async def send_refused(self, code, reason):
-        pass  # an HTML socket: the close code says it
 
     def listen_to(self):
         return [events_group(self.environment)]

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 
 from console.live import protocol as p
-from console.live.consumers.base import Refused, SocketConsumer
+from console.live.consumers.base import HtmlSocketConsumer, Refused
 from console.operations.models import Operation
 
 
@@ -28,8 +28,8 @@ def _render(operation_id):
     return render_to_string("operations/_progress.html", {"operation": operation, "oob": True})
 
 
-class OperationConsumer(SocketConsumer):
-    heartbeat_seconds = None  # the page's htmx socket does not answer pings
+class OperationConsumer(HtmlSocketConsumer):
+    """An operation's progress and output as it runs, for whoever may see the operation."""
 
     async def locate(self):
         operation = await _load(self.user, self.scope["url_route"]["kwargs"]["operation_id"])
@@ -37,9 +37,6 @@ class OperationConsumer(SocketConsumer):
             raise Refused(p.CLOSE_NOT_FOUND, "No such operation.")
         self.operation_id, self.group = operation.pk, operation.group
         self.environment = operation.environment
-
-    async def send_refused(self, code, reason):
-        pass  # an HTML socket: the close code says it
 
     def listen_to(self):
         return [self.group]
