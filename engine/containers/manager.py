@@ -115,6 +115,9 @@ class Container:
     dir: Path
     config: dict
     state: dict
+    # Why its config.json or state.json cannot be read ("" when both can): such a container
+    # is listed as dead and can only be removed with force (see ``Containers._load_listed``).
+    unreadable: str = ""
 
     @property
     def name(self) -> str:
@@ -201,16 +204,47 @@ class Containers:
         return self._load(container_id)
 
     def _load(self, container_id: str, reconcile: bool = True) -> Container:
+        container = self._load_listed(container_id, reconcile)
+        if container.unreadable:
+            raise RuntimeFailure(f"container {container.name}: {container.unreadable}; "
+                                 "only removing it (rm -f) is possible")
+        return container
+
+    def _load_listed(self, container_id: str, reconcile: bool = True) -> Container:
+        """The container, or, when its records cannot be read, a dead one that says so: as
+        Docker lists a container it cannot load. Never skipped: a listing without it would
+        tell its reader (the console's reconcile) that it is gone."""
         directory = self.root / container_id
-        try:
-            config = json.loads((directory / "config.json").read_text())
-            state = json.loads((directory / "state.json").read_text())
-        except FileNotFoundError:
-            raise NotFound(f"No such container: {container_id}") from None
-        container = Container(container_id, directory, config, state)
+        records = {}
+        for record in ("config.json", "state.json"):
+            try:
+                records[record] = json.loads((directory / record).read_text())
+                if not isinstance(records[record], dict):
+                    raise ValueError("not an object")
+            except FileNotFoundError:
+                raise NotFound(f"No such container: {container_id}") from None
+            except (OSError, ValueError) as exc:
+                return self._unreadable(container_id, records.get("config.json"),
+                                        f"its record {record} is unreadable ({exc})")
+        container = Container(container_id, directory, records["config.json"], records["state.json"])
         if reconcile:
             self._reconcile(container)
         return container
+
+    def _unreadable(self, container_id: str, config: dict | None, why: str) -> Container:
+        directory = self.root / container_id
+        if config is None:
+            name = next((link.name for link in self.names.iterdir() if link.is_symlink()
+                         and os.readlink(link) == container_id), container_id[:12])
+            try:
+                created = (directory / "config.json").stat().st_mtime_ns
+            except OSError:
+                created = 0
+            config = {"Name": "/" + name, "Created": now_rfc3339(created)}
+        config = {"Path": "", "Args": [], "Image": "", "HostConfig": {}, **config}
+        config["Config"] = {"Image": "", **(config.get("Config") or {})}
+        return Container(container_id, directory, config, {"Status": "dead", "Error": why},
+                         unreadable=why)
 
     # ------------------------------------------------------------ finding the truth
     def monitor_alive(self, container: Container) -> bool:
@@ -789,53 +823,71 @@ class Containers:
 
     # ------------------------------------------------------------ remove and rename
     def remove(self, ref: str, force: bool = False) -> None:
-        container = self.get(ref)
+        container = self._load_listed(self.resolve(ref))
         with lock(str(container.dir / "op.lock")):
-            container = self._load(container.id)
-            if container.status in ACTIVE:
+            container = self._load_listed(container.id)
+            if container.unreadable:
                 if not force:
-                    raise Conflict(f"You cannot remove a {container.status} container {container.id}. "
-                                   "Stop the container before attempting removal or force remove")
-                self._mark_stopped(container)
-                if container.status == "paused":
-                    self.runtime.resume(container.id)
-                try:
-                    self.runtime.kill(container.id, signal_module.SIGKILL, all_processes=True)
-                except EngineError:
-                    pass
-                if not self._wait_exit(container, 15):
-                    raise RuntimeFailure(f"container {container.name} did not die")
-            full = self._disk_full()
-            self._wait_monitor_gone(container, 2 if full else 10)
-            current = self._load(container.id, reconcile=False)
-            if self.monitor_alive(current) and current.state.get("MonitorPid") != os.getpid():
-                if full and not (current.state.get("Pid") and process_start_time(current.state["Pid"])):
-                    # Its container is gone: it only waits for room to write an exit code that
-                    # this removal deletes anyway.
-                    os.kill(current.state["MonitorPid"], signal_module.SIGKILL)
-                    self._wait_monitor_gone(current, 5)
-                if self.monitor_alive(current):
-                    raise RuntimeFailure(f"the monitor of {container.name} does not exit")
-            if (self.runtime.root / container.id).exists():  # normally the monitor did it
-                self.runtime.delete(container.id, force=True)
-            try:
-                self.snapshots.remove(container.id)
-            except EngineError as exc:
-                # Docker's "dead": half removed; `rm -f` again retries.
-                self._try_update(container, Status="dead", Error=f"removal failed: {exc}")
-                raise
-            self.networks.on_remove(container.id)
-            self.volumes.release(container.config.get("Mounts"))
-            shutil.rmtree(self.run_dir(container.id), ignore_errors=True)
-            self._release_name(container.name, container.id)
-            # Rename first so that a crash half-way leaves no container that looks whole.
-            trash = self.root / f".removing-{container.id}"
-            os.replace(container.dir, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+                    raise Conflict(f"container {container.name}: {container.unreadable}; "
+                                   "remove it with force")
+                # What it runs, if anything, is unknown: runc knows (the monitor then exits).
+                if (self.runtime.root / container.id).exists():
+                    self.runtime.delete(container.id, force=True)
+                self._discard(container)
+            else:
+                self._remove_locked(container, force)
         events.emit(self.config, "container", "destroy", container.id, {"name": container.name})
         from engine.system import gc
 
         gc.after_removal(self.config)  # its layers, if its image went before it
+
+    def _remove_locked(self, container: Container, force: bool) -> None:
+        if container.status in ACTIVE:
+            if not force:
+                raise Conflict(f"You cannot remove a {container.status} container {container.id}. "
+                               "Stop the container before attempting removal or force remove")
+            self._mark_stopped(container)
+            if container.status == "paused":
+                self.runtime.resume(container.id)
+            try:
+                self.runtime.kill(container.id, signal_module.SIGKILL, all_processes=True)
+            except EngineError:
+                pass
+            if not self._wait_exit(container, 15):
+                raise RuntimeFailure(f"container {container.name} did not die")
+        full = self._disk_full()
+        self._wait_monitor_gone(container, 2 if full else 10)
+        current = self._load(container.id, reconcile=False)
+        if self.monitor_alive(current) and current.state.get("MonitorPid") != os.getpid():
+            if full and not (current.state.get("Pid") and process_start_time(current.state["Pid"])):
+                # Its container is gone: it only waits for room to write an exit code that
+                # this removal deletes anyway.
+                os.kill(current.state["MonitorPid"], signal_module.SIGKILL)
+                self._wait_monitor_gone(current, 5)
+            if self.monitor_alive(current):
+                raise RuntimeFailure(f"the monitor of {container.name} does not exit")
+        if (self.runtime.root / container.id).exists():  # normally the monitor did it
+            self.runtime.delete(container.id, force=True)
+        self._discard(container)
+
+    def _discard(self, container: Container) -> None:
+        """Delete what a container that runs no more holds: its rootfs, endpoint, anonymous
+        volumes, run directory, name and records."""
+        try:
+            self.snapshots.remove(container.id)
+        except EngineError as exc:
+            # Docker's "dead": half removed; `rm -f` again retries.
+            if not container.unreadable:
+                self._try_update(container, Status="dead", Error=f"removal failed: {exc}")
+            raise
+        self.networks.on_remove(container.id)
+        self.volumes.release(container.config.get("Mounts"))
+        shutil.rmtree(self.run_dir(container.id), ignore_errors=True)
+        self._release_name(container.name, container.id)
+        # Rename first so that a crash half-way leaves no container that looks whole.
+        trash = self.root / f".removing-{container.id}"
+        os.replace(container.dir, trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
     def rename(self, ref: str, new_name: str) -> Container:
         new_name = check_name(new_name or "")
@@ -860,8 +912,8 @@ class Containers:
         out = []
         for container_id in self.ids():
             try:
-                container = self._load(container_id)
-            except (NotFound, ValueError):
+                container = self._load_listed(container_id)
+            except NotFound:  # removed meanwhile
                 continue
             host = container.config["HostConfig"]
             if host.get("AutoRemove") and container.status == "exited" and \
@@ -1056,7 +1108,7 @@ class Containers:
         for container_id in self.ids():
             try:
                 container = self._load(container_id)
-            except NotFound:
+            except (NotFound, RuntimeFailure):  # removed meanwhile, or unreadable (listed dead)
                 continue
             if container.status != "exited" or self.monitor_alive(container):
                 continue

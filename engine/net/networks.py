@@ -157,12 +157,21 @@ class Networks:
 
     # ------------------------------------------------------------ records
     def _records(self) -> list[dict]:
+        """Every network record. One that cannot be read fails the reading, never skipped: a
+        listing without it would say the network is gone (and the console would forget it),
+        and allocating a subnet without it could hand out its subnet again."""
         out = []
         for path in sorted(self.root.glob("*.json")):
             try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
+                record = json.loads(path.read_text())
+                if not isinstance(record, dict) or not {"Id", "Name"} <= record.keys():
+                    raise ValueError("not a network record")
+            except FileNotFoundError:  # removed meanwhile
                 continue
+            except (OSError, ValueError) as exc:
+                raise EngineError(f"network record {path.name} is unreadable ({exc}); "
+                                  f"repair or remove {path}") from None
+            out.append(record)
         return out
 
     def _save(self, net: dict) -> None:

@@ -187,3 +187,18 @@ def test_dangerous_options_are_checked_in_the_service_and_again_when_the_task_ru
     operation = wait_for_operation(operation)
     assert operation.state == "cancelled" and "no seccomp filter" in operation.error
     assert not Container.objects.filter(environment=local, name="never").exists()
+
+
+def test_a_reconcile_over_a_corrupt_container_record_keeps_its_row(engine, local):
+    """The engine cannot read the container's state: it is still there (dead), not gone."""
+    container = engine.create("test/busybox:latest", ["sleep", "300"], name="torn-state")
+    try:
+        reconcile(local, "containers")
+        (container.dir / "state.json").write_text("{")
+        reconcile(local, "containers")
+        row = Container.objects.get(environment=local, container_id=container.id)
+        assert (row.name, row.state) == ("torn-state", "dead")
+    finally:
+        engine.remove(container.id, force=True)
+    reconcile(local, "containers")
+    assert not Container.objects.filter(environment=local, container_id=container.id).exists()
