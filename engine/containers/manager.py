@@ -17,8 +17,9 @@ checks the truth: a dead monitor is noticed and reported, never hidden.
 API (``Containers(config)``): create, start, run, stop, restart, kill, pause, unpause,
 remove, rename, wait, get, inspect, list (Docker's ps filters), top, logs, logs_async,
 attach, restore, in_use. Beside it in this package: what a user types, checked
-(``inputs``), the attach client (``attach``), ``state.json`` (``state``), exec, the
-terminal and stats; events are ``engine.events``.
+(``inputs``), creating one from those options (``create``), its ``ps`` row and ``inspect``
+document (``inspect``), the attach client (``attach``), ``state.json`` (``state``), exec,
+the terminal and stats; events are ``engine.events``.
 """
 
 from __future__ import annotations
@@ -46,42 +47,23 @@ from engine.base.proc import process_start_time
 from engine.base.space import RESERVE_SLICE, ensure_reserve, free_bytes, is_no_space, with_reserve
 from engine.config import EngineConfig
 from engine.containers.attach import AttachConnection, read_frame
-from engine.containers.inputs import (
-    NAME_MAX,
-    NAME_RE,
-    check_name,
-    check_volume_specs,
-    merge_env,
-    parse_bytes,
-    parse_cpus,
-    parse_env,
-    parse_restart,
-    parse_signal,
-    parse_time,
-)
-from engine.containers.state import update_state
+from engine.containers.create import create_container
+from engine.containers.inputs import NAME_MAX, NAME_RE, check_name, parse_signal
+from engine.containers.inspect import inspect as inspect_document
+from engine.containers.inspect import summary as summary_row
+from engine.containers.state import UNSUPERVISED_ERROR, ZERO_TIME, update_state
 from engine.engine import Engine
 from engine.errors import Conflict, EngineError, InvalidArgument, NotFound, RuntimeFailure
-from engine.runtime import users
-from engine.runtime.runc import (
-    DEFAULT_PATH,
-    Runtime,
-    build_process,
-    build_spec,
-    cgroup_dir,
-    parse_security_opts,
-)
+from engine.runtime.runc import Runtime, cgroup_dir
 from engine.supervisor.launcher import start_monitor
 from engine.supervisor.monitor import F_EXIT
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
 LOG_MAX_SIZE = 20 * 1024 * 1024
 LOG_MAX_FILES = 2
 # The monitor runs in a fresh interpreter without site (-I -S: ~8 ms), importing
 # engine.supervisor.monitor, so that its compiled bytecode is reused.
 REPO_DIR = Path(__file__).resolve().parents[2]
 ACTIVE = ("running", "paused", "restarting")
-UNSUPERVISED_ERROR = "monitor died: the container runs unsupervised (no logs, no exit code)"
 DEAD_MONITOR_ERROR = "monitor died: exit code unknown"
 UNSUPERVISED_MARKER = "unsupervised"  # in the run directory (engine.net.keeper writes it too)
 
@@ -92,19 +74,6 @@ def _random_name() -> str:
     nouns = ["albatross", "beacon", "compass", "dinghy", "estuary", "frigate", "galley", "harbor",
              "island", "jetty", "keel", "lagoon", "mooring", "narwhal", "orca", "pier", "quay", "reef"]
     return f"{secrets.choice(adjectives)}_{secrets.choice(nouns)}"
-
-
-def _age(stamp: str) -> str:
-    if not stamp or stamp.startswith("0001"):
-        return ""
-    then = parse_time(stamp)
-    seconds = max(0, int(time.time() - then))
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size * 2:
-            return f"{seconds // size} {unit}"
-    if seconds >= 60:
-        return "About a minute"
-    return f"{seconds} seconds" if seconds > 1 else "Less than a second"
 
 
 # ---------------------------------------------------------------- the store
@@ -356,167 +325,9 @@ class Containers:
         return bool(state) and state.get("status") in ("running", "paused", "created")
 
     # ------------------------------------------------------------ create
-    def create(self, image: str, command: list[str] | None = None, *, name: str | None = None,
-               entrypoint: list[str] | str | None = None, env: list[str] | None = None,
-               workdir: str | None = None, user: str | None = None, tty: bool = False,
-               open_stdin: bool = False, labels: dict[str, str] | None = None,
-               hostname: str | None = None, memory: str | int | None = None,
-               cpus: str | float | None = None, pids_limit: int | None = None,
-               read_only: bool = False, restart: str | None = None, network: str | None = None,
-               publish: list[str] | None = None, volumes: list[str] | None = None,
-               auto_remove: bool = False, security_opt: list[str] | None = None) -> Container:
-        """``docker create``. ``network``: none, host, private (the default: a namespace with
-        only ``lo``), bridge or a network's name; ``publish``: ``-p`` specs; ``volumes``: ``-v``
-        specs (engine.net.networks and engine.volumes do those parts)."""
-        # Everything the user typed is checked before anything is touched.
-        memory_bytes = parse_bytes(memory)
-        nano_cpus = parse_cpus(cpus)
-        if pids_limit is not None and int(pids_limit) < 0:
-            raise InvalidArgument("--pids-limit must be a positive number")
-        policy = parse_restart(restart)
-        security = parse_security_opts(security_opt)
-        if auto_remove and policy["Name"] != "no":
-            raise InvalidArgument("conflicting options: --restart and --rm")
-        nets, vols = self.networks, self.volumes
-        network, ports = nets.check_mode(network, publish)
-        check_volume_specs(volumes)
-        from engine.volumes import parse_mounts
-
-        mount_specs = parse_mounts(volumes)
-        env_list = parse_env(env)
-        if name is not None:
-            name = check_name(name)
-        if isinstance(entrypoint, str):
-            entrypoint = [entrypoint] if entrypoint else []
-
-        img = self.images.get(image)
-        image_config = (img.config or {}).get("config") or {}
-        container_id = secrets.token_hex(32)
-        directory = self.root / container_id
-        # The directory first: a name link whose directory is missing is known to be stale.
-        directory.mkdir(mode=0o700)  # its config and log hold the container's environment
-        try:
-            name = self._reserve_name(name, container_id)
-        except BaseException:
-            directory.rmdir()
-            raise
-        snapshot_made = False
-        created_volumes: list[str] = []
-        network_hooked = False
-        try:
-            lowers = self.layers.ensure(img)
-            rootfs = Path(self.snapshots.prepare(container_id, lowers))
-            snapshot_made = True
-
-            path_entry = entrypoint if entrypoint is not None else (image_config.get("Entrypoint") or [])
-            cmd = list(command) if command else ([] if entrypoint is not None else
-                                                 (image_config.get("Cmd") or []))
-            args = list(path_entry) + cmd
-            if not args:
-                raise InvalidArgument("no command specified")
-            hostname = hostname or container_id[:12]
-            env_all = merge_env(image_config.get("Env") or [], env_list)
-            if not any(e.startswith("PATH=") for e in env_all):
-                env_all.insert(0, f"PATH={DEFAULT_PATH}")
-            env_all = merge_env([f"HOSTNAME={hostname}"] + (["TERM=xterm"] if tty else []), env_all)
-            user_spec = user if user is not None else (image_config.get("User") or "")
-            resolved = users.resolve(rootfs, user_spec)
-            workdir = workdir or image_config.get("WorkingDir") or "/"
-            if not workdir.startswith("/"):
-                raise InvalidArgument(f"the working directory {workdir!r} is not absolute")
-            all_labels = dict(image_config.get("Labels") or {})
-            all_labels.update(labels or {})
-            stop_signal = image_config.get("StopSignal") or "SIGTERM"
-
-            env_with_home = env_all if any(e.startswith("HOME=") for e in env_all) else \
-                env_all + [f"HOME={resolved.home}"]
-            process = build_process(args=args, env=env_with_home, cwd=workdir, uid=resolved.uid,
-                                    gid=resolved.gid, additional_gids=resolved.additional_gids,
-                                    terminal=tty)
-            extra_mounts = self._etc_mounts(directory, hostname, network)
-            oci_mounts, docker_mounts, created_volumes = vols.prepare_mounts(
-                mount_specs, image_config.get("Volumes"), rootfs)
-            extra_mounts += oci_mounts
-            annotations = {f"org.opencontainers.image.label.{k}": str(v) for k, v in all_labels.items()}
-            annotations["org.opencontainers.image.stopSignal"] = stop_signal
-            if image_config.get("ExposedPorts"):
-                annotations["org.opencontainers.image.exposedPorts"] = ",".join(image_config["ExposedPorts"])
-            spec = build_spec(container_id=container_id, process=process, rootfs=rootfs,
-                              hostname=hostname, readonly=read_only, network=network,
-                              memory=memory_bytes, nano_cpus=nano_cpus, pids_limit=int(pids_limit or 0),
-                              annotations=annotations, extra_mounts=extra_mounts,
-                              seccomp="seccomp=unconfined" not in security)
-            # Addresses, hosts and resolv.conf, and the spec pointed at the namespace that
-            # Networks.start makes (the hook for bridge networks; builtin modes pass through).
-            network_hooked = True
-            network_mode = nets.on_create(container_id, name, hostname, network, ports, directory, spec)
-            (directory / "bundle").mkdir()
-            write_json_atomic(str(directory / "bundle" / "config.json"), spec, fsync=False, mode=0o600)
-            created = now_rfc3339()
-            config = {
-                "Id": container_id,
-                "Name": "/" + name,
-                "Created": created,
-                "Path": args[0],
-                "Args": args[1:],
-                "Image": img.id,
-                "Rootfs": str(rootfs),
-                "LogPath": str(directory / "json.log"),
-                "Config": {
-                    "Hostname": hostname, "User": user_spec, "Tty": tty, "OpenStdin": open_stdin,
-                    "AttachStdin": open_stdin, "Env": env_all, "Cmd": cmd,
-                    "Entrypoint": list(path_entry) or None, "Image": image, "WorkingDir": workdir,
-                    "Labels": all_labels, "StopSignal": stop_signal,
-                    "ExposedPorts": image_config.get("ExposedPorts") or {},
-                    "Volumes": image_config.get("Volumes") or {},
-                },
-                "HostConfig": {
-                    "Memory": memory_bytes, "NanoCpus": nano_cpus, "PidsLimit": int(pids_limit or 0),
-                    "ReadonlyRootfs": bool(read_only), "RestartPolicy": policy,
-                    "AutoRemove": bool(auto_remove),
-                    "SecurityOpt": security,
-                    "NetworkMode": network_mode,
-                    "PortBindings": {f"{p.container_port}/{p.proto}": [{"HostIp": p.host_ip,
-                                     "HostPort": str(p.host_port or "")}] for p in ports},
-                },
-                "Mounts": docker_mounts,
-            }
-            write_json_atomic(str(directory / "config.json"), config, fsync=False, mode=0o600)
-            write_json_atomic(str(directory / "state.json"), {
-                "Status": "created", "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME,
-                "FinishedAt": ZERO_TIME, "OOMKilled": False, "RestartCount": 0, "Paused": False,
-            }, fsync=False, mode=0o600)
-        except BaseException:
-            if network_hooked:
-                nets.on_remove(container_id)
-            for volume in created_volumes:
-                try:
-                    vols.remove(volume)
-                except EngineError:
-                    pass
-            if snapshot_made:
-                self._remove_snapshot(container_id)
-            shutil.rmtree(directory, ignore_errors=True)
-            self._release_name(name, container_id)
-            raise
-        events.emit(self.config, "container", "create", container_id, {"name": name, "image": image})
-        return self._load(container_id, reconcile=False)
-
-    def _etc_mounts(self, directory: Path, hostname: str, network: str) -> list[dict]:
-        """/etc/hostname, /etc/hosts (and resolv.conf with the host's network), as Docker does."""
-        (directory / "hostname").write_text(hostname + "\n")
-        (directory / "hosts").write_text(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-            f"127.0.1.1\t{hostname}\n")
-        mounts = []
-        files = ["hostname", "hosts"]
-        if network == "host" and Path("/etc/resolv.conf").exists():
-            shutil.copyfile("/etc/resolv.conf", directory / "resolv.conf")
-            files.append("resolv.conf")
-        for f in files:
-            mounts.append({"destination": f"/etc/{f}", "type": "bind", "source": str(directory / f),
-                           "options": ["rbind", "rprivate"]})
-        return mounts
+    def create(self, image: str, command: list[str] | None = None, **options) -> Container:
+        """``docker create``: the options and what they mean are ``engine.containers.create``'s."""
+        return create_container(self, image, command, **options)
 
     def _reserve_name(self, name: str | None, container_id: str) -> str:
         for _ in range(20 if name is None else 1):
@@ -959,61 +770,11 @@ class Containers:
         return True
 
     def summary(self, container: Container) -> dict:
-        state = container.state
-        if container.status == "running":
-            status = f"Up {_age(state.get('StartedAt', ''))}"
-        elif container.status == "paused":
-            status = f"Up {_age(state.get('StartedAt', ''))} (Paused)"
-        elif container.status == "restarting":
-            status = f"Restarting ({state.get('ExitCode', 0)}) {_age(state.get('FinishedAt', ''))} ago"
-        elif container.status == "exited":
-            status = f"Exited ({state.get('ExitCode', 0)}) {_age(state.get('FinishedAt', ''))} ago"
-        else:
-            status = container.status.capitalize()
-        unsupervised = self.unsupervised(container)
-        if unsupervised:
-            status += " (unsupervised)"
-        args = [container.config["Path"]] + container.config["Args"]
-        return {
-            "Id": container.id,
-            "Names": ["/" + container.name],
-            "Image": container.config["Config"]["Image"],
-            "ImageID": container.config["Image"],
-            "Command": " ".join(args),
-            "Created": int(parse_time(container.config["Created"])),
-            "State": container.status,
-            "Status": status,
-            "Labels": container.config["Config"].get("Labels") or {},
-            "Error": state.get("Error", ""),
-            "Unsupervised": unsupervised,
-        }
+        """The container as ``docker ps`` lists it (``engine.containers.inspect``)."""
+        return summary_row(self, container)
 
     def inspect(self, ref: str) -> dict:
-        container = self.get(ref)
-        state = container.state
-        status = container.status
-        data = {k: v for k, v in container.config.items() if k != "Rootfs"}
-        data["State"] = {
-            "Status": status,
-            "Running": status in ("running", "paused"),
-            "Paused": status == "paused",
-            "Restarting": status == "restarting",
-            "OOMKilled": bool(state.get("OOMKilled")),
-            "Dead": status == "dead",
-            "Pid": state.get("Pid", 0) if status in ("running", "paused") else 0,
-            "ExitCode": state.get("ExitCode", 0),
-            "Error": state.get("Error", ""),
-            "StartedAt": state.get("StartedAt", ZERO_TIME),
-            "FinishedAt": state.get("FinishedAt", ZERO_TIME),
-            # Berth's: the monitor is gone while the container runs (see ``unsupervised``).
-            "Unsupervised": self.unsupervised(container),
-        }
-        if data["State"]["Unsupervised"] and not data["State"]["Error"]:
-            data["State"]["Error"] = UNSUPERVISED_ERROR
-        data["RestartCount"] = state.get("RestartCount", 0)
-        data["NetworkSettings"] = self.networks.settings(container.id)
-        data["GraphDriver"] = {"Data": {"MergedDir": container.config.get("Rootfs")}}
-        return data
+        return inspect_document(self, self.get(ref))
 
     def top(self, ref: str) -> dict:
         container = self.get(ref)

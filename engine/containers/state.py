@@ -7,6 +7,9 @@ import os
 
 from engine.base.files import lock, write_json_atomic
 
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Docker's "never" (StartedAt, FinishedAt)
+UNSUPERVISED_ERROR = "monitor died: the container runs unsupervised (no logs, no exit code)"
+
 
 def root_of(container_dir: str) -> str:
     """The engine root of ``root/containers/<id>``."""
