@@ -26,11 +26,11 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from engine.base.clock import unix_nanoseconds
 from engine.base.eventlog import emit_event
 from engine.config import EngineConfig
 
@@ -102,9 +102,8 @@ def drop_old(config: EngineConfig, max_age: float = MAX_AGE_SECONDS) -> int:
 def _since_ns(since) -> int:
     """``since`` as a Unix time (seconds: a number, or Docker's exact ``SECONDS.NANOS`` text,
     which a float cannot hold to the nanosecond), a datetime, or None."""
-    if isinstance(since, str) and re.fullmatch(r"\d+(\.\d{1,9})?", since.strip()):
-        whole, _, fraction = since.strip().partition(".")
-        return int(whole) * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
+    if isinstance(since, str) and (exact := unix_nanoseconds(since)) is not None:
+        return exact
     if since is None:
         return 0
     if hasattr(since, "timestamp"):

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.base.clock import now_rfc3339
+from engine.base.clock import fraction_nanoseconds, now_rfc3339, unix_nanoseconds
 from engine.errors import InvalidArgument
 
 BLOCK = 64 * 1024
@@ -43,9 +43,9 @@ def _parse_when(value, now: float | None) -> str | None:
     if hasattr(value, "timestamp"):
         return now_rfc3339(int(value.timestamp() * 1e9))
     text = str(value).strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        whole, _, fraction = text.partition(".")
-        return now_rfc3339(int(whole) * 1_000_000_000 + _nanoseconds(fraction))
+    exact = unix_nanoseconds(text)
+    if exact is not None:
+        return now_rfc3339(exact)
     duration = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", text)
     if duration and any(duration.groups()):
         h, m, s = duration.groups()
@@ -60,12 +60,7 @@ def _parse_when(value, now: float | None) -> str | None:
         raise InvalidArgument(f"invalid time {value!r}: use Unix seconds, RFC 3339 or a duration like 10m") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return now_rfc3339(int(parsed.timestamp()) * 1_000_000_000 + _nanoseconds(stamp.group(2) or ""))
-
-
-def _nanoseconds(fraction: str) -> int:
-    """The digits after a decimal point, as nanoseconds."""
-    return int((fraction + "000000000")[:9])
+    return now_rfc3339(int(parsed.timestamp()) * 1_000_000_000 + fraction_nanoseconds(stamp.group(2) or ""))
 
 
 # A follower's position when there was no log file yet (the container had not written).
