@@ -180,18 +180,16 @@ def restrict(queryset, user, permission: str, environment):
 def can_use_dangerous_options(user, environment) -> bool:
     """The host network, host bind mounts, no seccomp filter (containers.services.
     dangerous_options): global administrators and the environment's administrators only."""
+    return is_administrator(user, environment)
+
+
+def is_administrator(user, environment) -> bool:
+    """Global administrators and the environment's administrators (active ones)."""
     if not _active(user):
         return False
     if user.is_superuser:
         return True
-    if environment is None:
-        return False
-    return catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles
-
-
-def is_administrator(user, environment) -> bool:
-    """Global administrators and the environment's administrators."""
-    return bool(user.is_superuser or catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles)
+    return environment is not None and catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles
 
 
 def environment_ids_for(user, permission: str) -> set[int] | None:

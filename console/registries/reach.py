@@ -27,8 +27,7 @@ import socket
 
 from django.core.exceptions import ValidationError
 
-from console.access import catalog as access_catalog
-from console.access.permissions import access_for
+from console.access.permissions import is_administrator
 from console.sitesettings import catalog
 from engine.distribution.registry import DOCKER_HUB_HOSTS
 from engine.errors import EngineError, InvalidArgument, RegistryError
@@ -126,9 +125,7 @@ def check_in_task(host: str) -> None:
 
 def administrator(user, environment) -> bool:
     """Who sees a registry failure in the engine's words."""
-    if user is None or not user.is_active:
-        return False
-    return user.is_superuser or access_catalog.DANGEROUS_OPTIONS_ROLE in access_for(user, environment).roles
+    return is_administrator(user, environment)
 
 
 def plain(exc: EngineError, host: str, operation) -> EngineError:
