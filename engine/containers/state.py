@@ -29,3 +29,23 @@ def update_state(directory: str, **fields) -> dict:
         state.update(fields)
         write_json_atomic(path, state, fsync=False, mode=0o600)  # 0600: it may name secrets
     return state
+
+
+def read_records(containers_dir) -> dict[str, tuple[dict, dict]]:
+    """Every container's (config, state) under ``root/containers``, read only, for the
+    system's passes over all of them (gc, system df, system check); one whose records cannot
+    be read is left out."""
+    import json
+    from pathlib import Path
+
+    out = {}
+    root = Path(containers_dir)
+    for cdir in root.iterdir() if root.is_dir() else []:
+        if cdir.name == "names" or not cdir.is_dir():
+            continue
+        try:
+            out[cdir.name] = (json.loads((cdir / "config.json").read_text()),
+                              json.loads((cdir / "state.json").read_text()))
+        except (OSError, ValueError):
+            continue
+    return out

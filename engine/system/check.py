@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from engine.config import EngineConfig
+from engine.containers.state import read_records
 from engine.errors import EngineError
 
 RUNNING = ("running", "paused")
@@ -90,17 +91,7 @@ def _images(config: EngineConfig) -> list[str]:
 # ---------------------------------------------------------------- containers
 
 def _containers(config: EngineConfig) -> dict[str, tuple[dict, dict]]:
-    out = {}
-    root = config.root / "containers"
-    for cdir in root.iterdir() if root.is_dir() else []:
-        if cdir.name == "names" or not cdir.is_dir():
-            continue
-        try:
-            out[cdir.name] = (json.loads((cdir / "config.json").read_text()),
-                              json.loads((cdir / "state.json").read_text()))
-        except (OSError, ValueError):
-            continue
-    return out
+    return read_records(config.root / "containers")
 
 
 def _alive(pid, start=None) -> bool:

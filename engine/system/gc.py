@@ -42,6 +42,7 @@ from pathlib import Path
 from engine import events
 from engine.base.inroot import tree_size
 from engine.config import EngineConfig
+from engine.containers.state import read_records
 from engine.errors import EngineError
 from engine.snapshots.snapshotter import mount_points
 
@@ -327,20 +328,6 @@ class Usage:
         return {"Type": self.kind, "TotalCount": self.total, "Active": self.active,
                 "Size": self.size, "Reclaimable": self.reclaimable}
 
-
-def _containers_state(config: EngineConfig) -> list[tuple[dict, dict]]:
-    """(config, state) of every container, read only."""
-    out = []
-    root = config.root / "containers"
-    for cdir in root.iterdir() if root.is_dir() else []:
-        try:
-            out.append((json.loads((cdir / "config.json").read_text()),
-                        json.loads((cdir / "state.json").read_text())))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
 def disk_usage(config: EngineConfig) -> list[Usage]:
     """``docker system df``: Images, Containers, Local Volumes, Build Cache.
 
@@ -349,7 +336,7 @@ def disk_usage(config: EngineConfig) -> list[Usage]:
     image no container uses would free. The build cache is the intermediate images of
     builds (what only they hold)."""
     images, layers, snapshots = _stores(config)
-    containers = _containers_state(config)
+    containers = list(read_records(config.root / "containers").values())
     used_ids = {c.get("Image") for c, _ in containers}
     every = images.list(all=True)
     listed = {image.id for image in images.list()}
