@@ -16,11 +16,9 @@ from console.containers import services
 from console.containers.forms import ContainerForm, initial_from_inspect
 from console.core.environments import current_environment
 from console.drivers import driver_for
-from console.drivers.base import EngineUnreachable
 from console.inventory.models import Container, Image, Network
-from console.inventory.tasks import request_reconcile
-from console.web.pages import label_filter, row_ids, visible_rows
-from engine.errors import EngineError, NotFound
+from console.web.pages import inspect_or_gone, label_filter, row_ids, visible_rows
+from engine.errors import EngineError
 
 PAGE_SIZE = 50
 SORTS = {"name": ("name",), "-created": ("-created", "name"), "created": ("created", "name"),
@@ -71,14 +69,9 @@ def container_detail(request, pk):
     environment, containers = _visible_containers(request)
     container = get_object_or_404(containers, pk=pk)
     driver = driver_for(environment)
-    try:
-        inspect = driver.inspect_container(container.container_id)
-    except EngineUnreachable as exc:  # not "gone": the mirror stays as it is
-        messages.error(request, str(exc))
-        return redirect("containers")
-    except NotFound:
-        request_reconcile(environment, "containers")
-        messages.error(request, f"Container {container.name} is no longer on the engine.")
+    inspect = inspect_or_gone(request, environment, "containers", f"Container {container.name}",
+                              lambda: driver.inspect_container(container.container_id))
+    if inspect is None:
         return redirect("containers")
     logs = []
     if has_permission(request.user, "containers.logs", environment):
@@ -100,12 +93,11 @@ def container_create(request):
     if request.GET.get("from"):
         source = get_object_or_404(Container.objects.restrict(request.user, "containers.view", environment),
                                    pk=request.GET["from"])
-        try:
-            initial = initial_from_inspect(driver_for(environment).inspect_container(source.container_id))
-        except NotFound:
-            request_reconcile(environment, "containers")
-            messages.error(request, f"Container {source.name} is no longer on the engine.")
+        inspect = inspect_or_gone(request, environment, "containers", f"Container {source.name}",
+                                  lambda: driver_for(environment).inspect_container(source.container_id))
+        if inspect is None:
             return redirect("containers")
+        initial = initial_from_inspect(inspect)
         if request.GET.get("replace") != "1":
             initial["name"] = ""  # a duplicate needs a name of its own
     replace = source if source is not None and request.GET.get("replace") == "1" else None
